@@ -344,9 +344,7 @@ public final class HookedTransformer implements AutoCloseable, LensSource {
     }
 
     private static NDArray owned(NDArray borrowed) {
-        NDArray copy = borrowed.duplicate();
-        borrowed.close();
-        return copy;
+        return dev.jlens.util.Tensors.owned(borrowed);
     }
 
     // ------------------------------------------------------------------ loss

@@ -7,8 +7,8 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.jlens.hook.HookPoint;
+import dev.jlens.util.Tensors;
 
-import java.util.concurrent.ConcurrentHashMap;
 
 /** Numeric building blocks shared by the architectures (no architecture-specific logic here). */
 final class Ops {
@@ -17,27 +17,11 @@ final class Ops {
     private static final float GELU_B = (float) (2 * SQRT_2_OVER_PI);
     private static final float GELU_A = (float) (2 * SQRT_2_OVER_PI * 0.044715);
 
-    // 0-dim float32 constants, made once: an op with a Java number builds a scalar tensor from a fresh direct buffer
-    // on every call (DJL), ~60 us per op on [128, 3072] against ~35 us with a ready scalar tensor.
-    private static final ConcurrentHashMap<Float, NDArray> SCALARS = new ConcurrentHashMap<>();
-    private static NDManager scalarManager;
-
     private Ops() {}
 
-    /**
-     * A process-lifetime float32 scalar tensor (CPU; PyTorch accepts 0-dim CPU tensors in ops on any device). Use it
-     * instead of {@code x.mul(0.5)} wherever autograd may run: DJL turns a Java number into a tensor borrowing a direct
-     * buffer the garbage collector may free while autograd still holds it for the backward pass.
-     */
+    /** A process-lifetime float32 scalar tensor; see {@link Tensors#scalar(float)}. */
     static NDArray scalar(float v) {
-        return SCALARS.computeIfAbsent(v, k -> {
-            synchronized (Ops.class) {
-                if (scalarManager == null) scalarManager = NDManager.newBaseManager();
-                NDArray s = scalarManager.create(k);
-                ai.djl.ndarray.NDScope.unregister(s);
-                return s;
-            }
-        });
+        return Tensors.scalar(v);
     }
 
     /** {@code x @ w.T + b} with {@code w} in {@code [out, in]} layout (torch's linear); {@code b} may be null. */

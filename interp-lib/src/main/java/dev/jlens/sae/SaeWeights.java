@@ -1,0 +1,164 @@
+package dev.jlens.sae;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.Shape;
+import dev.jlens.util.Tensors;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A dictionary's parameters on their own manager, by SAELens name: {@code W_enc [dIn, dSae]}, {@code b_enc [dSae]},
+ * {@code W_dec [dSae, dIn]}, {@code b_dec [dIn]}, optionally {@code threshold [dSae]}.
+ */
+public final class SaeWeights implements AutoCloseable {
+    public static final String W_ENC = "W_enc", B_ENC = "b_enc", W_DEC = "W_dec", B_DEC = "b_dec", THRESHOLD = "threshold";
+
+    private final NDManager manager;
+    private final Map<String, NDArray> params = new LinkedHashMap<>();
+    private boolean closed;
+
+    /** Takes ownership of {@code tensors} (attached to a new manager); checks names and shapes against {@code cfg}. */
+    public SaeWeights(SaeConfig cfg, Map<String, NDArray> tensors) {
+        this.manager = NDManager.newBaseManager();
+        check(cfg, tensors);
+        for (var e : tensors.entrySet()) {
+            NDArray a = e.getValue();
+            NDScope.unregister(a);
+            a.attach(manager);
+            params.put(e.getKey(), a);
+        }
+    }
+
+    /**
+     * Standard initialisation: decoder rows drawn uniformly on the unit sphere (per source, each source's block has
+     * norm {@code 1/sqrt(nSources)}), encoder = decoder transpose, biases zero (Anthropic's April 2024 update, Gao et
+     * al.); {@code threshold} set to the JumpReLU initial threshold where the architecture has one.
+     */
+    public static SaeWeights init(SaeConfig cfg, long seed) {
+        int dIn = cfg.dIn(), dSae = cfg.dSae(), n = cfg.nSources(), dm = cfg.dModel();
+        SplittableRandom rng = new SplittableRandom(seed);
+        float[] dec = new float[dSae * dIn];
+        for (int i = 0; i < dSae; i++) {
+            for (int s = 0; s < n; s++) {
+                int base = i * dIn + s * dm;
+                double ss = 0;
+                for (int j = 0; j < dm; j++) {
+                    double g = gaussian(rng);
+                    dec[base + j] = (float) g;
+                    ss += g * g;
+                }
+                float f = (float) (1.0 / Math.sqrt(ss * n));
+                for (int j = 0; j < dm; j++) dec[base + j] *= f;
+            }
+        }
+        try (NDManager tmp = NDManager.newBaseManager()) {
+            Map<String, NDArray> t = new LinkedHashMap<>();
+            NDArray wDec = Tensors.owned(tmp.create(dec, new Shape(dSae, dIn)));
+            t.put(W_ENC, wDec.transpose().duplicate());
+            t.put(B_ENC, tmp.zeros(new Shape(dSae)));
+            t.put(W_DEC, wDec);
+            t.put(B_DEC, tmp.zeros(new Shape(dIn)));
+            if (cfg.kind() instanceof SaeConfig.JumpRelu j) {
+                t.put(THRESHOLD, tmp.full(new Shape(dSae), (float) j.initThreshold()));
+            } else if (cfg.kind() instanceof SaeConfig.BatchTopK || cfg.kind() instanceof SaeConfig.Matryoshka) {
+                t.put(THRESHOLD, tmp.zeros(new Shape(dSae)));
+            }
+            return new SaeWeights(cfg, t);
+        }
+    }
+
+    private static double gaussian(SplittableRandom r) {
+        // Box-Muller; one value per call is plenty fast for initialisation
+        double u = 1.0 - r.nextDouble(), v = r.nextDouble();
+        return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+    }
+
+    private static void check(SaeConfig cfg, Map<String, NDArray> t) {
+        Map<String, Shape> want = new LinkedHashMap<>();
+        want.put(W_ENC, new Shape(cfg.dIn(), cfg.dSae()));
+        want.put(B_ENC, new Shape(cfg.dSae()));
+        want.put(W_DEC, new Shape(cfg.dSae(), cfg.dIn()));
+        want.put(B_DEC, new Shape(cfg.dIn()));
+        for (var e : want.entrySet()) {
+            NDArray a = t.get(e.getKey());
+            if (a == null) throw new IllegalArgumentException("missing tensor '" + e.getKey() + "'; a dictionary needs " + want.keySet());
+            if (!a.getShape().equals(e.getValue())) {
+                throw new IllegalArgumentException("tensor '" + e.getKey() + "' has shape " + a.getShape() + ", expected "
+                        + e.getValue() + " for " + cfg);
+            }
+        }
+        NDArray th = t.get(THRESHOLD);
+        if (th != null && !th.getShape().equals(new Shape(cfg.dSae()))) {
+            throw new IllegalArgumentException("tensor 'threshold' has shape " + th.getShape() + ", expected (" + cfg.dSae() + ")");
+        }
+        for (String k : t.keySet()) {
+            if (!want.containsKey(k) && !k.equals(THRESHOLD)) {
+                throw new IllegalArgumentException("unexpected tensor '" + k + "'; expected " + want.keySet() + " and optionally threshold");
+            }
+        }
+    }
+
+    /** The parameter called {@code name} (see the constants). */
+    public NDArray get(String name) {
+        NDArray a = params.get(name);
+        if (a == null) throw new IllegalArgumentException("no tensor '" + name + "'; this dictionary has " + params.keySet());
+        return a;
+    }
+
+    public boolean has(String name) {
+        return params.containsKey(name);
+    }
+
+    /** Every parameter by name (unmodifiable view of the live arrays). */
+    public Map<String, NDArray> params() {
+        return Collections.unmodifiableMap(params);
+    }
+
+    /** The manager owning the weights. */
+    public NDManager manager() {
+        return manager;
+    }
+
+    /** {@code (x - b_dec) @ W_enc + b_enc} (or without the {@code b_dec} shift), in normalised units. */
+    public NDArray preActs(NDArray xN, boolean applyBDecToInput) {
+        NDArray in = applyBDecToInput ? xN.sub(get(B_DEC)) : xN;
+        return in.matMul(get(W_ENC)).add(get(B_ENC));
+    }
+
+    /** {@code f @ W_dec + b_dec}. */
+    public NDArray decode(NDArray f) {
+        return f.matMul(get(W_DEC)).add(get(B_DEC));
+    }
+
+    /** Each latent's decoder norm {@code [dSae]} (over all sources). */
+    public NDArray decoderNorms() {
+        return get(W_DEC).norm(new int[]{1});
+    }
+
+    /** Each latent's decoder norm per source {@code [dSae, nSources]}. */
+    public NDArray decoderNormsPerSource(int nSources) {
+        NDArray w = get(W_DEC);
+        long dSae = w.getShape().get(0), dIn = w.getShape().get(1);
+        return w.reshape(dSae, nSources, dIn / nSources).norm(new int[]{2});
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        manager.close();
+    }
+
+    @Override
+    public String toString() {
+        StringBuilder s = new StringBuilder("SaeWeights[");
+        params.forEach((k, v) -> s.append(k).append(' ').append(v.getShape()).append(", "));
+        if (!params.isEmpty()) s.setLength(s.length() - 2);
+        return s.append(']').toString();
+    }
+}
