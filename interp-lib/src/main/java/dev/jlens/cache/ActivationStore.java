@@ -433,9 +433,12 @@ public final class ActivationStore implements ActivationSource, AutoCloseable {
         String scale = sourceMeanSq == null ? "scale not estimated yet"
                 : String.format(Locale.ROOT, "scale %.4g", normalizationScale());
         if (cache != null) {
-            return String.format(Locale.ROOT, "ActivationStore(cache %s: %,d rows in %d shards, %.1f MB; %s, width %d, "
-                    + "%s, seed %d)", cache.dir().getFileName(), cache.rows(), cache.shardCount(), cache.bytes() / 1e6,
-                    what, width, scale, seed);
+            long bytes = cache.bytes();
+            String size = bytes < 1_000_000 ? String.format(Locale.ROOT, "%.1f kB", bytes / 1e3)
+                    : String.format(Locale.ROOT, "%.1f MB", bytes / 1e6);
+            return String.format(Locale.ROOT, "ActivationStore(cache %s: %,d rows in %d shards, %s; %s, width %d, "
+                    + "%s, seed %d)", cache.dir().getFileName(), cache.rows(), cache.shardCount(), size, what, width,
+                    scale, seed);
         }
         return String.format(Locale.ROOT, "ActivationStore(streaming %s, width %d, buffer %,d rows, %s, %s, seed %d%s)",
                 what, width, options.bufferRows(), scale, options.excludeBos() ? "BOS excluded" : "BOS kept", seed,

@@ -171,6 +171,10 @@ class ActivationStoreTest {
             assertEquals(2 * D, s.width());
             assertEquals(RESID1, s.hookName());
             assertEquals(List.of("base", "ft"), s.labels());
+            String text = s.toString();
+            assertTrue(text.contains("2 sources [base:" + RESID1 + ", ft:" + RESID1 + "]") && text.contains("width 64")
+                    && text.contains("scale not estimated yet"), text);
+            System.out.println("ActivationStoreTest: " + text);
             float[] raw = s.rawRows(100);
             assertEquals(35 * 2 * D, raw.length);
             for (int i = 0; i < 35; i++) {
@@ -192,6 +196,7 @@ class ActivationStoreTest {
             double ja = 1 / (s.sourceScale(0) * s.sourceScale(0)), jb = 1 / (s.sourceScale(1) * s.sourceScale(1));
             assertEquals(1 / Math.sqrt(ja + jb), s.normalizationScale(), 1e-9);
             assertNotEquals(s.sourceScale(0), s.sourceScale(1), "two different models have different norms");
+            System.out.println("ActivationStoreTest: " + s);
         }
     }
 
@@ -302,8 +307,30 @@ class ActivationStoreTest {
                 }
             }
             double meanSq = sum / n;
+            System.out.printf("ActivationStoreTest: scale %.5f, held-out mean squared norm %.4f over %d rows%n",
+                    scale, meanSq, n);
             assertEquals(1.0, meanSq, 0.1, "held-out mean squared norm after scaling");
             assertTrue(s.toString().contains("scale"), s.toString());
+        }
+    }
+
+    @Test
+    void textsAreTokenizedByTheModelWithBosDropped() {
+        List<String> texts = List.of("Alice sees the dog .", "Bob runs .", "the big cat sleeps .");
+        try (HookedTransformer tiny = Zoo.load("tinylang-4l");
+             ActivationStore s = ActivationStore.builder().source(tiny, "blocks.0.hook_resid_post").texts(texts, 2)
+                     .normSamples(10).build()) {
+            int tokens = 0;
+            for (String t : texts) tokens += tiny.toTokens(t).length;
+            float[] raw = s.rawRows(100);
+            assertEquals((tokens - texts.size()) * 128, raw.length, "one row per token but BOS, none for padding");
+            // The third text sits alone in the second batch: its rows are the last ones.
+            List<float[]> expected = reference(tiny, "blocks.0.hook_resid_post", tiny.toBatch(texts.subList(2, 3)), true);
+            int rows = tokens - texts.size(), third = expected.size();
+            assertEquals(tiny.toTokens(texts.get(2)).length - 1, third);
+            for (int i = 0; i < third; i++) {
+                assertClose(expected.get(i), row(raw, 128, rows - third + i), 1e-4, "row " + i + " of the third text");
+            }
         }
     }
 
@@ -316,6 +343,7 @@ class ActivationStoreTest {
             for (int i = 500; i < 10_500; i++) batchSum(s, i);
             System.gc();
             long grownMb = (rssKb() - before) / 1024;
+            System.out.println("ActivationStoreTest: resident memory grew " + grownMb + " MB over 10k batches");
             // 10k leaked [256, 32] batches would be 320 MB
             assertTrue(grownMb < 64, "resident memory grew by " + grownMb + " MB over 10k batches");
         }
@@ -373,6 +401,7 @@ class ActivationStoreTest {
             stored.sort(null);
             assertTrue(stored.equals(seen), "one epoch of batches is a permutation of the cached rows");
             String text = cached.toString();
+            System.out.println("ActivationStoreTest: " + text);
             assertTrue(text.contains("350 rows") && text.contains(RESID1) && text.contains("width 32"), text);
         }
     }
