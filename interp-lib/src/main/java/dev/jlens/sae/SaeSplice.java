@@ -21,9 +21,9 @@ import java.util.Objects;
  * <p>While attached the SAE's own hook points are model hook points named {@code <hook>.hook_sae_input},
  * {@code .hook_sae_acts_pre}, {@code .hook_sae_acts_post}, {@code .hook_sae_recons}, {@code .hook_sae_error} (only with
  * the error term) and {@code .hook_sae_output} (SAELens's names), so {@code runWithCache}, {@code hooks(...)} and
- * {@code runWithGradients} reach them. They see {@code [..., dIn]} arrays in raw activation units (an
- * {@code attn.hook_z} activation {@code [batch, pos, head, d_head]} is flattened to {@code [batch, pos, head * d_head]}
- * for the SAE and reshaped back afterwards). Editing {@code hook_sae_acts_post} (e.g. zeroing a latent) changes the
+ * {@code runWithGradients} reach them. Input, reconstruction, error and output are {@code [..., dIn]} in raw activation
+ * units, the latents {@code [..., dSae]} (an {@code attn.hook_z} activation {@code [batch, pos, head, d_head]} is
+ * flattened to {@code [batch, pos, head * d_head]} for the SAE and reshaped back afterwards). Editing {@code hook_sae_acts_post} (e.g. zeroing a latent) changes the
  * output; with the error term on, the error is computed from the unedited reconstruction, so only the edit's
  * contribution changes. {@code hook_sae_acts_pre} is for reading: the activation rule belongs to each architecture,
  * so an edited pre-activation cannot be pushed through it; a hook that replaces it fails.
