@@ -17,6 +17,40 @@ public final class HookRegistry {
         return p;
     }
 
+    /**
+     * Declares hook points at run time, placed right after {@code anchor} in forward order (for components attached
+     * to a model, such as an SAE's own hook points); closing the returned scope removes them with their hooks.
+     */
+    public HookScope declareAfter(String anchor, List<String> names) {
+        if (!points.containsKey(anchor)) throw unknown(anchor);
+        for (String n : names) {
+            if (points.containsKey(n)) throw new IllegalStateException("duplicate hook point " + n);
+        }
+        if (new java.util.HashSet<>(names).size() != names.size()) {
+            throw new IllegalArgumentException("hook point names repeat: " + names);
+        }
+        // LinkedHashMap cannot insert in the middle: rebuild it (a few hundred entries, once per attach).
+        Map<String, HookPoint> rebuilt = new LinkedHashMap<>();
+        for (Map.Entry<String, HookPoint> e : points.entrySet()) {
+            rebuilt.put(e.getKey(), e.getValue());
+            if (e.getKey().equals(anchor)) for (String n : names) rebuilt.put(n, new HookPoint(n));
+        }
+        points.clear();
+        points.putAll(rebuilt);
+        HookScope scope = new HookScope();
+        for (String n : names) {
+            HookPoint p = points.get(n);
+            scope.added(n, () -> {
+                // remove only the point this scope declared, even if the name was later reused
+                if (points.get(n) == p) {
+                    p.clear();
+                    points.remove(n);
+                }
+            });
+        }
+        return scope;
+    }
+
     /** The hook point {@code name}; an unknown name throws and suggests the nearest names. */
     public HookPoint get(String name) {
         HookPoint p = points.get(name);

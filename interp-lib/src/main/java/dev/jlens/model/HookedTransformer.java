@@ -397,6 +397,14 @@ public final class HookedTransformer implements AutoCloseable, LensSource {
         return hooks(Hook.fwd(name, fn));
     }
 
+    /**
+     * Adds hook points right after {@code anchor} until the returned scope is closed, for components attached at run
+     * time (an SAE spliced in at {@code anchor} declares {@code anchor.hook_sae_acts_post} and its other points).
+     */
+    public HookScope addHookPoints(String anchor, List<String> names) {
+        return hooks.declareAfter(anchor, names);
+    }
+
     /** Removes every hook from every hook point. */
     public void resetHooks() {
         hooks.resetHooks();

@@ -31,6 +31,32 @@ class HookRegistryTest {
     }
 
     @Test
+    void runTimeHookPointsSitAfterTheirAnchorUntilTheScopeCloses() {
+        HookRegistry r = new HookRegistry();
+        r.declare("blocks.0.hook_resid_pre");
+        r.declare("blocks.0.hook_resid_post");
+        List<String> before = r.names();
+        List<String> extra = List.of("blocks.0.hook_resid_pre.hook_sae_input", "blocks.0.hook_resid_pre.hook_sae_acts_post");
+        try (HookScope s = r.declareAfter("blocks.0.hook_resid_pre", extra)) {
+            assertEquals(List.of("blocks.0.hook_resid_pre", extra.get(0), extra.get(1), "blocks.0.hook_resid_post"), r.names());
+            HookPoint p = r.get(extra.get(1));
+            try (HookScope h = r.attach(List.of(Hook.fwd(extra.get(1), (x, hp) -> null)))) {
+                assertTrue(p.isActive());
+            }
+            r.attach(List.of(Hook.fwd(extra.get(1), (x, hp) -> null)));
+            assertThrows(IllegalStateException.class, () -> r.declareAfter("blocks.0.hook_resid_post", List.of(extra.get(0))));
+            assertEquals(4, r.names().size(), "a refused declaration adds nothing");
+            s.close();
+            assertFalse(p.isActive(), "removing a point drops its hooks");
+        }
+        assertEquals(before, r.names());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> r.get(extra.get(1)));
+        assertTrue(e.getMessage().startsWith("unknown hook point"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> r.declareAfter("blocks.0.hook_resid_psot", List.of("x")));
+        assertTrue(e.getMessage().contains("Nearest: [blocks.0.hook_resid_post"), e.getMessage());
+    }
+
+    @Test
     void editDistanceCountsSingleEdits() {
         assertEquals(0, dev.jlens.util.Names.editDistance("abc", "abc"));
         assertEquals(1, dev.jlens.util.Names.editDistance("abc", "abd"));
