@@ -35,6 +35,11 @@ abstract sealed class AbstractSae implements SparseCoder
         cfg = cfg.withInputScale(scale);
     }
 
+    /** The trainer's hook: records the hook point the training activations came from. */
+    final void setHookName(String hookName) {
+        cfg = cfg.withHook(hookName);
+    }
+
     /** Every tensor except {@code threshold}: the parameters gradient descent updates for most architectures. */
     static Map<String, NDArray> withoutThreshold(SaeWeights w) {
         Map<String, NDArray> out = new LinkedHashMap<>(w.params());
