@@ -2,21 +2,63 @@ package dev.jlens.sae;
 
 import ai.djl.ndarray.NDArray;
 
-/** PLACEHOLDER: to be written (issue 5). */
-public final class BatchTopKSae implements SparseCoder {
-    private final SaeConfig cfg;
-    private final SaeWeights w;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * BatchTopK SAE (Bussmann et al. 2024): training keeps the {@code k * B} largest activations of the whole batch, so
+ * tokens may use more or fewer than {@code k} latents; inference is a JumpReLU whose threshold is a running estimate
+ * of the smallest kept activation (see {@link BatchTopK}). Loss: squared error summed over {@code dIn}, mean over the
+ * batch, plus AuxK. Decoder rows are held at unit norm.
+ */
+public final class BatchTopKSae extends AbstractSae {
+    private final SaeConfig.BatchTopK kind;
+    private final BatchTopK rule;
 
     BatchTopKSae(SaeConfig cfg, SaeWeights w) {
-        this.cfg = cfg;
-        this.w = w;
+        super(cfg, w);
+        this.kind = (SaeConfig.BatchTopK) cfg.kind();
+        this.rule = new BatchTopK(kind.thresholdMomentum(), w, cfg);
     }
 
-    public SaeConfig cfg() { return cfg; }
+    @Override
+    public NDArray encode(NDArray x) {
+        SaeConfig cfg = cfg();
+        return BatchTopK.encode(w.preActs(Losses.scaled(x, cfg), cfg.applyBDecToInput()), w, "BatchTopK");
+    }
 
-    public SaeWeights weights() { return w; }
+    @Override
+    public Output trainForward(NDArray xBD, Context ctx) {
+        NDArray preBF = w.preActs(xBD, cfg().applyBDecToInput());
+        NDArray[] sel = BatchTopK.select(preBF, kind.k(), w, cfg());
+        NDArray actsBF = sel[0];
+        NDArray reconBD = w.decode(actsBF);
+        NDArray mse = Losses.sumSquares(xBD.sub(reconBD));
+        Map<String, NDArray> parts = new LinkedHashMap<>();
+        parts.put("mse", mse);
+        parts.put("min_kept", sel[1]);
+        NDArray loss = mse;
+        NDArray aux = Losses.auxK(preBF, xBD, reconBD, w, ctx.deadMask(), kind.auxK());
+        if (aux != null) {
+            parts.put("auxk", aux);
+            loss = loss.add(aux.mul(Losses.constant(ctx, kind.auxKCoefficient())));
+        }
+        return new Output(loss, reconBD, actsBF, parts);
+    }
 
-    public NDArray encode(NDArray x) { throw new UnsupportedOperationException("not yet written"); }
+    @Override
+    public void beforeStep(Context ctx) {
+        Decoders.removeParallelGradient(w);
+    }
 
-    public Output trainForward(NDArray xBD, Context ctx) { throw new UnsupportedOperationException("not yet written"); }
+    @Override
+    public void afterStep(Context ctx, Output out) {
+        Decoders.renormalise(w);
+        rule.update(out.parts().get("min_kept"), w, cfg());
+    }
+
+    /** The running estimate of the smallest kept activation (the inference threshold of an SAE). */
+    public float thresholdEstimate() {
+        return rule.estimate();
+    }
 }

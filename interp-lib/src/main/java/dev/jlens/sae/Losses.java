@@ -36,7 +36,9 @@ final class Losses {
         long nDead = deadMask.sum().getLong();
         if (nDead == 0) return null;
         int k = (int) Math.min(auxK, nDead);
-        NDArray masked = NDArrays.where(deadMask, pre, pre.getManager().full(pre.getShape(), Float.NEGATIVE_INFINITY));
+        // where() does not broadcast its condition: expand the [dSae] mask to pre's [B, dSae]
+        NDArray masked = NDArrays.where(deadMask.broadcast(pre.getShape()), pre,
+                pre.getManager().full(pre.getShape(), Float.NEGATIVE_INFINITY));
         NDList tk = masked.topK(k, -1, true, false);
         NDArray auxActs = pre.zerosLike().scatter(tk.get(1), Activation.relu(tk.get(0)), -1);
         NDArray e = x.sub(recon).stopGradient();

@@ -1,22 +1,91 @@
 package dev.jlens.sae;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
 
-/** PLACEHOLDER: to be written (issue 5). */
-public final class MatryoshkaSae implements SparseCoder {
-    private final SaeConfig cfg;
-    private final SaeWeights w;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Matryoshka BatchTopK SAE (Bussmann et al. 2025, Nabeshima 2024): latents are split into nested groups, and every
+ * prefix of groups must reconstruct the input on its own. Activations are BatchTopK over all latents; the loss is the
+ * mean over prefixes {@code p} (the cumulative group boundaries) of the squared error (summed over {@code dIn}, mean
+ * over the batch) of {@code acts[:, :p] @ W_dec[:p] + b_dec}, plus AuxK. Inference as {@link BatchTopKSae}: a
+ * JumpReLU with the running threshold. Decoder rows are held at unit norm.
+ */
+public final class MatryoshkaSae extends AbstractSae {
+    private final SaeConfig.Matryoshka kind;
+    private final BatchTopK rule;
 
     MatryoshkaSae(SaeConfig cfg, SaeWeights w) {
-        this.cfg = cfg;
-        this.w = w;
+        super(cfg, w);
+        this.kind = (SaeConfig.Matryoshka) cfg.kind();
+        this.rule = new BatchTopK(kind.thresholdMomentum(), w, cfg);
     }
 
-    public SaeConfig cfg() { return cfg; }
+    @Override
+    public NDArray encode(NDArray x) {
+        SaeConfig cfg = cfg();
+        return BatchTopK.encode(w.preActs(Losses.scaled(x, cfg), cfg.applyBDecToInput()), w, "Matryoshka");
+    }
 
-    public SaeWeights weights() { return w; }
+    @Override
+    public Output trainForward(NDArray xBD, Context ctx) {
+        NDArray preBF = w.preActs(xBD, cfg().applyBDecToInput());
+        NDArray[] sel = BatchTopK.select(preBF, kind.k(), w, cfg());
+        NDArray actsBF = sel[0];
+        NDArray wDecFD = w.get(SaeWeights.W_DEC);
+        // Reconstructions grow group by group: prefix g's is prefix g-1's plus group g's latents' contribution.
+        NDArray reconBD = xBD.zerosLike().add(w.get(SaeWeights.B_DEC));
+        NDArray prefixSum = null, err = null;
+        List<Integer> groups = kind.groupSizes();
+        int start = 0;
+        for (int size : groups) {
+            int end = start + size;
+            NDArray groupActs = actsBF.get(new NDIndex(":, {}:{}", start, end));
+            NDArray groupDec = wDecFD.get(new NDIndex("{}:{}", start, end));
+            reconBD = reconBD.add(groupActs.matMul(groupDec));
+            err = Losses.sumSquares(xBD.sub(reconBD));
+            prefixSum = prefixSum == null ? err : prefixSum.add(err);
+            start = end;
+        }
+        NDArray mse = err;   // of the full dictionary (the last prefix)
+        NDArray prefixMean = prefixSum.div(Losses.constant(ctx, groups.size()));
+        Map<String, NDArray> parts = new LinkedHashMap<>();
+        parts.put("mse", mse);
+        parts.put("prefix_mse", prefixMean);
+        parts.put("min_kept", sel[1]);
+        NDArray loss = prefixMean;
+        NDArray aux = Losses.auxK(preBF, xBD, reconBD, w, ctx.deadMask(), kind.auxK());
+        if (aux != null) {
+            parts.put("auxk", aux);
+            loss = loss.add(aux.mul(Losses.constant(ctx, kind.auxKCoefficient())));
+        }
+        return new Output(loss, reconBD, actsBF, parts);
+    }
 
-    public NDArray encode(NDArray x) { throw new UnsupportedOperationException("not yet written"); }
+    @Override
+    public void beforeStep(Context ctx) {
+        Decoders.removeParallelGradient(w);
+    }
 
-    public Output trainForward(NDArray xBD, Context ctx) { throw new UnsupportedOperationException("not yet written"); }
+    @Override
+    public void afterStep(Context ctx, Output out) {
+        Decoders.renormalise(w);
+        rule.update(out.parts().get("min_kept"), w, cfg());
+    }
+
+    /** The running estimate of the smallest kept activation (the inference threshold of an SAE). */
+    public float thresholdEstimate() {
+        return rule.estimate();
+    }
+
+    /** The cumulative group boundaries: the prefix widths the loss reconstructs from. */
+    public int[] prefixes() {
+        int[] out = new int[kind.groupSizes().size()];
+        int s = 0;
+        for (int i = 0; i < out.length; i++) out[i] = s += kind.groupSizes().get(i);
+        return out;
+    }
 }

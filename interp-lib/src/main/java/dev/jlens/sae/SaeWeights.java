@@ -59,7 +59,11 @@ public final class SaeWeights implements AutoCloseable {
         try (NDManager tmp = NDManager.newBaseManager()) {
             Map<String, NDArray> t = new LinkedHashMap<>();
             NDArray wDec = Tensors.owned(tmp.create(dec, new Shape(dSae, dIn)));
-            t.put(W_ENC, wDec.transpose().duplicate());
+            // W_enc built from its own row-major copy: a duplicated transpose keeps column-major strides, and a
+            // matmul over other strides rounds differently, so a resumed run (which loads row-major) would drift.
+            float[] enc = new float[dIn * dSae];
+            for (int i = 0; i < dSae; i++) for (int j = 0; j < dIn; j++) enc[j * dSae + i] = dec[i * dIn + j];
+            t.put(W_ENC, Tensors.owned(tmp.create(enc, new Shape(dIn, dSae))));
             t.put(B_ENC, tmp.zeros(new Shape(dSae)));
             t.put(W_DEC, wDec);
             t.put(B_DEC, tmp.zeros(new Shape(dIn)));

@@ -15,8 +15,9 @@ import java.util.Map;
  * <p>Callers pass raw activations; {@link SaeConfig#inputScale()} is applied inside {@link #encode} and undone in
  * {@link #reconstruct}. {@link #trainForward} works in normalised units: the trainer scales its input.
  */
-public sealed interface SparseCoder extends AutoCloseable
-        permits ReluSae, TopKSae, BatchTopKSae, JumpReluSae, MatryoshkaSae {
+public sealed interface SparseCoder extends AutoCloseable permits AbstractSae {
+    // The architectures are AbstractSae's permitted subclasses: ReluSae, TopKSae, BatchTopKSae, JumpReluSae,
+    // MatryoshkaSae.
 
     /** What this dictionary is. */
     SaeConfig cfg();
@@ -46,7 +47,24 @@ public sealed interface SparseCoder extends AutoCloseable
      */
     Output trainForward(NDArray xBD, Context ctx);
 
-    /** Called after each optimizer step (e.g. to renormalise the decoder or update a threshold estimate). */
+    /**
+     * The tensors gradient descent updates, by name (a subset of {@link SaeWeights#params()}): all but
+     * {@code threshold}, except where the threshold is learned (JumpReLU).
+     */
+    default Map<String, NDArray> trainableParameters() {
+        return AbstractSae.withoutThreshold(weights());
+    }
+
+    /**
+     * Called after the backward pass and before the optimizer step, with the gradients in place (e.g. to remove the
+     * gradient component that would change a unit-norm decoder row's length).
+     */
+    default void beforeStep(Context ctx) {}
+
+    /**
+     * Called after each optimizer step, while {@code out}'s arrays are still alive (e.g. to renormalise the decoder
+     * or update a threshold estimate).
+     */
     default void afterStep(Context ctx, Output out) {}
 
     /** Frees the weights. */
