@@ -21,6 +21,12 @@ import java.util.Map;
  *
  * DJL has no custom autograd functions, so each estimator is built from detached tensors: {@code value +
  * (theta * c - stopGradient(theta * c))} adds zero to the value and {@code c} to the gradient with respect to theta.
+ *
+ * <p>The trained parameter is {@code log_threshold} (as in SAELens), and {@code threshold = exp(log_threshold)} is
+ * refreshed after each step. Adam moves a parameter by about the learning rate per step whatever its gradient's
+ * size, so a raw threshold climbs by {@code lr} per step under the L0 penalty: in unit-norm units, where
+ * pre-activations are ~0.1, that pushed half the latents above every input within a few hundred steps (dead). In
+ * log space each step changes the threshold by a fraction, whatever the units.
  */
 public final class JumpReluSae extends AbstractSae {
     private final SaeConfig.JumpRelu kind;
@@ -30,6 +36,9 @@ public final class JumpReluSae extends AbstractSae {
         this.kind = (SaeConfig.JumpRelu) cfg.kind();
         if (!w.has(SaeWeights.THRESHOLD)) {
             throw new IllegalArgumentException("a JumpReLU dictionary needs a 'threshold' tensor [" + cfg.dSae() + "]");
+        }
+        if (!w.has(SaeWeights.LOG_THRESHOLD)) {   // loaded for inference (SAELens files hold the threshold only)
+            w.put(SaeWeights.LOG_THRESHOLD, w.get(SaeWeights.THRESHOLD).maximum(1e-12f).log());
         }
     }
 
@@ -42,13 +51,15 @@ public final class JumpReluSae extends AbstractSae {
 
     @Override
     public Map<String, NDArray> trainableParameters() {
-        return w.params();
+        Map<String, NDArray> p = new LinkedHashMap<>(w.params());
+        p.remove(SaeWeights.THRESHOLD);   // derived from log_threshold
+        return p;
     }
 
     @Override
     public Output trainForward(NDArray xBD, Context ctx) {
         NDArray preBF = w.preActs(xBD, cfg().applyBDecToInput());
-        NDArray thetaF = w.get(SaeWeights.THRESHOLD);
+        NDArray thetaF = w.get(SaeWeights.LOG_THRESHOLD).exp();
         NDArray[] ste = jumpRelu(preBF, thetaF, kind.bandwidth());
         NDArray actsBF = ste[0];
         NDArray reconBD = w.decode(actsBF);
@@ -81,10 +92,9 @@ public final class JumpReluSae extends AbstractSae {
 
     @Override
     public void afterStep(Context ctx, Output out) {
-        // A negative threshold would let negative pre-activations through; SAELens keeps log(theta) for the same end.
         NDArray th = w.get(SaeWeights.THRESHOLD);
-        try (NDArray clamped = th.maximum(0f)) {
-            th.set(new NDIndex(":"), clamped);
+        try (NDArray fresh = w.get(SaeWeights.LOG_THRESHOLD).exp()) {
+            th.set(new NDIndex(":"), fresh);
         }
     }
 }

@@ -8,6 +8,7 @@ import dev.jlens.util.Tensors;
 
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
@@ -17,6 +18,8 @@ import java.util.SplittableRandom;
  */
 public final class SaeWeights implements AutoCloseable {
     public static final String W_ENC = "W_enc", B_ENC = "b_enc", W_DEC = "W_dec", B_DEC = "b_dec", THRESHOLD = "threshold";
+    /** The trained JumpReLU parameter, {@code log(threshold)}: kept in checkpoints, never in SAELens files. */
+    public static final String LOG_THRESHOLD = "log_threshold";
 
     private final NDManager manager;
     private final Map<String, NDArray> params = new LinkedHashMap<>();
@@ -69,6 +72,7 @@ public final class SaeWeights implements AutoCloseable {
             t.put(B_DEC, tmp.zeros(new Shape(dIn)));
             if (cfg.kind() instanceof SaeConfig.JumpRelu j) {
                 t.put(THRESHOLD, tmp.full(new Shape(dSae), (float) j.initThreshold()));
+                t.put(LOG_THRESHOLD, tmp.full(new Shape(dSae), (float) Math.log(j.initThreshold())));
             } else if (cfg.kind() instanceof SaeConfig.BatchTopK || cfg.kind() instanceof SaeConfig.Matryoshka) {
                 t.put(THRESHOLD, tmp.zeros(new Shape(dSae)));
             }
@@ -96,15 +100,26 @@ public final class SaeWeights implements AutoCloseable {
                         + e.getValue() + " for " + cfg);
             }
         }
-        NDArray th = t.get(THRESHOLD);
-        if (th != null && !th.getShape().equals(new Shape(cfg.dSae()))) {
-            throw new IllegalArgumentException("tensor 'threshold' has shape " + th.getShape() + ", expected (" + cfg.dSae() + ")");
-        }
-        for (String k : t.keySet()) {
-            if (!want.containsKey(k) && !k.equals(THRESHOLD)) {
-                throw new IllegalArgumentException("unexpected tensor '" + k + "'; expected " + want.keySet() + " and optionally threshold");
+        for (String opt : List.of(THRESHOLD, LOG_THRESHOLD)) {
+            NDArray th = t.get(opt);
+            if (th != null && !th.getShape().equals(new Shape(cfg.dSae()))) {
+                throw new IllegalArgumentException("tensor '" + opt + "' has shape " + th.getShape() + ", expected (" + cfg.dSae() + ")");
             }
         }
+        for (String k : t.keySet()) {
+            if (!want.containsKey(k) && !k.equals(THRESHOLD) && !k.equals(LOG_THRESHOLD)) {
+                throw new IllegalArgumentException("unexpected tensor '" + k + "'; expected " + want.keySet()
+                        + " and optionally threshold, log_threshold");
+            }
+        }
+    }
+
+    /** Adds a tensor (taking ownership), e.g. a training-only parametrisation an architecture derives on load. */
+    void put(String name, NDArray a) {
+        if (params.containsKey(name)) throw new IllegalArgumentException("tensor '" + name + "' already exists");
+        NDScope.unregister(a);
+        a.attach(manager);
+        params.put(name, a);
     }
 
     /** The parameter called {@code name} (see the constants). */
