@@ -76,16 +76,29 @@ class ReluSaeTest {
         checkLoss(2);
     }
 
-    /**
-     * 128 features in 64 dimensions. At the TopK test's 512 features in 64 dimensions an L1 penalty does not single
-     * out the true code (with 8x superposition, dense combinations of the many directions have a smaller L1 norm than
-     * the true sparse code): ReLU SAEs reach a mean max cosine of only about 0.5 there, whatever the coefficient.
-     */
+    /** Anthropic's April 2024 init for L1 dictionaries: rows of norm 0.1, encoder = decoder transpose; TopK keeps unit rows. */
+    @Test
+    void decoderRowsStartAtNormOneTenthWithTheEncoderTheirTranspose() {
+        for (int nSources : new int[]{1, 2}) {
+            try (NDScope scope = new NDScope();
+                 SparseCoder relu = SparseCoder.create(SaeConfig.of(8, 20, new SaeConfig.Relu(0.1)).withSources(nSources), 3);
+                 SparseCoder topK = SparseCoder.create(SaeConfig.of(8, 20, new SaeConfig.TopK(2)).withSources(nSources), 3)) {
+                for (float n : relu.weights().decoderNorms().toFloatArray()) assertEquals(0.1f, n, 1e-6f);
+                for (float n : topK.weights().decoderNorms().toFloatArray()) assertEquals(1f, n, 1e-5f);
+                NDArray wDec = relu.weights().get(SaeWeights.W_DEC);
+                assertTrue(wDec.transpose().contentEquals(relu.weights().get(SaeWeights.W_ENC)));
+                assertTrue(wDec.div(0.1f).sub(topK.weights().get(SaeWeights.W_DEC)).abs().max().getFloat() < 1e-6f,
+                        "same directions as the unit-norm init");
+            }
+        }
+    }
+
+    /** The TopK test's data; only because the decoder rows start small (0.1) does an L1 dictionary recover it. */
     @Test
     void recoversTheSyntheticFeatures() {
-        SyntheticActivations data = new SyntheticActivations(128, 64, 0.001, 0.03, 1);
-        try (SparseCoder sae = SparseCoder.create(SaeConfig.of(64, 256, new SaeConfig.Relu(0.3)), 7)) {
-            GroundTruth.check("ReLU", data, sae, GroundTruth.config().steps(1000).sparsityWarmupSteps(200).build());
+        SyntheticActivations data = GroundTruth.data();
+        try (SparseCoder sae = SparseCoder.create(SaeConfig.of(64, 1024, new SaeConfig.Relu(0.15)), 7)) {
+            GroundTruth.check("ReLU", data, sae, GroundTruth.config().build());
         }
     }
 }
