@@ -346,15 +346,12 @@ public final class FeatureViews {
         s.setAxisTickLabelsFont(s.getAxisTickLabelsFont().deriveFont(10f));
         s.setChartTitleFont(s.getChartTitleFont().deriveFont(13f));
         c.getStyler().setPlotGridVerticalLinesVisible(false);
-        c.getStyler().setXAxisLabelRotation(45);
+        c.getStyler().setXAxisMaxLabelCount(7);   // 30 bin labels would overlap
         c.getStyler().setOverlapped(true);
         c.getStyler().setAvailableSpaceFill(0.95);
         c.getStyler().setXAxisDecimalPattern("0.##");
         c.getStyler().setSeriesColors(new Color[] {new Color(0xE8590C)});
-        // every third label: 30 rotated labels would overlap
-        List<String> shown = new ArrayList<>(x);
-        for (int i = 0; i < shown.size(); i++) if (i % 3 != 0) shown.set(i, " ".repeat(i % 3));
-        c.addSeries("activations", shown, y);
+        c.addSeries("activations", x, y);
         return c;
     }
 
