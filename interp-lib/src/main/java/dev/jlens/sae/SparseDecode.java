@@ -21,9 +21,12 @@ import java.util.Objects;
  * <p>Measured on a 2-core CPU (d_in 512, d_sae 16384, batch 4096, k 32, one thread): a sparse COO matrix times
  * {@code W_dec} ~45 ms; gathering the rows ({@code embedding}) in chunks of 256 tokens and a batched matmul ~120 ms
  * (unchunked: ~1.1 s, its {@code [B, k, dIn]} intermediate is 268 MB of fresh pages); dense scatter + matmul ~2.5 s.
- * {@link #decode} therefore uses the COO product. The training helper {@link #backwardTopK} uses gathers (they are
- * differentiable) in chunks small enough that no intermediate exceeds glibc's 32 MB mmap threshold: larger blocks
- * are mapped fresh on every allocation, and first-touch page faults dominate on virtual machines.
+ * {@link #decode} therefore uses the COO product. The training helper {@link #backwardTopK} uses gathers with sparse
+ * gradients (they are differentiable) in chunks small enough that no intermediate exceeds glibc's 32 MB mmap
+ * threshold: larger blocks are mapped fresh on every allocation, and first-touch page faults dominate on virtual
+ * machines (a fresh 268 MB zeros took ~1 s here, zeroing it in place 11 ms). At d_in 512, d_sae 8192, batch 4096,
+ * k 32 (one thread) it takes ~1.0 s where the dense TopK forward and backward take ~5 s; the encoder matmul alone,
+ * which any TopK step needs, ~0.75 s.
  */
 public final class SparseDecode {
     /** Tokens per chunk in {@link #backwardTopK}: its largest intermediate, {@code [256, k, dIn]}, stays small. */
@@ -94,7 +97,7 @@ public final class SparseDecode {
      * {@code [B, dSae]} tensor on the gradient path: per chunk of {@code chunkRows} tokens, the top-k latents are
      * chosen from the pre-activations computed without gradient, then their activations are recomputed from the
      * gathered encoder columns and decoded from the gathered decoder rows, so the backward touches only the active
-     * latents' rows. The gradients (of {@code sum_d (x - recon)^2}, mean over tokens: {@link TopKSae}'s MSE; no AuxK)
+     * latents' rows (sparse gradients). The gradients (of {@code sum_d (x - recon)^2}, mean over tokens: {@link TopKSae}'s MSE; no AuxK)
      * are accumulated into the weights through {@code gc}; returns the loss. Call it inside the caller's
      * {@code NDScope} and open {@code GradientCollector}, with the weights requiring gradients.
      */
@@ -112,6 +115,17 @@ public final class SparseDecode {
         }
         NDArray wEnc = w.get(SaeWeights.W_ENC), bEnc = w.get(SaeWeights.B_ENC);
         NDArray wDec = w.get(SaeWeights.W_DEC), bDec = w.get(SaeWeights.B_DEC);
+        long dSae = wEnc.getShape().get(1);
+        // The active latents' encoder columns are gathered as rows of W_enc^T: a leaf copy made once per step, whose
+        // gradient is handed to W_enc at the end (a gather from a transposed view would be strided, and a per-chunk
+        // copy on the tape would cost a [dSae, dIn] backward per chunk).
+        NDArray encT = wEnc.stopGradient().transpose().reshape(dSae * dIn).reshape(dSae, dIn).duplicate();
+        encT.setRequiresGradient(true);
+        // The gathers have sparse gradients (only the active rows), added in place into dense gradient buffers; a
+        // dense embedding backward would allocate and zero a fresh [dSae, dIn] per chunk, which dominated the step.
+        // A leaf without a dense gradient would keep the sparse one, so give W_dec and W_enc^T dense ones first.
+        gc.backward(encT.mul(Tensors.scalar(0f)).sum().add(wDec.mul(Tensors.scalar(0f)).sum()));
+        NDArray invBatch = Tensors.scalar(xBD.getManager(), 1f / batch);
         double total = 0;
         for (long b0 = 0; b0 < batch; b0 += chunkRows) {
             long c = Math.min(chunkRows, batch - b0);
@@ -119,29 +133,28 @@ public final class SparseDecode {
             try (NDScope chunkScope = new NDScope()) {
                 NDArray xc = xBD.get(new NDIndex("{}:{}", b0, b0 + c));
                 NDArray in = sae.cfg().applyBDecToInput() ? xc.sub(bDec) : xc;
-                NDArray idx;
                 // which latents fire: no gradient flows through the choice, so the dense pre-activations stay off the tape
                 NDArray pre = in.stopGradient().matMul(wEnc.stopGradient()).add(bEnc.stopGradient());
                 NDList tk = pre.topK(k, -1, true, false);
-                idx = tk.get(1);
+                NDArray idx = tk.get(1);
                 pre.close();
                 tk.get(0).close();
-                // the active latents' encoder columns as rows [c, k, dIn] (a contiguous W_enc^T makes the gather a row copy)
-                // (reshape copies a transposed view and stays on the tape; duplicate() would detach it)
-                long dSae = wEnc.getShape().get(1);
-                NDArray encT = wEnc.transpose().reshape(dSae * dIn).reshape(dSae, dIn);
-                NDArray encRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) encT, false);
+                NDArray encRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) encT, true);    // [c, k, dIn]
                 NDArray acts = encRows.batchMatMul(in.reshape(c, dIn, 1)).reshape(c, k).add(bEnc.get(idx));
                 acts = Activation.relu(acts);
-                NDArray decRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) wDec, false);   // [c, k, dIn]
+                NDArray decRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) wDec, true);    // [c, k, dIn]
                 NDArray recon = acts.reshape(c, 1, k).batchMatMul(decRows).reshape(c, dIn).add(bDec);
-                NDArray sse = xc.sub(recon).square().sum();
                 // sum over the chunk / batch: the chunks' gradients add up to the batch mean's
-                NDArray loss = sse.div(Tensors.scalar((float) batch));
+                NDArray loss = xc.sub(recon).square().sum().mul(invBatch);
                 gc.backward(loss);
                 total += loss.getFloat();
             }
         }
+        try (NDArray g = encT.getGradient()) {
+            gc.backward(wEnc.mul(g.transpose()).sum());   // d/dW_enc of sum(W_enc * G^T) is G^T: the hand-off
+        }
+        encT.close();
+        invBatch.close();
         return (float) total;
     }
 }
