@@ -56,6 +56,10 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code topk_decode}: decoding {@code k} active latents with {@link SparseDecode#decode} vs the dense scatter
  *       and matmul.</li>
  * </ol>
+ * The dense step allocates several fresh {@code [B, dSae]} blocks per step; on virtual machines their first-touch page
+ * faults cost as much as the matmuls. {@code GLIBC_TUNABLES=glibc.malloc.hugetlb=1} (glibc 2.35+) makes malloc use
+ * transparent huge pages and removes most of that cost for JLens and the Python baseline alike (the child inherits
+ * the environment); the step lines report the setting as {@code glibc_tunables}.
  */
 public final class SaeBench {
     /** The bench's name in {@code lab bench NAME} and in every output line. */
@@ -201,6 +205,8 @@ public final class SaeBench {
                 if (pyMs != null) x1.put("baseline_tokens_per_s", Reporter.round(tokens / pyMs * 1e3));
                 x1.put("loss", losses[i]);
                 x1.put("batch", o.batch());
+                // large fresh allocations fault in page by page unless malloc asks for huge pages; both sides inherit it
+                x1.put("glibc_tunables", Optional.ofNullable(System.getenv("GLIBC_TUNABLES")).orElse(""));
                 rep.emit(name, ms, "ms", pyMs, x1);
                 double gf = flops / ms / 1e6;
                 Map<String, Object> x2 = extra(threads, o.runs(), "ratio >= 0.8", gf / peak >= 0.8,

@@ -1,6 +1,7 @@
 package dev.jlens.sae;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDScope;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
 import org.knowm.xchart.style.CategoryStyler;
@@ -88,12 +89,14 @@ public final class Crosscoder {
         this.baseName = baseName;
         this.finetunedName = finetunedName;
         this.thresholds = thresholds;
-        int dSae = coder.cfg().dSae(), dm = coder.cfg().dModel(), dIn = coder.cfg().dIn();
-        float[] norms;
-        try (NDArray n = coder.weights().decoderNormsPerSource(2)) {   // [dSae, 2]
-            norms = n.toFloatArray();
+        int dSae = coder.cfg().dSae(), dm = coder.cfg().dModel();
+        float[] norms, dots;
+        try (NDScope scope = new NDScope()) {
+            norms = coder.weights().decoderNormsPerSource(2).toFloatArray();              // [dSae, 2]
+            NDArray w = coder.weights().get(SaeWeights.W_DEC).reshape(dSae, 2, dm);
+            // d_base . d_ft per latent, in the engine: W_dec can be far larger than the Java heap wants to hold
+            dots = w.get(":, 0, :").mul(w.get(":, 1, :")).sum(new int[] {1}).toFloatArray();
         }
-        float[] w = coder.weights().get(SaeWeights.W_DEC).toFloatArray();
         normBase = new double[dSae];
         normFt = new double[dSae];
         relative = new double[dSae];
@@ -104,9 +107,7 @@ public final class Crosscoder {
             normFt[i] = norms[2 * i + 1];
             double total = normBase[i] + normFt[i];
             relative[i] = total > 0 ? normFt[i] / total : Double.NaN;
-            double dot = 0;
-            for (int j = 0; j < dm; j++) dot += (double) w[i * dIn + j] * w[i * dIn + dm + j];
-            cosine[i] = normBase[i] > 0 && normFt[i] > 0 ? dot / (normBase[i] * normFt[i]) : Double.NaN;
+            cosine[i] = normBase[i] > 0 && normFt[i] > 0 ? dots[i] / (normBase[i] * normFt[i]) : Double.NaN;
             category[i] = thresholds.classify(relative[i]);
         }
     }

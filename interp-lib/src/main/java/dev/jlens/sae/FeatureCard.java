@@ -127,7 +127,7 @@ public final class FeatureCard implements HtmlRenderable {
                 float a = c.acts()[i];
                 double alpha = Math.min(1, a / maxAct) * 0.85;
                 String text = views.tokenText(c.tokens()[i]);
-                h.append("<span style=\"white-space:pre;border-radius:3px;padding:1px 0;");
+                h.append("<span style=\"white-space:pre;border-radius:3px;padding:1px 1px;margin:0 1px 0 0;");
                 if (alpha > 0) h.append(String.format(Locale.ROOT, "background:rgba(232,89,12,%.3f);", alpha));
                 if (i == c.focus()) h.append("font-weight:700;border-bottom:2px solid #c92a2a;");
                 h.append("\" title=\"").append(esc(FeatureViews.quote(text))).append(" (id ").append(c.tokens()[i])
