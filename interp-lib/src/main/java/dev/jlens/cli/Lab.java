@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDScope;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jlens.bench.ModelBench;
+import dev.jlens.bench.SaeBench;
 import dev.jlens.cli.Args.UsageException;
 import dev.jlens.model.Generation;
 import dev.jlens.model.HookedTransformer;
@@ -53,6 +54,9 @@ public final class Lab {
                   bench model [--quick] [--shape small|tiny] [--seq N] [--batch 1,8] [--runs N] [--warmup N]
                               [--threads 1,2] [--python-threads 1,2] [--gen-tokens N] [--gen-runs N]
                               [--python EXE] [--python-script PATH] [--no-python] [--no-rss] [--seed S]
+                  bench sae [--shape full|tiny] [--runs N] [--warmup N] [--threads 1,2] [--chunk N]
+                            [--python EXE] [--python-script PATH] [--no-python] [--seed S]
+                      TopK SAE training step vs matmul peak and PyTorch; sparse vs dense TopK decoding.
               help
                   Prints this text.
 
@@ -70,6 +74,7 @@ public final class Lab {
 
     static {
         BENCHES.put(ModelBench.NAME, Lab::benchModel);
+        BENCHES.put(SaeBench.NAME, Lab::benchSae);
         BENCHES.put("train", (args, out, err) -> {
             try {
                 dev.jlens.bench.TrainBench.main(args);
@@ -238,6 +243,32 @@ public final class Lab {
             throw a.usage(e.getMessage());   // a combination the options record rejects, e.g. too many tokens
         }
         ModelBench.run(o, out, err);
+        return OK;
+    }
+
+    private static int benchSae(String[] argv, PrintStream out, PrintStream err) {
+        Args a = Args.parse("bench sae", argv,
+                Set.of("shape", "runs", "warmup", "threads", "chunk", "python", "python-script", "seed"),
+                Set.of("no-python"));
+        noPositional(a);
+        String shape = a.get("shape").orElse("full");
+        SaeBench.Options base = switch (shape) {
+            case "full" -> SaeBench.Options.full();
+            case "tiny" -> SaeBench.Options.tiny();
+            default -> throw a.usage("--shape must be full or tiny, got '" + shape + "'");
+        };
+        if (a.flag("no-python") && (a.has("python") || a.has("python-script"))) {
+            throw a.usage("--no-python cannot be combined with --python or --python-script");
+        }
+        int runs = a.intOpt("runs", base.runs(), 1, 100_000);
+        int warmup = a.intOpt("warmup", base.warmup(), 0, 1000);
+        int chunk = a.intOpt("chunk", base.chunk(), 1, 1 << 20);
+        List<Integer> threads = boxed(a.intList("threads", unboxed(base.threads()), 1, 1024));
+        long seed = a.longOpt("seed", base.seed());
+        SaeBench.Options o = new SaeBench.Options(base.dIn(), base.dSae(), base.k(), base.batch(), base.decodeDSae(),
+                base.decodeBatch(), base.peakN(), warmup, runs, threads, chunk, !a.flag("no-python"), a.get("python"),
+                a.get("python-script").map(Path::of), seed);
+        SaeBench.run(o, out, err);
         return OK;
     }
 

@@ -120,6 +120,24 @@ class LabTest {
         assertUsage(lab("bench", "model", "--shape", "huge"), "--shape must be small or tiny");
         assertUsage(lab("bench", "model", "--runs", "0"), "--runs must be in");
         assertUsage(lab("bench", "model", "--no-python", "--python", "python3"), "--no-python cannot be combined");
+        assertUsage(lab("bench", "nope"), "valid benchmarks: model, sae");
+        assertUsage(lab("bench", "sae", "--shape", "huge"), "--shape must be full or tiny");
+        assertUsage(lab("bench", "sae", "--threads", "0"), "--threads");
+        assertUsage(lab("bench", "sae", "--no-python", "--python-script", "x.py"), "--no-python cannot be combined");
+    }
+
+    @Test
+    void benchSaeTinyPrintsJsonLines() throws Exception {
+        Run r = lab("bench", "sae", "--shape", "tiny", "--runs", "1", "--warmup", "0", "--no-python");
+        assertEquals(0, r.code, r.err);
+        String[] lines = r.out.strip().split("\n");
+        assertEquals(7, lines.length, r.out);   // 1 peak (one thread count), 4 training, 2 decode
+        for (String line : lines) {
+            com.fasterxml.jackson.databind.JsonNode n = new com.fasterxml.jackson.databind.ObjectMapper().readTree(line);
+            assertEquals("sae", n.get("bench").asText(), line);
+        }
+        assertTrue(r.out.contains("\"metric\":\"sae_sparse_train_step\""), r.out);
+        assertTrue(r.out.contains("Python baseline off"), r.out);
     }
 
     @Test

@@ -1,0 +1,475 @@
+package dev.jlens.bench;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.training.GradientCollector;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jlens.sae.SaeConfig;
+import dev.jlens.sae.SaeWeights;
+import dev.jlens.sae.SparseCoder;
+import dev.jlens.sae.SparseDecode;
+import dev.jlens.train.AdamW;
+
+import java.io.BufferedReader;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.OutputStreamWriter;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * {@code lab bench sae}: the cost of training and decoding a TopK SAE, against this machine's matmul peak and plain
+ * PyTorch measured in the same run. Prints one JSON object per line, {@code {"bench":"sae","metric":...,"value":...,
+ * "unit":...,"baseline":...,"ratio":...}} (ratio = value / baseline; values are medians of interleaved runs), with
+ * {@code threads}, {@code runs}, {@code goal}/{@code ok} and a {@code note} where they apply.
+ *
+ * <ol>
+ *   <li>{@code matmul_peak_gflops}: an {@code n x n} fp32 matmul at each DJL thread count; the fastest count is used
+ *       for everything after.</li>
+ *   <li>{@code sae_train_step}: one TopK training step (forward, backward under a {@code GradientCollector} in one
+ *       {@code NDScope}, {@link AdamW} update) as the trainers do it ({@link SparseCoder#trainForward}, dense
+ *       latents), and {@code sae_sparse_train_step}, the same step through {@link SparseDecode#backwardTopK}; both
+ *       against the dense step in Python ({@code bench/python/sae_step.py}, torch at one thread, its BLAS at its
+ *       default). {@code *_gflops}: FLOPs a dense step performs, {@code 10 B dIn dSae} (encoder and decoder
+ *       {@code 2 B dIn dSae} each forward; backward: decoder input and weight gradients and the encoder weight
+ *       gradient, the input needs none), per second, against the peak.</li>
+ *   <li>{@code topk_decode}: decoding {@code k} active latents with {@link SparseDecode#decode} vs the dense scatter
+ *       and matmul.</li>
+ * </ol>
+ * The dense step allocates several fresh {@code [B, dSae]} blocks per step; on virtual machines their first-touch page
+ * faults cost as much as the matmuls. {@code GLIBC_TUNABLES=glibc.malloc.hugetlb=1} (glibc 2.35+) makes malloc use
+ * transparent huge pages and removes most of that cost for JLens and the Python baseline alike (the child inherits
+ * the environment); the step lines report the setting as {@code glibc_tunables}.
+ */
+public final class SaeBench {
+    /** The bench's name in {@code lab bench NAME} and in every output line. */
+    public static final String NAME = "sae";
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String SCRIPT = "bench/python/sae_step.py";
+
+    private SaeBench() {}
+
+    /**
+     * What to measure. {@code pythonExe} empty: the first of {@code $JLENS_PYTHON}, {@code python3},
+     * {@code /usr/bin/python3} that imports torch; {@code pythonScript} empty: {@code bench/python/sae_step.py}
+     * under {@code -Djlens.root} or a parent of the working directory. Without a usable Python the baseline
+     * fields are null and the note says why.
+     */
+    public record Options(int dIn, int dSae, int k, int batch, int decodeDSae, int decodeBatch, int peakN,
+                          int warmup, int runs, List<Integer> threads, int chunk, boolean python,
+                          Optional<String> pythonExe, Optional<Path> pythonScript, long seed) {
+        public Options {
+            if (dIn < 1 || dSae < 1 || k < 1 || k > dSae || k > decodeDSae || batch < 1 || decodeDSae < 1
+                    || decodeBatch < 1 || peakN < 1) {
+                throw new IllegalArgumentException("sizes must be positive with k <= dSae; got dIn " + dIn + ", dSae "
+                        + dSae + ", k " + k + ", batch " + batch + ", decode dSae " + decodeDSae + ", decode batch "
+                        + decodeBatch + ", peak n " + peakN);
+            }
+            threads = List.copyOf(threads);
+            if (threads.isEmpty() || threads.stream().anyMatch(t -> t < 1)) {
+                throw new IllegalArgumentException("thread counts must be positive, got " + threads);
+            }
+            if (warmup < 0 || runs < 1 || chunk < 1) {
+                throw new IllegalArgumentException("need warmup >= 0, runs >= 1, chunk >= 1; got " + warmup + ", " + runs
+                        + ", " + chunk);
+            }
+            pythonExe = pythonExe == null ? Optional.empty() : pythonExe;
+            pythonScript = pythonScript == null ? Optional.empty() : pythonScript;
+        }
+
+        /** d_in 512, d_sae 8192, batch 4096, k 32; decoding at d_sae 16384; 2048 matmul; 1 warm-up + 5 runs. */
+        public static Options full() {
+            return new Options(512, 8192, 32, 4096, 16384, 4096, 2048, 1, 5, List.of(1, 2), SparseDecode.DEFAULT_CHUNK,
+                    true, Optional.empty(), Optional.empty(), 0);
+        }
+
+        /** Tiny sizes, for tests of the bench itself (seconds). */
+        public static Options tiny() {
+            return new Options(32, 256, 8, 128, 512, 128, 128, 1, 2, List.of(1), 64, true, Optional.empty(),
+                    Optional.empty(), 0);
+        }
+
+        /** A copy with other thread counts / repetitions / baseline settings. */
+        public Options with(List<Integer> newThreads, int newWarmup, int newRuns, boolean newPython) {
+            return new Options(dIn, dSae, k, batch, decodeDSae, decodeBatch, peakN, newWarmup, newRuns, newThreads, chunk,
+                    newPython, pythonExe, pythonScript, seed);
+        }
+    }
+
+    /** Runs every measurement, printing metric lines to {@code out} and progress to {@code log}. */
+    public static void run(Options o, PrintStream out, PrintStream log) {
+        Engine.getInstance();   // the engine must be up before its thread count can be read or set
+        int threadsBefore = JniUtils.getNumThreads();
+        Reporter rep = new Reporter(out);
+        try {
+            log.printf("bench sae: TopK d_in %d, d_sae %d, k %d, batch %d; decode d_sae %d; DJL threads %s (default %d)%n",
+                    o.dIn(), o.dSae(), o.k(), o.batch(), o.decodeDSae(), o.threads(), threadsBefore);
+            double[] peak = new double[1];
+            int threads = peak(o, rep, log, peak);
+            JniUtils.setNumThreads(threads);
+            training(o, threads, peak[0], rep, log);
+            decode(o, threads, rep, log);
+        } finally {
+            JniUtils.setNumThreads(threadsBefore);
+        }
+    }
+
+    // ------------------------------------------------------------------ 1. matmul peak
+
+    /** Times the square matmul at every thread count; returns the fastest count and puts its GFLOP/s in peakOut. */
+    private static int peak(Options o, Reporter rep, PrintStream log, double[] peakOut) {
+        int n = o.peakN();
+        log.printf("matmul peak: %dx%d fp32 at DJL threads %s ...%n", n, n, o.threads());
+        double flops = 2.0 * n * n * n;
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray a = m.randomUniform(-1, 1, new Shape(n, n)), b = m.randomUniform(-1, 1, new Shape(n, n));
+            List<ModelBench.Timed> tasks = new ArrayList<>();
+            for (int t : o.threads()) {
+                tasks.add(ModelBench.timed(() -> JniUtils.setNumThreads(t), () -> {
+                    try (NDScope s = new NDScope()) {
+                        a.matMul(b);
+                    }
+                }));
+            }
+            // at least 3 runs: the peak is the denominator of everything after
+            ModelBench.Timing[] ts = ModelBench.interleaved(Math.max(1, o.warmup()), Math.max(3, o.runs()), tasks);
+            int best = 0;
+            for (int i = 0; i < ts.length; i++) {
+                double gf = flops / ts[i].median() / 1e6;
+                Map<String, Object> x = extra(o.threads().get(i), Math.max(3, o.runs()), null, null,
+                        "fp32 matmul " + n + "x" + n + " @ " + n + "x" + n + ", median; 2 n^3 FLOPs");
+                x.put("best_gflops", Reporter.round(flops / ts[i].min() / 1e6));
+                rep.emit("matmul_peak_gflops", gf, "GFLOP/s", null, x);
+                if (ts[i].median() < ts[best].median()) best = i;
+            }
+            peakOut[0] = flops / ts[best].median() / 1e6;
+            return o.threads().get(best);
+        }
+    }
+
+    // ------------------------------------------------------------------ 2. training step
+
+    private static void training(Options o, int threads, double peak, Reporter rep, PrintStream log) {
+        log.printf("training step: dense (trainer), sparse (SparseDecode) and Python, interleaved, DJL threads %d ...%n",
+                threads);
+        SaeConfig cfg = SaeConfig.of(o.dIn(), o.dSae(), new SaeConfig.TopK(o.k(), 0, 0));
+        double flops = 10.0 * o.batch() * o.dIn() * o.dSae();
+        String formula = "10 * B * d_in * d_sae (forward 2 matmuls, backward 3; the input needs no gradient)";
+        try (NDManager m = NDManager.newBaseManager();
+             SparseCoder dense = SparseCoder.create(cfg, o.seed());
+             SparseCoder sparse = copy(dense);
+             AdamW denseOpt = optimizer(dense);
+             AdamW sparseOpt = optimizer(sparse);
+             PythonServer py = o.python() ? PythonServer.start(o, log) : null) {
+            NDArray x = m.randomNormal(new Shape(o.batch(), o.dIn()));
+            float[] losses = new float[2];
+            List<ModelBench.Timed> tasks = new ArrayList<>();
+            tasks.add(ModelBench.timed(() -> {}, () -> losses[0] = denseStep(dense, denseOpt, x, m)));
+            tasks.add(ModelBench.timed(() -> {}, () -> losses[1] = sparseStep(sparse, sparseOpt, x, o.chunk())));
+            if (py != null && py.ok()) tasks.add(py::step);
+            ModelBench.Timing[] ts = ModelBench.interleaved(o.warmup(), o.runs(), tasks);
+            Double pyMs = tasks.size() > 2 ? ts[2].median() : null;
+            String pyNote = py == null ? "Python baseline off (--no-python)"
+                    : py.ok() ? "baseline: plain PyTorch eager " + py.torchVersion + ", dense TopK step, torch threads "
+                    + py.threads + " (BLAS threads: " + py.blasThreads + ")" : "no Python baseline: " + py.problem;
+            double tokens = o.batch();
+            for (int i = 0; i < 2; i++) {
+                String name = i == 0 ? "sae_train_step" : "sae_sparse_train_step";
+                String how = i == 0 ? "TopKSae.trainForward + GradientCollector.backward + AdamW, as the trainers do"
+                        : "SparseDecode.backwardTopK (chunks of " + o.chunk() + " tokens) + AdamW";
+                double ms = ts[i].median();
+                Map<String, Object> x1 = extra(threads, o.runs(), pyMs == null ? null : "ratio <= 1.0",
+                        pyMs == null ? null : ms / pyMs <= 1.0, how + "; " + pyNote);
+                x1.put("tokens_per_s", Reporter.round(tokens / ms * 1e3));
+                if (pyMs != null) x1.put("baseline_tokens_per_s", Reporter.round(tokens / pyMs * 1e3));
+                x1.put("loss", losses[i]);
+                x1.put("batch", o.batch());
+                // large fresh allocations fault in page by page unless malloc asks for huge pages; both sides inherit it
+                x1.put("glibc_tunables", Optional.ofNullable(System.getenv("GLIBC_TUNABLES")).orElse(""));
+                rep.emit(name, ms, "ms", pyMs, x1);
+                double gf = flops / ms / 1e6;
+                Map<String, Object> x2 = extra(threads, o.runs(), "ratio >= 0.8", gf / peak >= 0.8,
+                        (i == 0 ? "" : "dense-equivalent: the sparse step executes far fewer; ") + "FLOPs = " + formula
+                                + " = " + Reporter.round(flops / 1e9) + " GFLOP per step; baseline: matmul peak");
+                rep.emit(name + "_gflops", gf, "GFLOP/s", peak, x2);
+            }
+        }
+    }
+
+    private static SparseCoder copy(SparseCoder s) {
+        Map<String, NDArray> t = new LinkedHashMap<>();
+        s.weights().params().forEach((name, a) -> t.put(name, a.duplicate()));
+        return SparseCoder.wrap(s.cfg(), new SaeWeights(s.cfg(), t));
+    }
+
+    private static AdamW optimizer(SparseCoder s) {
+        s.weights().params().values().forEach(p -> p.setRequiresGradient(true));
+        return new AdamW(s.weights().params(), Set.of(), 0.9, 0.999, 1e-8, 0);
+    }
+
+    /** One step exactly as a trainer runs it: one scope around forward and backward, the update after it. */
+    private static float denseStep(SparseCoder sae, AdamW opt, NDArray x, NDManager m) {
+        float loss;
+        try (NDScope scope = new NDScope(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+            SparseCoder.Output out = sae.trainForward(x, new SparseCoder.Context(0, 1f, null, m));
+            gc.backward(out.loss());
+            loss = out.loss().getFloat();
+        }
+        opt.step(1e-4, 1.0);
+        return loss;
+    }
+
+    private static float sparseStep(SparseCoder sae, AdamW opt, NDArray x, int chunk) {
+        float loss;
+        try (NDScope scope = new NDScope(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+            loss = SparseDecode.backwardTopK(sae, x, gc, chunk);
+        }
+        opt.step(1e-4, 1.0);
+        return loss;
+    }
+
+    // ------------------------------------------------------------------ 3. sparse decode
+
+    private static void decode(Options o, int threads, Reporter rep, PrintStream log) {
+        int b = o.decodeBatch(), d = o.decodeDSae(), k = o.k();
+        log.printf("TopK decode: batch %d, d_sae %d, k %d, sparse vs dense ...%n", b, d, k);
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray wDec = m.randomNormal(new Shape(d, o.dIn())), bDec = m.randomNormal(new Shape(o.dIn()));
+            NDArray values, indices;
+            try (NDArray pre = m.randomNormal(new Shape(b, d))) {
+                NDList tk = pre.topK(k, -1, true, false);   // distinct latents per token, as an encoder gives
+                values = Activation.relu(tk.get(0));
+                indices = tk.get(1);
+            }
+            NDArray[] outs = new NDArray[2];
+            ModelBench.Timing[] ts = ModelBench.interleaved(o.warmup(), o.runs(), List.of(
+                    ModelBench.timed(() -> {}, () -> {
+                        try (NDScope s = new NDScope()) {
+                            NDArray r = SparseDecode.decode(values, indices, wDec, bDec);
+                            keep(outs, 0, r);
+                        }
+                    }),
+                    ModelBench.timed(() -> {}, () -> {
+                        try (NDScope s = new NDScope()) {
+                            NDArray acts = m.zeros(new Shape(b, d)).scatter(indices, values, -1);
+                            keep(outs, 1, acts.matMul(wDec).add(bDec));
+                        }
+                    })));
+            double diff = outs[0].sub(outs[1]).abs().max().getFloat();
+            double speedup = ts[1].median() / ts[0].median();
+            Map<String, Object> x = extra(threads, o.runs(), "speedup >= 2", speedup >= 2,
+                    "SparseDecode.decode (COO x W_dec) vs dense scatter + matmul; batch " + b + ", d_sae " + d + ", d_in "
+                            + o.dIn() + ", k " + k);
+            x.put("speedup", Reporter.round(speedup));
+            rep.emit("topk_decode", ts[0].median(), "ms", ts[1].median(), x);
+            rep.emit("topk_decode_max_abs_diff", diff, "value", null, extra(threads, 1, "value <= 1e-3", diff <= 1e-3,
+                    "max |sparse - dense| reconstruction"));
+        }
+    }
+
+    /** Keeps the last result of a timed run past its scope (for the equality check). */
+    private static void keep(NDArray[] slots, int i, NDArray r) {
+        NDScope.unregister(r);
+        if (slots[i] != null) slots[i].close();
+        slots[i] = r;
+    }
+
+    // ------------------------------------------------------------------ the Python baseline
+
+    /** The Python baseline as a subprocess timing one step per request; {@code ok()} false when it is unavailable. */
+    private static final class PythonServer implements AutoCloseable {
+        private Process process;
+        private BufferedReader in;
+        private Writer out;
+        private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+        private String torchVersion = "?", blasThreads = "?", problem;
+        private int threads;
+
+        boolean ok() {
+            return problem == null;
+        }
+
+        static PythonServer start(Options o, PrintStream log) {
+            PythonServer s = new PythonServer();
+            Path script = o.pythonScript().orElseGet(SaeBench::findScript);
+            if (script == null || !Files.isRegularFile(script)) {
+                s.problem = "cannot find " + SCRIPT + "; run from the project, set -Djlens.root or pass --python-script";
+                log.println("bench sae: " + s.problem);
+                return s;
+            }
+            String exe = o.pythonExe().orElseGet(SaeBench::findPython);
+            if (exe == null) {
+                s.problem = "no Python with torch found ($JLENS_PYTHON, python3, /usr/bin/python3); install "
+                        + "python3-torch and libopenblas0-pthread, or pass --python EXE";
+                log.println("bench sae: " + s.problem);
+                return s;
+            }
+            List<String> cmd = List.of(exe, script.toString(), "--d-in", "" + o.dIn(), "--d-sae", "" + o.dSae(),
+                    "--k", "" + o.k(), "--batch", "" + o.batch(), "--threads", "1", "--seed", "" + o.seed());
+            log.println("Python baseline: " + String.join(" ", cmd));
+            try {
+                s.process = new ProcessBuilder(cmd).start();
+                s.in = new BufferedReader(new InputStreamReader(s.process.getInputStream(), StandardCharsets.UTF_8));
+                s.out = new OutputStreamWriter(s.process.getOutputStream(), StandardCharsets.UTF_8);
+                pump(s.process.getErrorStream(), s.err);
+                JsonNode ready = s.reply("start");
+                if (!ready.path("ready").asBoolean()) throw new IllegalStateException("did not report ready: " + ready);
+                s.torchVersion = ready.path("torch").asText("?");
+                s.blasThreads = ready.path("openblas_threads").asText("?");
+                s.threads = ready.path("threads").asInt();
+            } catch (IOException | RuntimeException e) {
+                s.problem = "the baseline " + exe + " failed to start: " + e.getMessage() + " " + tail(s.err);
+                log.println("bench sae: " + s.problem);
+                s.close();
+            }
+            return s;
+        }
+
+        /** One training step; the script's own timing (wall ms; CPU not measured there). */
+        ModelBench.Sample step() {
+            try {
+                out.write("step 1\n");
+                out.flush();
+            } catch (IOException e) {
+                throw new IllegalStateException("Python baseline stopped accepting requests: " + tail(err), e);
+            }
+            JsonNode r = reply("step 1");
+            if (!r.has("ms")) throw new IllegalStateException("Python baseline answered " + r + ": " + tail(err));
+            return new ModelBench.Sample(r.get("ms").get(0).asDouble(), Double.NaN);
+        }
+
+        private JsonNode reply(String request) {
+            try {
+                String line = in.readLine();
+                if (line == null) throw new IllegalStateException("Python baseline exited after '" + request + "': " + tail(err));
+                return JSON.readTree(line);
+            } catch (IOException e) {
+                throw new UncheckedIOException("reading the Python baseline after '" + request + "'", e);
+            }
+        }
+
+        @Override
+        public void close() {
+            if (process == null) return;
+            try {
+                out.write("quit\n");
+                out.close();
+                if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly();
+            } catch (IOException e) {
+                process.destroyForcibly();
+            } catch (InterruptedException e) {
+                process.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private static void pump(InputStream in, ByteArrayOutputStream sink) {
+        Thread t = new Thread(() -> {
+            try (in) {
+                in.transferTo(sink);
+            } catch (IOException ignored) {
+                // the process went away; what was read is kept
+            }
+        }, "bench-sae-python-stderr");
+        t.setDaemon(true);
+        t.start();
+    }
+
+    private static String tail(ByteArrayOutputStream err) {
+        String s = err.toString(StandardCharsets.UTF_8);
+        return s.length() <= 2000 ? s : "..." + s.substring(s.length() - 2000);
+    }
+
+    private static Path findScript() {
+        List<Path> tried = new ArrayList<>();
+        String root = System.getProperty("jlens.root");
+        if (root != null) tried.add(Path.of(root).resolve(SCRIPT));
+        for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) tried.add(d.resolve(SCRIPT));
+        return tried.stream().filter(Files::isRegularFile).findFirst().orElse(null);
+    }
+
+    private static String findPython() {
+        List<String> candidates = new ArrayList<>();
+        String env = System.getenv("JLENS_PYTHON");
+        if (env != null && !env.isBlank()) candidates.add(env);
+        candidates.add("python3");
+        candidates.add("/usr/bin/python3");   // Debian's, where python3-torch installs; may differ from PATH's
+        for (String c : candidates) {
+            try {
+                Process p = new ProcessBuilder(c, "-c", "import torch").redirectErrorStream(true).start();
+                p.getOutputStream().close();
+                p.getInputStream().transferTo(java.io.OutputStream.nullOutputStream());
+                if (p.waitFor(120, TimeUnit.SECONDS) && p.exitValue() == 0) return c;
+                p.destroyForcibly();
+            } catch (IOException e) {
+                // not installed: try the next
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return null;
+            }
+        }
+        return null;
+    }
+
+    // ------------------------------------------------------------------ output
+
+    private static Map<String, Object> extra(Integer threads, int runs, String goal, Boolean ok, String note) {
+        Map<String, Object> x = new LinkedHashMap<>();
+        if (threads != null) x.put("threads", threads);
+        x.put("runs", runs);
+        if (goal != null) {
+            x.put("goal", goal);
+            x.put("ok", ok);
+        }
+        x.put("note", note);
+        return x;
+    }
+
+    /** Writes metric lines: the required keys first, then the extras. */
+    private record Reporter(PrintStream out) {
+        void emit(String metric, double value, String unit, Double baseline, Map<String, Object> extra) {
+            Map<String, Object> line = new LinkedHashMap<>();
+            line.put("bench", NAME);
+            line.put("metric", metric);
+            line.put("value", round(value));
+            line.put("unit", unit);
+            line.put("baseline", baseline == null ? null : round(baseline));
+            line.put("ratio", baseline == null || baseline == 0 ? null : round(value / baseline));
+            line.putAll(extra);
+            try {
+                out.println(JSON.writeValueAsString(line));
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            out.flush();
+        }
+
+        static double round(double v) {
+            if (v == 0 || !Double.isFinite(v)) return v;
+            double scale = Math.pow(10, 4 - (int) Math.floor(Math.log10(Math.abs(v))));   // 5 significant digits
+            return Math.round(v * scale) / scale;
+        }
+    }
+}
