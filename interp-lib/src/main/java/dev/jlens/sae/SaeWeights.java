@@ -157,7 +157,7 @@ public final class SaeWeights implements AutoCloseable {
     /** {@code (x - b_dec) @ W_enc + b_enc} (or without the {@code b_dec} shift), in normalised units. */
     public NDArray preActs(NDArray xN, boolean applyBDecToInput) {
         NDArray in = applyBDecToInput ? xN.sub(get(B_DEC)) : xN;
-        return in.matMul(get(W_ENC)).add(get(B_ENC));
+        return in.matMul(get(W_ENC)).addi(get(B_ENC));   // in place: no second fresh [B, dSae] buffer
     }
 
     /** {@code f @ W_dec + b_dec}. */
