@@ -1,5 +1,7 @@
 package dev.jlens.sae;
 
+import dev.jlens.util.Numbers;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDScope;
@@ -450,10 +452,10 @@ public final class FeatureViews {
         for (int i = 0; i < dSae; i++) {
             id.append(i);
             double d = density(i);
-            density.append(d);
-            logDensity.append(d > 0 ? Math.log10(d) : Double.NaN);
-            mean.append(meanActivation(i));
-            mx.append(maxActivation(i));
+            density.append(Numbers.significant(d, 4));
+            logDensity.append(d > 0 ? Numbers.significant(Math.log10(d), 4) : Double.NaN);
+            mean.append(Numbers.significant(meanActivation(i), 4));
+            mx.append(Numbers.significant(maxActivation(i), 4));
             topTok.append(String.join(", ", topTokens(i, 3).stream()
                     .map(t -> quote(t.text()) + " (" + (long) t.value() + ")").toList()));
             List<TokenValue> up = residualHook() ? logitEffect(i).boosted() : List.of();

@@ -1,5 +1,7 @@
 package dev.jlens.sae;
 
+import dev.jlens.util.Numbers;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDArrays;
@@ -155,12 +157,12 @@ public final class SaeMetrics {
             name.append(k);
             tokens.append(r.tokens());
             dSae.append(r.dSae());
-            l0.append(r.l0());
-            mse.append(r.mse());
-            fvu.append(r.fvu());
-            cos.append(r.cosine());
-            dead.append(r.deadFraction());
-            dense.append(r.denseFraction());
+            l0.append(Numbers.significant(r.l0(), 4));
+            mse.append(Numbers.significant(r.mse(), 4));
+            fvu.append(Numbers.significant(r.fvu(), 4));
+            cos.append(Numbers.significant(r.cosine(), 4));
+            dead.append(Numbers.significant(r.deadFraction(), 4));
+            dense.append(Numbers.significant(r.denseFraction(), 4));
         });
         return Table.create("SAE metrics", name, tokens, dSae, l0, mse, fvu, cos, dead, dense);
     }

@@ -149,13 +149,21 @@ public final class SaeTrainer implements AutoCloseable {
             return t.where(t.stringColumn("dictionary").isEqualTo(name)).setName(name);
         }
 
-        /** A line chart of one metric ({@code loss}, {@code mse}, {@code l0}, {@code fvu}, {@code dead}, ...) per dictionary. */
+        /**
+         * A line chart of one metric ({@code loss}, {@code mse}, {@code l0}, {@code fvu}, {@code dead}, ...) per dictionary;
+         * loss, mse and fvu on a log scale.
+         */
         public XYChart curve(String metric) {
             Map<String, double[]> series = new LinkedHashMap<>();
             history.forEach((name, rows) -> {
                 if (!rows.isEmpty()) series.put(name, rows.stream().mapToDouble(s -> metric(s, metric)).toArray());
             });
-            return Plots.line(metric, "step", metric, series);
+            XYChart chart = Plots.line(metric, "step", metric, series);
+            if (Set.of("loss", "mse", "fvu").contains(metric)
+                    && series.values().stream().flatMapToDouble(java.util.Arrays::stream).allMatch(v -> v > 0)) {
+                chart.getStyler().setYAxisLogarithmic(true);   // these fall by orders of magnitude
+            }
+            return chart;
         }
 
         private static double metric(StepStats s, String m) {

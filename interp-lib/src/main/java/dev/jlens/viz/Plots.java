@@ -40,6 +40,7 @@ public final class Plots {
         chart.getStyler().setLegendVisible(series.size() > 1);
         chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
+        chart.getStyler().setXAxisTickMarkSpacingHint(90);   // the default packs 4-digit step numbers edge to edge
         for (Map.Entry<String, double[]> e : new LinkedHashMap<>(series).entrySet()) {
             double[] y = e.getValue();
             if (y == null || y.length == 0) {
