@@ -124,7 +124,7 @@ public final class ModelBench {
     public static void run(Options o, PrintStream out, PrintStream log) {
         Engine.getInstance();   // the engine must be up before its thread count can be read or set
         int threadsBefore = JniUtils.getNumThreads();
-        Reporter rep = new Reporter(out);
+        BenchReport rep = new BenchReport(NAME, out);
         try (HookedTransformer model = HookedTransformer.random(o.cfg(), o.seed())) {
             log.printf("bench model: %s, seq %d, batches %s, %d warmup + %d runs, DJL threads %s (default %d)%n",
                     o.cfg(), o.seq(), o.batches(), o.warmup(), o.runs(), o.djlThreads(), threadsBefore);
@@ -147,7 +147,7 @@ public final class ModelBench {
     // ------------------------------------------------------------------ 1. hook points
 
     private static void hookPoints(Options o, HookedTransformer model, PlainGpt2 plain, long[][] ids, int threads,
-                                   Reporter rep, PrintStream log) {
+                                   BenchReport rep, PrintStream log) {
         int b = ids.length;
         log.printf("hook points, batch %d ...%n", b);
         double diff;
@@ -163,17 +163,17 @@ public final class ModelBench {
                         plain.forward(ids);
                     }
                 })));
-        Map<String, Object> x = extra(b, threads, o.runs(), "ratio <= 1.02", t[0].median / t[1].median <= 1.02,
+        Map<String, Object> x = BenchReport.extra(b, threads, o.runs(), "ratio <= 1.02", t[0].median / t[1].median <= 1.02,
                 "baseline: the same GPT-2 forward written without hook points");
         putCpu(x, t[0], t[1]);
         rep.emit("hook_points_forward", t[0].median, "ms", t[1].median, x);
-        rep.emit("plain_max_abs_diff", diff, "logit", null, extra(b, threads, 1, "value <= 1e-4", diff <= 1e-4,
+        rep.emit("plain_max_abs_diff", diff, "logit", null, BenchReport.extra(b, threads, 1, "value <= 1e-4", diff <= 1e-4,
                 "max |hooked logits - plain logits|"));
     }
 
     // ------------------------------------------------------------------ 2. runWithCache
 
-    private static void runWithCache(Options o, HookedTransformer model, long[][] ids, int threads, Reporter rep,
+    private static void runWithCache(Options o, HookedTransformer model, long[][] ids, int threads, BenchReport rep,
                                      PrintStream log) {
         int b = ids.length;
         log.printf("runWithCache(resid_post), batch %d ...%n", b);
@@ -186,7 +186,7 @@ public final class ModelBench {
                     }
                 }),
                 timed(() -> forwardOnce(model, ids))));
-        Map<String, Object> x = extra(b, threads, o.runs(), "ratio <= 1.10", t[0].median / t[1].median <= 1.10,
+        Map<String, Object> x = BenchReport.extra(b, threads, o.runs(), "ratio <= 1.10", t[0].median / t[1].median <= 1.10,
                 "baseline: forward without a cache");
         putCpu(x, t[0], t[1]);
         rep.emit("run_with_cache_resid_post", t[0].median, "ms", t[1].median, x);
@@ -194,7 +194,7 @@ public final class ModelBench {
 
     // ------------------------------------------------------------------ 3. generation
 
-    private static void generation(Options o, HookedTransformer model, int threads, Reporter rep, PrintStream log) {
+    private static void generation(Options o, HookedTransformer model, int threads, BenchReport rep, PrintStream log) {
         long[][] prompt = {Arrays.stream(PROMPT).map(id -> id % model.cfg().dVocab()).toArray()};
         log.printf("generation of %d tokens with and without KV cache ...%n", o.genTokens());
         Generation.Config withCache = Generation.Config.greedy(o.genTokens());
@@ -209,12 +209,12 @@ public final class ModelBench {
                 timed(() -> produced[1] = generate(model, prompt, noCache))));
         boolean same = Arrays.equals(produced[0], produced[1]);
         double ratio = t[0].median / t[1].median;
-        Map<String, Object> x = extra(1, threads, o.genRuns(), "ratio <= 0.2 (>= 5x faster)", ratio <= 0.2 && same,
+        Map<String, Object> x = BenchReport.extra(1, threads, o.genRuns(), "ratio <= 0.2 (>= 5x faster)", ratio <= 0.2 && same,
                 "baseline: the same generation recomputing every position (no KV cache)");
         x.put("tokens", o.genTokens());
         x.put("prompt_tokens", PROMPT.length);
         x.put("same_tokens", same);
-        x.put("speedup", Reporter.round(1 / ratio));
+        x.put("speedup", BenchReport.round(1 / ratio));
         putCpu(x, t[0], t[1]);
         rep.emit("generate_kv_cache", t[0].median, "ms", t[1].median, x);
     }
@@ -231,7 +231,7 @@ public final class ModelBench {
      * Times the forward at every DJL thread count and, run by run in between, the Python baseline at every torch
      * thread count, so that load from other processes falls on both alike. Returns the best DJL thread count.
      */
-    private static int forwardVsPython(Options o, HookedTransformer model, Map<Integer, long[][]> inputs, Reporter rep,
+    private static int forwardVsPython(Options o, HookedTransformer model, Map<Integer, long[][]> inputs, BenchReport rep,
                                        PrintStream log) {
         int bestThreads = -1;
         try (PythonServer py = o.python() ? PythonServer.start(o, log) : null) {
@@ -251,24 +251,24 @@ public final class ModelBench {
                 for (int i = nd; i < ts.length; i++) if (ts[i].median < ts[pBest].median) pBest = i;
                 Double pyMs = py == null ? null : ts[pBest].median;
                 for (int i = 0; i < nd; i++) {
-                    Map<String, Object> x = extra(b, o.djlThreads().get(i), o.runs(), null, null,
+                    Map<String, Object> x = BenchReport.extra(b, o.djlThreads().get(i), o.runs(), null, null,
                             "DJL forward (hook points empty) at this intra-op thread count; baseline: Python's best");
                     if (py != null) putCpu(x, ts[i], ts[pBest]);
                     rep.emit("forward_djl_threads", ts[i].median, "ms", pyMs, x);
                 }
                 for (int i = nd; i < ts.length; i++) {
-                    Map<String, Object> x = extra(b, o.pythonThreads().get(i - nd), o.runs(), null, null,
+                    Map<String, Object> x = BenchReport.extra(b, o.pythonThreads().get(i - nd), o.runs(), null, null,
                             "plain PyTorch eager at this torch thread count (OpenBLAS threads: " + py.blasThreads + ")");
-                    x.put("cpu_ms", Reporter.round(ts[i].cpuMedian()));
+                    x.put("cpu_ms", BenchReport.round(ts[i].cpuMedian()));
                     rep.emit("forward_python_threads", ts[i].median, "ms", null, x);
                 }
                 if (py != null) {
                     double v = ts[dBest].median;
-                    Map<String, Object> x = extra(b, o.djlThreads().get(dBest), o.runs(), "ratio <= 1.0", v / pyMs <= 1.0,
+                    Map<String, Object> x = BenchReport.extra(b, o.djlThreads().get(dBest), o.runs(), "ratio <= 1.0", v / pyMs <= 1.0,
                             "each at its best thread count, runs interleaved; torch " + py.torchVersion);
                     x.put("python_threads", o.pythonThreads().get(pBest - nd));
-                    x.put("djl_min_ms", Reporter.round(ts[dBest].min));
-                    x.put("python_min_ms", Reporter.round(ts[pBest].min));
+                    x.put("djl_min_ms", BenchReport.round(ts[dBest].min));
+                    x.put("python_min_ms", BenchReport.round(ts[pBest].min));
                     putCpu(x, ts[dBest], ts[pBest]);
                     rep.emit("forward_vs_python", v, "ms", pyMs, x);
                 }
@@ -346,7 +346,7 @@ public final class ModelBench {
                 Thread.currentThread().interrupt();
             }
             return new IllegalStateException("Python baseline " + what + exit + ": "
-                    + tail(err.toString(StandardCharsets.UTF_8)));
+                    + BenchReport.tail(err.toString(StandardCharsets.UTF_8)));
         }
 
         @Override
@@ -365,21 +365,14 @@ public final class ModelBench {
     }
 
     private static Path findScript() {
-        List<Path> tried = new ArrayList<>();
-        String root = System.getProperty("jlens.root");
-        if (root != null) tried.add(Path.of(root).resolve(SCRIPT));
-        for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) tried.add(d.resolve(SCRIPT));
+        List<Path> tried = BenchReport.scriptPlaces(SCRIPT);
         return tried.stream().filter(Files::isRegularFile).findFirst().orElseThrow(() -> new IllegalStateException(
                 "cannot find " + SCRIPT + " (tried " + tried + "); run from the project, set -Djlens.root, or pass "
                         + "--python-script PATH"));
     }
 
     private static String findPython() {
-        List<String> candidates = new ArrayList<>();
-        String env = System.getenv("JLENS_PYTHON");
-        if (env != null && !env.isBlank()) candidates.add(env);
-        candidates.add("python3");
-        candidates.add("/usr/bin/python3");   // Debian's, where python3-torch installs; may differ from PATH's
+        List<String> candidates = BenchReport.pythonCandidates();
         for (String c : candidates) {
             Proc r = Proc.tryRun(List.of(c, "-c", "import torch"), 120);
             if (r != null && r.exit == 0) return c;
@@ -390,7 +383,7 @@ public final class ModelBench {
 
     // ------------------------------------------------------------------ 5. load RSS
 
-    private static void loadRss(Options o, HookedTransformer model, Reporter rep, PrintStream log) {
+    private static void loadRss(Options o, HookedTransformer model, BenchReport rep, PrintStream log) {
         Path dir;
         try {
             dir = Files.createTempDirectory("jlens-bench-model");
@@ -406,25 +399,25 @@ public final class ModelBench {
             List<String> cmd = List.of(java, "-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"),
                     LoadProbe.class.getName(), dir.toString());
             Proc r = Proc.run(cmd, 600);
-            if (r.exit != 0) throw new IllegalStateException("load probe failed (exit " + r.exit + "): " + tail(r.err));
+            if (r.exit != 0) throw new IllegalStateException("load probe failed (exit " + r.exit + "): " + BenchReport.tail(r.err));
             JsonNode n = Arrays.stream(r.out.split("\n")).filter(l -> l.startsWith("{")).reduce((a, b) -> b)
                     .map(ModelBench::readJson)
-                    .orElseThrow(() -> new IllegalStateException("load probe printed no JSON: " + tail(r.out + r.err)));
+                    .orElseThrow(() -> new IllegalStateException("load probe printed no JSON: " + BenchReport.tail(r.out + r.err)));
             double mb = 1024 * 1024;
             double weights = weightBytes / mb;
             double peak = n.get("peak_rss_bytes").asLong() / mb;
             double before = n.get("rss_before_load_bytes").asLong() / mb;
             double after = n.get("rss_after_load_bytes").asLong() / mb;
             double heap = n.get("heap_used_bytes").asLong() / mb;
-            Map<String, Object> x = extra(null, null, 1, "ratio <= 1.3", peak / weights <= 1.3,
+            Map<String, Object> x = BenchReport.extra(null, null, 1, "ratio <= 1.3", peak / weights <= 1.3,
                     "VmHWM of a fresh JVM after HookedTransformer.load; baseline: float32 weight bytes");
             x.put("rss_before_load_mb", before);
             x.put("rss_after_load_mb", after);
             x.put("file_mb", Files.size(dir.resolve("model.safetensors")) / mb);
             rep.emit("load_peak_rss", peak, "MB", weights, x);
-            rep.emit("load_rss_growth", after - before, "MB", weights, extra(null, null, 1, null, null,
+            rep.emit("load_rss_growth", after - before, "MB", weights, BenchReport.extra(null, null, 1, null, null,
                     "VmRSS after load minus VmRSS before (JVM and engine already up)"));
-            rep.emit("load_jvm_heap_used", heap, "MB", weights, extra(null, null, 1, null, null,
+            rep.emit("load_jvm_heap_used", heap, "MB", weights, BenchReport.extra(null, null, 1, null, null,
                     "Java heap in use after load (the weights live in native memory)"));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -542,49 +535,9 @@ public final class ModelBench {
     /** CPU-time keys comparing a measurement with its baseline. */
     private static void putCpu(Map<String, Object> x, Timing value, Timing baseline) {
         if (Double.isNaN(value.cpuMedian()) || Double.isNaN(baseline.cpuMedian())) return;
-        x.put("cpu_ms", Reporter.round(value.cpuMedian()));
-        x.put("baseline_cpu_ms", Reporter.round(baseline.cpuMedian()));
-        x.put("cpu_ratio", Reporter.round(value.cpuMedian() / baseline.cpuMedian()));
-    }
-
-    private static Map<String, Object> extra(Integer batch, Integer threads, int runs, String goal, Boolean ok,
-                                             String note) {
-        Map<String, Object> x = new LinkedHashMap<>();
-        if (batch != null) x.put("batch", batch);
-        if (threads != null) x.put("threads", threads);
-        x.put("runs", runs);
-        if (goal != null) {
-            x.put("goal", goal);
-            x.put("ok", ok);
-        }
-        x.put("note", note);
-        return x;
-    }
-
-    /** Writes metric lines: the required keys first, then the extras. */
-    private record Reporter(PrintStream out) {
-        void emit(String metric, double value, String unit, Double baseline, Map<String, Object> extra) {
-            Map<String, Object> line = new LinkedHashMap<>();
-            line.put("bench", NAME);
-            line.put("metric", metric);
-            line.put("value", round(value));
-            line.put("unit", unit);
-            line.put("baseline", baseline == null ? null : round(baseline));
-            line.put("ratio", baseline == null || baseline == 0 ? null : round(value / baseline));
-            line.putAll(extra);
-            try {
-                out.println(JSON.writeValueAsString(line));
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-            out.flush();
-        }
-
-        static double round(double v) {
-            if (v == 0 || !Double.isFinite(v)) return v;
-            double scale = Math.pow(10, 4 - (int) Math.floor(Math.log10(Math.abs(v))));   // 5 significant digits
-            return Math.round(v * scale) / scale;
-        }
+        x.put("cpu_ms", BenchReport.round(value.cpuMedian()));
+        x.put("baseline_cpu_ms", BenchReport.round(baseline.cpuMedian()));
+        x.put("cpu_ratio", BenchReport.round(value.cpuMedian() / baseline.cpuMedian()));
     }
 
     private static long[][] randomIds(int batch, int seq, int vocab, long seed) {
@@ -604,10 +557,6 @@ public final class ModelBench {
         } catch (IOException e) {
             throw new IllegalStateException("not a JSON line: " + line, e);
         }
-    }
-
-    private static String tail(String s) {
-        return s.length() <= 2000 ? s : "..." + s.substring(s.length() - 2000);
     }
 
     /** A finished subprocess: exit code and everything it printed. */

@@ -121,7 +121,7 @@ public final class SaeBench {
     public static void run(Options o, PrintStream out, PrintStream log) {
         Engine.getInstance();   // the engine must be up before its thread count can be read or set
         int threadsBefore = JniUtils.getNumThreads();
-        Reporter rep = new Reporter(out);
+        BenchReport rep = new BenchReport(NAME, out);
         try {
             log.printf("bench sae: TopK d_in %d, d_sae %d, k %d, batch %d; decode d_sae %d; DJL threads %s (default %d)%n",
                     o.dIn(), o.dSae(), o.k(), o.batch(), o.decodeDSae(), o.threads(), threadsBefore);
@@ -138,7 +138,7 @@ public final class SaeBench {
     // ------------------------------------------------------------------ 1. matmul peak
 
     /** Times the square matmul at every thread count; returns the fastest count and puts its GFLOP/s in peakOut. */
-    private static int peak(Options o, Reporter rep, PrintStream log, double[] peakOut) {
+    private static int peak(Options o, BenchReport rep, PrintStream log, double[] peakOut) {
         int n = o.peakN();
         log.printf("matmul peak: %dx%d fp32 at DJL threads %s ...%n", n, n, o.threads());
         double flops = 2.0 * n * n * n;
@@ -159,7 +159,7 @@ public final class SaeBench {
                 double gf = flops / ts[i].median() / 1e6;
                 Map<String, Object> x = extra(o.threads().get(i), Math.max(3, o.runs()), null, null,
                         "fp32 matmul " + n + "x" + n + " @ " + n + "x" + n + ", median; 2 n^3 FLOPs");
-                x.put("best_gflops", Reporter.round(flops / ts[i].min() / 1e6));
+                x.put("best_gflops", BenchReport.round(flops / ts[i].min() / 1e6));
                 rep.emit("matmul_peak_gflops", gf, "GFLOP/s", null, x);
                 if (ts[i].median() < ts[best].median()) best = i;
             }
@@ -170,7 +170,7 @@ public final class SaeBench {
 
     // ------------------------------------------------------------------ 2. training step
 
-    private static void training(Options o, int threads, double peak, Reporter rep, PrintStream log) {
+    private static void training(Options o, int threads, double peak, BenchReport rep, PrintStream log) {
         log.printf("training step: dense (trainer), sparse (SparseDecode) and Python, interleaved, DJL threads %d ...%n",
                 threads);
         SaeConfig cfg = SaeConfig.of(o.dIn(), o.dSae(), new SaeConfig.TopK(o.k(), 0, 0));
@@ -201,8 +201,8 @@ public final class SaeBench {
                 double ms = ts[i].median();
                 Map<String, Object> x1 = extra(threads, o.runs(), pyMs == null ? null : "ratio <= 1.0",
                         pyMs == null ? null : ms / pyMs <= 1.0, how + "; " + pyNote);
-                x1.put("tokens_per_s", Reporter.round(tokens / ms * 1e3));
-                if (pyMs != null) x1.put("baseline_tokens_per_s", Reporter.round(tokens / pyMs * 1e3));
+                x1.put("tokens_per_s", BenchReport.round(tokens / ms * 1e3));
+                if (pyMs != null) x1.put("baseline_tokens_per_s", BenchReport.round(tokens / pyMs * 1e3));
                 x1.put("loss", losses[i]);
                 x1.put("batch", o.batch());
                 // large fresh allocations fault in page by page unless malloc asks for huge pages; both sides inherit it
@@ -211,7 +211,7 @@ public final class SaeBench {
                 double gf = flops / ms / 1e6;
                 Map<String, Object> x2 = extra(threads, o.runs(), "ratio >= 0.8", gf / peak >= 0.8,
                         (i == 0 ? "" : "dense-equivalent: the sparse step executes far fewer; ") + "FLOPs = " + formula
-                                + " = " + Reporter.round(flops / 1e9) + " GFLOP per step; baseline: matmul peak");
+                                + " = " + BenchReport.round(flops / 1e9) + " GFLOP per step; baseline: matmul peak");
                 rep.emit(name + "_gflops", gf, "GFLOP/s", peak, x2);
             }
         }
@@ -251,7 +251,7 @@ public final class SaeBench {
 
     // ------------------------------------------------------------------ 3. sparse decode
 
-    private static void decode(Options o, int threads, Reporter rep, PrintStream log) {
+    private static void decode(Options o, int threads, BenchReport rep, PrintStream log) {
         int b = o.decodeBatch(), d = o.decodeDSae(), k = o.k();
         log.printf("TopK decode: batch %d, d_sae %d, k %d, sparse vs dense ...%n", b, d, k);
         try (NDManager m = NDManager.newBaseManager()) {
@@ -281,7 +281,7 @@ public final class SaeBench {
             Map<String, Object> x = extra(threads, o.runs(), "speedup >= 2", speedup >= 2,
                     "SparseDecode.decode (COO x W_dec) vs dense scatter + matmul; batch " + b + ", d_sae " + d + ", d_in "
                             + o.dIn() + ", k " + k);
-            x.put("speedup", Reporter.round(speedup));
+            x.put("speedup", BenchReport.round(speedup));
             rep.emit("topk_decode", ts[0].median(), "ms", ts[1].median(), x);
             rep.emit("topk_decode_max_abs_diff", diff, "value", null, extra(threads, 1, "value <= 1e-3", diff <= 1e-3,
                     "max |sparse - dense| reconstruction"));
@@ -312,7 +312,7 @@ public final class SaeBench {
 
         static PythonServer start(Options o, PrintStream log) {
             PythonServer s = new PythonServer();
-            Path script = o.pythonScript().orElseGet(SaeBench::findScript);
+            Path script = o.pythonScript().orElseGet(() -> BenchReport.findScript(SCRIPT));
             if (script == null || !Files.isRegularFile(script)) {
                 s.problem = "cannot find " + SCRIPT + "; run from the project, set -Djlens.root or pass --python-script";
                 log.println("bench sae: " + s.problem);
@@ -398,25 +398,11 @@ public final class SaeBench {
     }
 
     private static String tail(ByteArrayOutputStream err) {
-        String s = err.toString(StandardCharsets.UTF_8);
-        return s.length() <= 2000 ? s : "..." + s.substring(s.length() - 2000);
-    }
-
-    private static Path findScript() {
-        List<Path> tried = new ArrayList<>();
-        String root = System.getProperty("jlens.root");
-        if (root != null) tried.add(Path.of(root).resolve(SCRIPT));
-        for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) tried.add(d.resolve(SCRIPT));
-        return tried.stream().filter(Files::isRegularFile).findFirst().orElse(null);
+        return BenchReport.tail(err.toString(StandardCharsets.UTF_8));
     }
 
     private static String findPython() {
-        List<String> candidates = new ArrayList<>();
-        String env = System.getenv("JLENS_PYTHON");
-        if (env != null && !env.isBlank()) candidates.add(env);
-        candidates.add("python3");
-        candidates.add("/usr/bin/python3");   // Debian's, where python3-torch installs; may differ from PATH's
-        for (String c : candidates) {
+        for (String c : BenchReport.pythonCandidates()) {
             try {
                 Process p = new ProcessBuilder(c, "-c", "import torch").redirectErrorStream(true).start();
                 p.getOutputStream().close();
@@ -436,40 +422,6 @@ public final class SaeBench {
     // ------------------------------------------------------------------ output
 
     private static Map<String, Object> extra(Integer threads, int runs, String goal, Boolean ok, String note) {
-        Map<String, Object> x = new LinkedHashMap<>();
-        if (threads != null) x.put("threads", threads);
-        x.put("runs", runs);
-        if (goal != null) {
-            x.put("goal", goal);
-            x.put("ok", ok);
-        }
-        x.put("note", note);
-        return x;
-    }
-
-    /** Writes metric lines: the required keys first, then the extras. */
-    private record Reporter(PrintStream out) {
-        void emit(String metric, double value, String unit, Double baseline, Map<String, Object> extra) {
-            Map<String, Object> line = new LinkedHashMap<>();
-            line.put("bench", NAME);
-            line.put("metric", metric);
-            line.put("value", round(value));
-            line.put("unit", unit);
-            line.put("baseline", baseline == null ? null : round(baseline));
-            line.put("ratio", baseline == null || baseline == 0 ? null : round(value / baseline));
-            line.putAll(extra);
-            try {
-                out.println(JSON.writeValueAsString(line));
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-            out.flush();
-        }
-
-        static double round(double v) {
-            if (v == 0 || !Double.isFinite(v)) return v;
-            double scale = Math.pow(10, 4 - (int) Math.floor(Math.log10(Math.abs(v))));   // 5 significant digits
-            return Math.round(v * scale) / scale;
-        }
+        return BenchReport.extra(null, threads, runs, goal, ok, note);
     }
 }

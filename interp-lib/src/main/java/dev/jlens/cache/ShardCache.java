@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.jlens.io.CheckpointException;
+import dev.jlens.io.Checkpoints;
 import dev.jlens.io.DType;
 import dev.jlens.io.Safetensors;
 import dev.jlens.io.TensorInfo;
@@ -17,10 +18,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -379,17 +378,8 @@ final class ShardCache implements AutoCloseable {
     /** Replaces the manifest atomically: a temporary file, flushed, renamed over it. */
     static void writeManifest(Path dir, Manifest m) {
         Path file = dir.resolve(MANIFEST);
-        Path tmp = dir.resolve("." + MANIFEST + ".tmp");
         try {
-            Files.write(tmp, JSON.writeValueAsBytes(m));
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-                ch.force(true);
-            }
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
+            Checkpoints.writeAtomically(file, JSON.writeValueAsBytes(m));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + file, e);
         }

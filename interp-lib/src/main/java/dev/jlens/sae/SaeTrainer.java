@@ -13,6 +13,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.cache.ActivationSource;
+import dev.jlens.io.Checkpoints;
 import dev.jlens.io.DType;
 import dev.jlens.io.Safetensors;
 import dev.jlens.train.AdamW;
@@ -27,15 +28,10 @@ import tech.tablesaw.api.Table;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -43,9 +39,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.SplittableRandom;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 
 /**
  * The one trainer for every sparse-dictionary architecture: Adam (no weight decay) on each dictionary's
@@ -80,8 +74,6 @@ public final class SaeTrainer implements AutoCloseable {
     private static final String FORMAT = "jlens-sae-train";
     private static final String WEIGHTS_SUFFIX = ".safetensors", OPTIMIZER_SUFFIX = ".optimizer.safetensors";
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]*");
-    private static final Pattern STEP_DIR = Pattern.compile("step-(\\d+)");
-    private static final String TMP_PREFIX = ".tmp-", TRASH_PREFIX = ".trash-";
     /** A latent firing on more than this fraction of tokens is dense. */
     public static final double DENSE_FRACTION = 0.1;
     private static final double ADAM_EPS = 1e-8;
@@ -661,39 +653,15 @@ public final class SaeTrainer implements AutoCloseable {
         if (root == null) throw new IllegalStateException("no run directory: set one with runDir(path) to save checkpoints");
         if (lastCheckpoint != null && lastCheckpointStep == step) return lastCheckpoint;
         Path dir = root.resolve(CHECKPOINTS);
-        Path target = dir.resolve(String.format(Locale.ROOT, "step-%08d", step));
-        Path tmp = dir.resolve(TMP_PREFIX + target.getFileName() + "-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
-        try {
-            Files.createDirectories(tmp);
+        Path target = Checkpoints.commitStep(dir, step, tmp -> {
             for (Slot s : slots.values()) {
                 Safetensors.write(tmp.resolve(s.name + WEIGHTS_SUFFIX), s.sae.weights().params(),
                         Map.of("format", "jlens-sae"), DType.F32);
                 s.opt.save(tmp.resolve(s.name + OPTIMIZER_SUFFIX));
             }
             JSON.writerWithDefaultPrettyPrinter().writeValue(tmp.resolve(STATE).toFile(), stateJson());   // last: marks it complete
-            try (Stream<Path> files = Files.list(tmp)) {
-                for (Path f : (Iterable<Path>) files::iterator) fsync(f, false);
-            }
-            fsync(tmp, true);
-            if (Files.exists(target)) {
-                deleteTree(tmp);   // this step was saved before (a resumed run interrupted at once): same content
-            } else {
-                try {
-                    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-                } catch (AtomicMoveNotSupportedException e) {
-                    throw new UncheckedIOException("the file system of " + dir + " cannot rename directories atomically; "
-                            + "choose a run directory on a local disk", e);
-                }
-                fsync(dir, true);
-            }
-        } catch (IOException e) {
-            deleteQuietly(tmp);
-            throw new UncheckedIOException("cannot write checkpoint " + target + ": " + e.getMessage(), e);
-        } catch (RuntimeException | Error e) {
-            deleteQuietly(tmp);
-            throw e;
-        }
-        prune(dir, cfg.keepCheckpoints());
+        }, null);
+        Checkpoints.prune(dir, SaeTrainer::complete, cfg.keepCheckpoints());
         lastCheckpoint = target;
         lastCheckpointStep = step;
         return target;
@@ -713,7 +681,7 @@ public final class SaeTrainer implements AutoCloseable {
         Path r = runDir.toAbsolutePath().normalize();
         Path c = latest(r).orElseThrow(() -> new IllegalArgumentException("no complete checkpoint in " + r.resolve(CHECKPOINTS)
                 + " (looked for step-N directories holding " + STATE + ")"));
-        cleanLeftovers(r.resolve(CHECKPOINTS));
+        Checkpoints.cleanLeftovers(r.resolve(CHECKPOINTS));
         JsonNode st;
         try {
             st = JSON.readTree(c.resolve(STATE).toFile());
@@ -831,72 +799,11 @@ public final class SaeTrainer implements AutoCloseable {
 
     /** The newest complete checkpoint directory of a run. */
     private static Optional<Path> latest(Path root) {
-        Path dir = root.resolve(CHECKPOINTS);
-        if (!Files.isDirectory(dir)) return Optional.empty();
-        return checkpoints(dir).stream().reduce((a, b) -> b);
+        return Checkpoints.latest(root.resolve(CHECKPOINTS), SaeTrainer::complete).map(Checkpoints.Step::dir);
     }
 
-    private static List<Path> checkpoints(Path dir) {
-        List<Path> out = new ArrayList<>();
-        try (Stream<Path> s = Files.list(dir)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                Matcher m = STEP_DIR.matcher(p.getFileName().toString());
-                if (m.matches() && Files.isRegularFile(p.resolve(STATE))) out.add(p);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot list checkpoints in " + dir, e);
-        }
-        out.sort(Comparator.comparing(p -> p.getFileName().toString()));   // zero-padded step numbers
-        return out;
-    }
-
-    private static void prune(Path dir, int keep) {
-        List<Path> all = checkpoints(dir);
-        for (int i = 0; i < all.size() - keep; i++) {
-            Path old = all.get(i);
-            Path trash = old.resolveSibling(TRASH_PREFIX + old.getFileName() + "-" + System.nanoTime());
-            try {
-                Files.move(old, trash, StandardCopyOption.ATOMIC_MOVE);
-                deleteTree(trash);
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot delete old checkpoint " + old, e);
-            }
-        }
-    }
-
-    private static void cleanLeftovers(Path dir) {
-        try (Stream<Path> s = Files.list(dir)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                String n = p.getFileName().toString();
-                if (n.startsWith(TMP_PREFIX) || n.startsWith(TRASH_PREFIX)) deleteTree(p);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot clean " + dir, e);
-        }
-    }
-
-    private static void fsync(Path p, boolean directory) {
-        try (FileChannel ch = FileChannel.open(p, directory ? StandardOpenOption.READ : StandardOpenOption.WRITE)) {
-            ch.force(true);
-        } catch (IOException e) {
-            // Some file systems cannot sync a directory; the rename is still atomic against a killed process.
-            if (!directory) throw new UncheckedIOException("cannot flush " + p, e);
-        }
-    }
-
-    private static void deleteQuietly(Path p) {
-        try {
-            deleteTree(p);
-        } catch (IOException | UncheckedIOException ignored) {
-            // best effort: a leftover temporary directory is removed on the next resume
-        }
-    }
-
-    private static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> walk = Files.walk(p)) {
-            for (Path q : (Iterable<Path>) walk.sorted(Comparator.reverseOrder())::iterator) Files.deleteIfExists(q);
-        }
+    private static boolean complete(Path stepDir) {
+        return Files.isRegularFile(stepDir.resolve(STATE));
     }
 
     private void ensureOpen() {

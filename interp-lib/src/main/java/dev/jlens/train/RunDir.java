@@ -5,25 +5,19 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jlens.io.Checkpoints;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.Tokenizer;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalDouble;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import java.util.stream.Stream;
 
 /**
  * A training run's directory:
@@ -36,10 +30,8 @@ import java.util.stream.Stream;
  *                                    metrics.json                     (every step's metrics so far)
  * </pre>
  *
- * A checkpoint is written into a hidden temporary directory next to the final one, flushed to disk, and renamed
- * into place in one atomic step, so a process killed mid-write leaves at worst a temporary directory (ignored and
- * removed on resume), never a half-written {@code step-N}. Old checkpoints are renamed away before being deleted,
- * for the same reason.
+ * Checkpoints are written and pruned crash-safely by {@link Checkpoints}: a process killed mid-write leaves at worst
+ * a temporary directory (ignored and removed on resume), never a half-written {@code step-N}.
  */
 final class RunDir {
     static final String CHECKPOINTS = "checkpoints";
@@ -47,9 +39,6 @@ final class RunDir {
     static final String STATE = "trainer_state.json";
     static final String METRICS = "metrics.json";
     private static final List<String> REQUIRED = List.of("config.json", "model.safetensors", OPTIMIZER, STATE, METRICS);
-    private static final Pattern STEP_DIR = Pattern.compile("step-(\\d+)");
-    private static final String TMP_PREFIX = ".tmp-";
-    private static final String TRASH_PREFIX = ".trash-";
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     /** A complete checkpoint on disk. */
@@ -74,19 +63,8 @@ final class RunDir {
 
     /** Complete checkpoints, oldest first. */
     List<Checkpoint> checkpoints() {
-        Path dir = checkpointsDir();
-        if (!Files.isDirectory(dir)) return List.of();
-        List<Checkpoint> out = new ArrayList<>();
-        try (Stream<Path> s = Files.list(dir)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                Matcher m = STEP_DIR.matcher(p.getFileName().toString());
-                if (m.matches() && Files.isDirectory(p) && complete(p)) out.add(new Checkpoint(p, Integer.parseInt(m.group(1))));
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot list checkpoints in " + dir, e);
-        }
-        out.sort(Comparator.comparingInt(Checkpoint::step));
-        return out;
+        return Checkpoints.steps(checkpointsDir(), RunDir::complete).stream()
+                .map(c -> new Checkpoint(c.dir(), c.step())).toList();
     }
 
     private static boolean complete(Path dir) {
@@ -101,16 +79,7 @@ final class RunDir {
 
     /** Removes what an interrupted write or delete left behind. */
     void cleanLeftovers() {
-        Path dir = checkpointsDir();
-        if (!Files.isDirectory(dir)) return;
-        try (Stream<Path> s = Files.list(dir)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                String n = p.getFileName().toString();
-                if (n.startsWith(TMP_PREFIX) || n.startsWith(TRASH_PREFIX)) deleteTree(p);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot clean " + dir, e);
-        }
+        Checkpoints.cleanLeftovers(checkpointsDir());
     }
 
     /**
@@ -119,42 +88,15 @@ final class RunDir {
      * simulate a crash).
      */
     Path save(State state, HookedTransformer model, AdamW optimizer, int keep, Runnable beforeCommit) {
-        Path dir = checkpointsDir();
-        Path target = dir.resolve(String.format("step-%08d", state.step()));
-        Path tmp = dir.resolve(TMP_PREFIX + target.getFileName() + "-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
-        try {
-            Files.createDirectories(tmp);
+        Path target = Checkpoints.commitStep(checkpointsDir(), state.step(), tmp -> {
             model.save(tmp);
             Optional<Tokenizer> tok = model.tokenizer();
             if (tok.isPresent()) copyTokenizer(tok.get().file(), tmp);
             optimizer.save(tmp.resolve(OPTIMIZER));
             JSON.writeValue(tmp.resolve(METRICS).toFile(), metricsJson(state.history()));
             JSON.writeValue(tmp.resolve(STATE).toFile(), stateJson(state));  // written last: marks the set complete
-            try (Stream<Path> files = Files.list(tmp)) {
-                for (Path f : (Iterable<Path>) files::iterator) fsync(f, false);
-            }
-            fsync(tmp, true);
-            if (beforeCommit != null) beforeCommit.run();
-            if (Files.exists(target)) {
-                // The same step was saved before (a resumed run interrupted at once): its content is this state.
-                deleteTree(tmp);
-            } else {
-                try {
-                    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-                } catch (AtomicMoveNotSupportedException e) {
-                    throw new UncheckedIOException("the file system of " + dir + " cannot rename directories atomically; "
-                            + "choose a run directory on a local disk", e);
-                }
-                fsync(dir, true);
-            }
-        } catch (IOException e) {
-            deleteQuietly(tmp);
-            throw new UncheckedIOException("cannot write checkpoint " + target + ": " + e.getMessage(), e);
-        } catch (RuntimeException | Error e) {
-            deleteQuietly(tmp);
-            throw e;
-        }
-        prune(keep);
+        }, beforeCommit);
+        Checkpoints.prune(checkpointsDir(), RunDir::complete, keep);
         return target;
     }
 
@@ -179,20 +121,6 @@ final class RunDir {
         for (String sibling : List.of("tokenizer_config.json", "special_tokens_map.json")) {
             Path s = tokenizerJson.resolveSibling(sibling);
             if (Files.isRegularFile(s)) Files.copy(s, into.resolve(sibling), StandardCopyOption.REPLACE_EXISTING);
-        }
-    }
-
-    private void prune(int keep) {
-        List<Checkpoint> all = checkpoints();
-        for (int i = 0; i < all.size() - keep; i++) {
-            Path old = all.get(i).dir();
-            Path trash = old.resolveSibling(TRASH_PREFIX + old.getFileName() + "-" + System.nanoTime());
-            try {
-                Files.move(old, trash, StandardCopyOption.ATOMIC_MOVE);
-                deleteTree(trash);
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot delete old checkpoint " + old, e);
-            }
         }
     }
 
@@ -258,29 +186,5 @@ final class RunDir {
                     r.hasNonNull("eval_loss") ? OptionalDouble.of(r.get("eval_loss").asDouble()) : OptionalDouble.empty()));
         }
         return out;
-    }
-
-    private static void fsync(Path p, boolean directory) {
-        try (FileChannel ch = FileChannel.open(p, directory ? StandardOpenOption.READ : StandardOpenOption.WRITE)) {
-            ch.force(true);
-        } catch (IOException e) {
-            // Some file systems cannot sync a directory; the rename is still atomic against a killed process.
-            if (!directory) throw new UncheckedIOException("cannot flush " + p, e);
-        }
-    }
-
-    private static void deleteQuietly(Path p) {
-        try {
-            deleteTree(p);
-        } catch (IOException | UncheckedIOException ignored) {
-            // best effort: a leftover temporary directory is removed on the next resume
-        }
-    }
-
-    static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> walk = Files.walk(p)) {
-            for (Path q : (Iterable<Path>) walk.sorted(Comparator.reverseOrder())::iterator) Files.deleteIfExists(q);
-        }
     }
 }
