@@ -87,7 +87,7 @@ class SaeMetricsTest {
 
             Table t = SaeMetrics.toTable(new LinkedHashMap<>(Map.of("a", a)));
             assertEquals(1, t.rowCount());
-            assertEquals(a.fvu(), t.doubleColumn("fvu").get(0), 0);
+            assertEquals(a.fvu(), t.doubleColumn("fvu").get(0), 5e-4 * a.fvu(), "shown to 4 significant digits");
             CategoryChart h = a.densityHistogram();
             int counted = h.getSeriesMap().get("latents").getYData().stream().mapToInt(Number::intValue).sum();
             assertEquals(16, counted, "every latent falls in one bar");
