@@ -47,4 +47,16 @@ final class Losses {
         NDArray denom = centred.square().sum(new int[]{-1}).mean().maximum(Tensors.scalar(1e-8f));
         return sumSquares(eHat.sub(e)).div(denom);
     }
+
+    /**
+     * {@code loss + coefficient * AuxK} when AuxK applies this step (recorded in {@code parts} as {@code auxk}), else
+     * {@code loss}: the TopK family's shared tail of {@code trainForward}.
+     */
+    static NDArray withAuxK(NDArray loss, java.util.Map<String, NDArray> parts, NDArray pre, NDArray x, NDArray recon,
+                            SaeWeights w, SparseCoder.Context ctx, int auxK, double coefficient) {
+        NDArray aux = auxK(pre, x, recon, w, ctx.deadMask(), auxK);
+        if (aux == null) return loss;
+        parts.put("auxk", aux);
+        return loss.add(aux.mul(constant(ctx, coefficient)));
+    }
 }

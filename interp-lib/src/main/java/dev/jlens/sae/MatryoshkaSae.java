@@ -57,11 +57,7 @@ public final class MatryoshkaSae extends AbstractSae {
         parts.put("prefix_mse", prefixMean);
         parts.put("min_kept", sel[1]);
         NDArray loss = prefixMean;
-        NDArray aux = Losses.auxK(preBF, xBD, reconBD, w, ctx.deadMask(), kind.auxK());
-        if (aux != null) {
-            parts.put("auxk", aux);
-            loss = loss.add(aux.mul(Losses.constant(ctx, kind.auxKCoefficient())));
-        }
+        loss = Losses.withAuxK(loss, parts, preBF, xBD, reconBD, w, ctx, kind.auxK(), kind.auxKCoefficient());
         return new Output(loss, reconBD, actsBF, parts);
     }
 

@@ -35,11 +35,7 @@ public final class TopKSae extends AbstractSae {
         Map<String, NDArray> parts = new LinkedHashMap<>();
         parts.put("mse", mse);
         NDArray loss = mse;
-        NDArray aux = Losses.auxK(preBF, xBD, reconBD, w, ctx.deadMask(), kind.auxK());
-        if (aux != null) {
-            parts.put("auxk", aux);
-            loss = loss.add(aux.mul(Losses.constant(ctx, kind.auxKCoefficient())));
-        }
+        loss = Losses.withAuxK(loss, parts, preBF, xBD, reconBD, w, ctx, kind.auxK(), kind.auxKCoefficient());
         return new Output(loss, reconBD, actsBF, parts);
     }
 
