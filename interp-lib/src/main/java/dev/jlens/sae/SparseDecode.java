@@ -102,6 +102,17 @@ public final class SparseDecode {
      * {@code NDScope} and open {@code GradientCollector}, with the weights requiring gradients.
      */
     public static float backwardTopK(SparseCoder sae, NDArray xBD, GradientCollector gc, int chunkRows) {
+        return trainTopK(sae, xBD, gc, chunkRows).loss();
+    }
+
+    /** What {@link #trainTopK} measured: the loss and how many tokens each latent fired on. */
+    public record TopKStep(float loss, float[] fired) {}
+
+    /**
+     * {@link #backwardTopK}, also counting each latent's firings (activation > 0) over the batch: the trainer's fast
+     * path for TopK dictionaries when AuxK has nothing to do.
+     */
+    public static TopKStep trainTopK(SparseCoder sae, NDArray xBD, GradientCollector gc, int chunkRows) {
         if (!(sae.cfg().kind() instanceof SaeConfig.TopK t)) {
             throw new IllegalArgumentException("backwardTopK needs a TopK dictionary, got "
                     + sae.cfg().kind().architecture());
@@ -127,6 +138,7 @@ public final class SparseDecode {
         gc.backward(encT.mul(Tensors.scalar(0f)).sum().add(wDec.mul(Tensors.scalar(0f)).sum()));
         NDArray invBatch = Tensors.scalar(xBD.getManager(), 1f / batch);
         double total = 0;
+        float[] fired = new float[(int) dSae];
         for (long b0 = 0; b0 < batch; b0 += chunkRows) {
             long c = Math.min(chunkRows, batch - b0);
             // each chunk's temporaries are freed before the next: reused memory, not fresh pages
@@ -142,6 +154,9 @@ public final class SparseDecode {
                 NDArray encRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) encT, true);    // [c, k, dIn]
                 NDArray acts = encRows.batchMatMul(in.reshape(c, dIn, 1)).reshape(c, k).add(bEnc.get(idx));
                 acts = Activation.relu(acts);
+                float[] actsCK = acts.toFloatArray();
+                long[] idxCK = idx.toType(DataType.INT64, false).toLongArray();
+                for (int j = 0; j < actsCK.length; j++) if (actsCK[j] > 0) fired[(int) idxCK[j]]++;
                 NDArray decRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) wDec, true);    // [c, k, dIn]
                 NDArray recon = acts.reshape(c, 1, k).batchMatMul(decRows).reshape(c, dIn).add(bDec);
                 // sum over the chunk / batch: the chunks' gradients add up to the batch mean's
@@ -155,6 +170,6 @@ public final class SparseDecode {
         }
         encT.close();
         invBatch.close();
-        return (float) total;
+        return new TopKStep((float) total, fired);
     }
 }

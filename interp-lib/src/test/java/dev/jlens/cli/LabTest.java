@@ -136,7 +136,7 @@ class LabTest {
             com.fasterxml.jackson.databind.JsonNode n = new com.fasterxml.jackson.databind.ObjectMapper().readTree(line);
             assertEquals("sae", n.get("bench").asText(), line);
         }
-        assertTrue(r.out.contains("\"metric\":\"sae_sparse_train_step\""), r.out);
+        assertTrue(r.out.contains("\"metric\":\"sae_dense_train_step\""), r.out);
         assertTrue(r.out.contains("Python baseline off"), r.out);
     }
 
