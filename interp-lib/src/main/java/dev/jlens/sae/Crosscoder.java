@@ -36,7 +36,9 @@ public final class Crosscoder {
 
     /** Where a latent lives, by its relative decoder norm (see {@link Thresholds}). */
     public enum Category {
-        BASE_ONLY("base-only"), SHARED("shared"), FINETUNED_ONLY("finetuned-only"), OTHER("other");
+        BASE_ONLY("base-only"), SHARED("shared"), FINETUNED_ONLY("finetuned-only"), OTHER("other"),
+        /** Never fired on the data the densities came from ({@link #withDensity}): its decoder norms mean nothing. */
+        DEAD("dead");
 
         private final String label;
 
@@ -110,6 +112,22 @@ public final class Crosscoder {
             cosine[i] = normBase[i] > 0 && normFt[i] > 0 ? dots[i] / (normBase[i] * normFt[i]) : Double.NaN;
             category[i] = thresholds.classify(relative[i]);
         }
+    }
+
+    /**
+     * The same analysis with latents that never fire (density 0, e.g. {@code SaeMetrics.of(...).density()}) in their
+     * own category {@link Category#DEAD}, left out of the histograms: a dead latent keeps the relative norm of its
+     * initialisation (0.5), so without this it would count as shared.
+     */
+    public Crosscoder withDensity(float[] density) {
+        Objects.requireNonNull(density, "density");
+        if (density.length != category.length) {
+            throw new IllegalArgumentException("density has " + density.length + " entries but the crosscoder has "
+                    + category.length + " latents");
+        }
+        Crosscoder c = new Crosscoder(coder, baseName, finetunedName, thresholds);
+        for (int i = 0; i < density.length; i++) if (!(density[i] > 0)) c.category[i] = Category.DEAD;
+        return c;
     }
 
     /** The analysis of a two-source dictionary, sources named "base" and "finetuned", default thresholds. */
@@ -201,7 +219,7 @@ public final class Crosscoder {
             x.add(String.format(Locale.ROOT, "%.2f", mid));
         }
         for (int i = 0; i < relative.length; i++) {
-            if (Double.isNaN(relative[i])) continue;
+            if (Double.isNaN(relative[i]) || category[i] == Category.DEAD) continue;
             int b = Math.min(bins - 1, (int) (relative[i] * bins));
             // colour each bin by the category of its centre so that bars do not split
             Category c = thresholds.classify((b + 0.5) / bins);
@@ -217,6 +235,7 @@ public final class Crosscoder {
         chart.getStyler().setOverlapped(true);
         List<Color> colours = new ArrayList<>();
         for (Category c : Category.values()) {
+            if (c == Category.DEAD) continue;
             chart.addSeries(c.label(), x, series.get(c));
             colours.add(colour(c));
         }
@@ -269,6 +288,7 @@ public final class Crosscoder {
             case SHARED -> new Color(0x7048e8);
             case FINETUNED_ONLY -> new Color(0xe8590c);
             case OTHER -> new Color(0xadb5bd);
+            case DEAD -> new Color(0x495057);
         };
     }
 
@@ -312,9 +332,10 @@ public final class Crosscoder {
     @Override
     public String toString() {
         Map<Category, Integer> c = counts();
-        return String.format(Locale.ROOT, "Crosscoder[%d latents, %s vs %s: %d %s, %d %s, %d %s, %d %s]", relative.length,
+        return String.format(Locale.ROOT, "Crosscoder[%d latents, %s vs %s: %d %s, %d %s, %d %s, %d %s", relative.length,
                 baseName, finetunedName, c.get(Category.BASE_ONLY), Category.BASE_ONLY.label(), c.get(Category.SHARED),
                 Category.SHARED.label(), c.get(Category.FINETUNED_ONLY), Category.FINETUNED_ONLY.label(),
-                c.get(Category.OTHER), Category.OTHER.label());
+                c.get(Category.OTHER), Category.OTHER.label())
+                + (c.get(Category.DEAD) > 0 ? ", " + c.get(Category.DEAD) + " dead]" : "]");
     }
 }

@@ -73,6 +73,26 @@ class CrosscoderTest {
     }
 
     @Test
+    void deadLatentsGetTheirOwnCategoryAndLeaveTheHistogram() {
+        try (NDManager m = NDManager.newBaseManager(); SparseCoder sc = crosscoder(m)) {
+            Crosscoder all = Crosscoder.of(sc);
+            assertEquals(Crosscoder.Category.SHARED, all.category(2));   // r 0.5: counted as shared without densities
+            float[] density = {0.1f, 0.2f, 0f, 0.3f, 0.01f, 0.02f, 0f};
+            Crosscoder live = all.withDensity(density);
+            assertEquals(Crosscoder.Category.DEAD, live.category(2));
+            assertEquals(Crosscoder.Category.DEAD, live.category(6));
+            assertEquals(Crosscoder.Category.BASE_ONLY, live.category(0));
+            assertEquals(2, live.counts().get(Crosscoder.Category.DEAD));
+            assertEquals(all.counts().get(Crosscoder.Category.SHARED) - 1, live.counts().get(Crosscoder.Category.SHARED));
+            long bars = live.relativeNormHistogram(10).getSeriesMap().values().stream()
+                    .mapToLong(sr -> sr.getYData().stream().mapToLong(Number::longValue).sum()).sum();
+            assertEquals(5, bars, "7 latents, 2 dead (one of them with no decoder at all)");
+            assertTrue(live.toString().contains("2 dead"), live.toString());
+            assertThrows(IllegalArgumentException.class, () -> all.withDensity(new float[3]));
+        }
+    }
+
+    @Test
     void thresholdsMoveTheCategories() {
         try (NDManager m = NDManager.newBaseManager(); SparseCoder sc = crosscoder(m)) {
             Crosscoder wide = Crosscoder.of(sc, "gpt2", "gpt2-chat", new Crosscoder.Thresholds(0.01, 0.2, 0.85, 0.95));
