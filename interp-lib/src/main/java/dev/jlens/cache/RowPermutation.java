@@ -1,5 +1,7 @@
 package dev.jlens.cache;
 
+import dev.jlens.util.SplitMix;
+
 /**
  * A seeded pseudo-random permutation of {@code [0, n)} computed per index, with no table: a balanced Feistel network
  * over the smallest even power of two covering {@code n}, cycle-walking indices that land outside. Reading a cache
@@ -20,7 +22,7 @@ final class RowPermutation {
         int bits = Math.max(2, 64 - Long.numberOfLeadingZeros(n - 1));
         this.halfBits = (bits + 1) / 2;
         this.halfMask = (1L << halfBits) - 1;
-        for (int r = 0; r < ROUNDS; r++) keys[r] = mix(seed * 0x9E3779B97F4A7C15L + mix(epoch + 0x632BE59BD9B4E019L * (r + 1)));
+        for (int r = 0; r < ROUNDS; r++) keys[r] = SplitMix.mix(seed, SplitMix.mix(epoch + 0x632BE59BD9B4E019L * (r + 1)));
     }
 
     /** The image of {@code i} in {@code [0, n)}. */
@@ -36,17 +38,10 @@ final class RowPermutation {
     private long encrypt(long x) {
         long left = x >>> halfBits, right = x & halfMask;
         for (long key : keys) {
-            long next = left ^ (mix(right ^ key) & halfMask);
+            long next = left ^ (SplitMix.mix(right ^ key) & halfMask);
             left = right;
             right = next;
         }
         return (left << halfBits) | right;
-    }
-
-    /** SplitMix64's finaliser: a bijective 64-bit mixer. */
-    static long mix(long z) {
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        return z ^ (z >>> 31);
     }
 }

@@ -1,12 +1,14 @@
 package dev.jlens.data;
 
+import dev.jlens.util.SplitMix;
+
 /**
  * SplitMix64: a tiny, fully specified random generator, so that every example is the same on every JVM and
  * JDK version (java.util's generators do not promise that across releases).
  */
 final class Rng {
 
-    private static final long GOLDEN = 0x9E3779B97F4A7C15L;
+    private static final long GOLDEN = SplitMix.GOLDEN;
 
     private long state;
 
@@ -43,9 +45,7 @@ final class Rng {
     }
 
     static long mix(long z) {
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        return z ^ (z >>> 31);
+        return SplitMix.mix(z);
     }
 
     long nextLong() {

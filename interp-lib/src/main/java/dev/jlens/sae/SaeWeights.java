@@ -1,5 +1,6 @@
 package dev.jlens.sae;
 
+import dev.jlens.util.SplitMix;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
@@ -62,7 +63,7 @@ public final class SaeWeights implements AutoCloseable {
                 int base = i * dIn + s * dm;
                 double ss = 0;
                 for (int j = 0; j < dm; j++) {
-                    double g = gaussian(rng);
+                    double g = SplitMix.gaussian(rng);
                     dec[base + j] = (float) g;
                     ss += g * g;
                 }
@@ -89,12 +90,6 @@ public final class SaeWeights implements AutoCloseable {
             }
             return new SaeWeights(cfg, t);
         }
-    }
-
-    private static double gaussian(SplittableRandom r) {
-        // Box-Muller; one value per call is plenty fast for initialisation
-        double u = 1.0 - r.nextDouble(), v = r.nextDouble();
-        return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
     }
 
     private static void check(SaeConfig cfg, Map<String, NDArray> t) {

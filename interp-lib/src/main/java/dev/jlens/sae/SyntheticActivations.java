@@ -1,5 +1,6 @@
 package dev.jlens.sae;
 
+import dev.jlens.util.SplitMix;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
@@ -60,7 +61,7 @@ public final class SyntheticActivations implements ActivationSource {
             double ss = 0;
             double[] g = new double[dIn];
             for (int j = 0; j < dIn; j++) {
-                g[j] = gaussian(rng);
+                g[j] = SplitMix.gaussian(rng);
                 ss += g[j] * g[j];
             }
             double inv = 1 / Math.sqrt(ss);
@@ -112,13 +113,13 @@ public final class SyntheticActivations implements ActivationSource {
     }
 
     private float[] rows(long step, int batchSize, long streamSeed) {
-        SplittableRandom rng = new SplittableRandom(mix(streamSeed, step));
+        SplittableRandom rng = new SplittableRandom(SplitMix.mix(streamSeed, step));
         float[] out = new float[batchSize * dIn];
         for (int b = 0; b < batchSize; b++) {
             int base = b * dIn;
             for (int i = 0; i < nFeatures; i++) {
                 if (rng.nextDouble() >= frequencies[i]) continue;
-                float m = (float) (1 + Math.abs(MAGNITUDE_SD * gaussian(rng)));
+                float m = (float) (1 + Math.abs(MAGNITUDE_SD * SplitMix.gaussian(rng)));
                 float[] f = features[i];
                 for (int j = 0; j < dIn; j++) out[base + j] += m * f[j];
             }
@@ -157,18 +158,6 @@ public final class SyntheticActivations implements ActivationSource {
             NDArray cos = features(m).matMul(decUnit.transpose());   // [nFeatures, dSae]
             return cos.max(new int[]{1}).mean().getFloat();
         }
-    }
-
-    private static long mix(long a, long b) {
-        long z = a * 0x9E3779B97F4A7C15L + b;
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        return z ^ (z >>> 31);
-    }
-
-    private static double gaussian(SplittableRandom r) {
-        double u = 1.0 - r.nextDouble(), v = r.nextDouble();
-        return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
     }
 
     @Override

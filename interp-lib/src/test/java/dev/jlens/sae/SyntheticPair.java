@@ -1,5 +1,6 @@
 package dev.jlens.sae;
 
+import dev.jlens.util.SplitMix;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -114,13 +115,13 @@ final class SyntheticPair implements ActivationSource {
     }
 
     private float[] rows(long step, int batchSize, long streamSeed) {
-        SplittableRandom rng = new SplittableRandom(mix(streamSeed, step));
+        SplittableRandom rng = new SplittableRandom(SplitMix.mix(streamSeed, step));
         int w = 2 * dModel;
         float[] out = new float[batchSize * w];
         for (int b = 0; b < batchSize; b++) {
             for (int i = 0; i < frequencies.length; i++) {
                 if (rng.nextDouble() >= frequencies[i]) continue;
-                float m = (float) (1 + Math.abs(MAGNITUDE_SD * gaussian(rng)));
+                float m = (float) (1 + Math.abs(MAGNITUDE_SD * SplitMix.gaussian(rng)));
                 if (base[i] != null) for (int j = 0; j < dModel; j++) out[b * w + j] += m * base[i][j];
                 if (ft[i] != null) for (int j = 0; j < dModel; j++) out[b * w + dModel + j] += m * ft[i][j];
             }
@@ -143,7 +144,7 @@ final class SyntheticPair implements ActivationSource {
         double[] g = new double[dModel];
         double ss = 0;
         for (int j = 0; j < dModel; j++) {
-            g[j] = gaussian(rng);
+            g[j] = SplitMix.gaussian(rng);
             ss += g[j] * g[j];
         }
         double inv = 1 / Math.sqrt(ss);
@@ -155,18 +156,6 @@ final class SyntheticPair implements ActivationSource {
         float[] f = new float[v.length];
         for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
         return f;
-    }
-
-    private static long mix(long a, long b) {
-        long z = a * 0x9E3779B97F4A7C15L + b;
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        return z ^ (z >>> 31);
-    }
-
-    private static double gaussian(SplittableRandom r) {
-        double u = 1.0 - r.nextDouble(), v = r.nextDouble();
-        return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
     }
 
     @Override
