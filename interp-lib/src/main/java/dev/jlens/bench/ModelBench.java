@@ -280,22 +280,14 @@ public final class ModelBench {
 
     /** The Python baseline as a subprocess that times one forward pass per request ({@code --serve}). */
     private static final class PythonServer implements AutoCloseable {
-        private final Process process;
-        private final java.io.BufferedReader in;
-        private final java.io.Writer out;
-        private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+        private final PythonProcess process;
         private final String torchVersion;
         private final String blasThreads;
 
-        private PythonServer(List<String> cmd) throws IOException {
-            process = new ProcessBuilder(cmd).start();
-            in = new java.io.BufferedReader(new java.io.InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
-            out = new java.io.OutputStreamWriter(process.getOutputStream(), StandardCharsets.UTF_8);
-            Proc.pump(process.getErrorStream(), err);
-            JsonNode ready = reply("start");
-            if (!ready.path("ready").asBoolean()) throw failure("did not report ready: " + ready);
-            torchVersion = ready.path("torch").asText("?");
-            blasThreads = ready.path("openblas_threads").asText("?");
+        private PythonServer(PythonProcess process) {
+            this.process = process;
+            torchVersion = process.ready().path("torch").asText("?");
+            blasThreads = process.ready().path("openblas_threads").asText("?");
         }
 
         static PythonServer start(Options o, PrintStream log) {
@@ -308,7 +300,7 @@ public final class ModelBench {
                     "--vocab", "" + c.dVocab(), "--ctx", "" + c.nCtx(), "--seq", "" + o.seq(), "--seed", "" + o.seed());
             log.println("Python baseline: " + String.join(" ", cmd));
             try {
-                return new PythonServer(cmd);
+                return new PythonServer(PythonProcess.start(cmd));
             } catch (IOException e) {
                 throw new IllegalStateException("cannot start the Python baseline " + exe + ": " + e.getMessage(), e);
             }
@@ -316,51 +308,14 @@ public final class ModelBench {
 
         /** Wall and process CPU milliseconds of one forward pass of {@code batch} sequences at {@code threads}. */
         Sample forward(int batch, int threads) {
-            try {
-                out.write("run " + batch + " " + threads + "\n");
-                out.flush();
-            } catch (IOException e) {
-                throw failure("stopped accepting requests (" + e.getMessage() + ")");
-            }
-            JsonNode r = reply("run " + batch + " " + threads);
-            if (!r.has("ms")) throw failure("answered " + r);
+            JsonNode r = process.request("run " + batch + " " + threads);
+            if (!r.has("ms")) throw process.failure("answered " + r);
             return new Sample(r.get("ms").asDouble(), r.path("cpu_ms").asDouble(Double.NaN));
-        }
-
-        private JsonNode reply(String request) {
-            String line;
-            try {
-                line = in.readLine();
-            } catch (IOException e) {
-                throw failure("could not be read after '" + request + "' (" + e.getMessage() + ")");
-            }
-            if (line == null) throw failure("exited after '" + request + "'");
-            return readJson(line);
-        }
-
-        private IllegalStateException failure(String what) {
-            String exit = "";
-            try {
-                if (process.waitFor(2, TimeUnit.SECONDS)) exit = " (exit " + process.exitValue() + ")";
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            return new IllegalStateException("Python baseline " + what + exit + ": "
-                    + BenchReport.tail(err.toString(StandardCharsets.UTF_8)));
         }
 
         @Override
         public void close() {
-            try {
-                out.write("quit\n");
-                out.close();
-                if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly();
-            } catch (IOException e) {
-                process.destroyForcibly();
-            } catch (InterruptedException e) {
-                process.destroyForcibly();
-                Thread.currentThread().interrupt();
-            }
+            process.close();
         }
     }
 
@@ -372,13 +327,9 @@ public final class ModelBench {
     }
 
     private static String findPython() {
-        List<String> candidates = BenchReport.pythonCandidates();
-        for (String c : candidates) {
-            Proc r = Proc.tryRun(List.of(c, "-c", "import torch"), 120);
-            if (r != null && r.exit == 0) return c;
-        }
-        throw new IllegalStateException("no Python with torch found (tried " + candidates + "); install python3-torch "
-                + "and libopenblas0-pthread, pass --python PATH, or skip the baseline with --no-python");
+        return PythonProcess.pythonWithTorch().orElseThrow(() -> new IllegalStateException("no Python with torch found "
+                + "(tried " + BenchReport.pythonCandidates() + "); install python3-torch and libopenblas0-pthread, pass "
+                + "--python PATH, or skip the baseline with --no-python"));
     }
 
     // ------------------------------------------------------------------ 5. load RSS
@@ -560,7 +511,7 @@ public final class ModelBench {
     }
 
     /** A finished subprocess: exit code and everything it printed. */
-    private record Proc(int exit, String out, String err) {
+    record Proc(int exit, String out, String err) {
         static Proc run(List<String> cmd, long timeoutS) {
             Proc p = tryRun(cmd, timeoutS);
             if (p == null) throw new IllegalStateException("cannot start " + cmd.get(0));

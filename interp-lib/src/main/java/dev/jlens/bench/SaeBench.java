@@ -10,23 +10,14 @@ import ai.djl.nn.Activation;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jlens.sae.SaeConfig;
 import dev.jlens.sae.SaeWeights;
 import dev.jlens.sae.SparseCoder;
 import dev.jlens.sae.SparseDecode;
 import dev.jlens.train.AdamW;
 
-import java.io.BufferedReader;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.io.OutputStreamWriter;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
-import java.io.Writer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -35,7 +26,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.TimeUnit;
 
 /**
  * {@code lab bench sae}: the cost of training and decoding a TopK SAE, against this machine's matmul peak and plain
@@ -66,7 +56,6 @@ public final class SaeBench {
     /** The bench's name in {@code lab bench NAME} and in every output line. */
     public static final String NAME = "sae";
 
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final String SCRIPT = "bench/python/sae_step.py";
 
     private SaeBench() {}
@@ -309,10 +298,7 @@ public final class SaeBench {
 
     /** The Python baseline as a subprocess timing one step per request; {@code ok()} false when it is unavailable. */
     private static final class PythonServer implements AutoCloseable {
-        private Process process;
-        private BufferedReader in;
-        private Writer out;
-        private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+        private PythonProcess process;
         private String torchVersion = "?", blasThreads = "?", problem;
         private int threads;
 
@@ -328,7 +314,7 @@ public final class SaeBench {
                 log.println("bench sae: " + s.problem);
                 return s;
             }
-            String exe = o.pythonExe().orElseGet(SaeBench::findPython);
+            String exe = o.pythonExe().or(PythonProcess::pythonWithTorch).orElse(null);
             if (exe == null) {
                 s.problem = "no Python with torch found ($JLENS_PYTHON, python3, /usr/bin/python3); install "
                         + "python3-torch and libopenblas0-pthread, or pass --python EXE";
@@ -339,95 +325,33 @@ public final class SaeBench {
                     "--k", "" + o.k(), "--batch", "" + o.batch(), "--threads", "1", "--seed", "" + o.seed());
             log.println("Python baseline: " + String.join(" ", cmd));
             try {
-                s.process = new ProcessBuilder(cmd).start();
-                s.in = new BufferedReader(new InputStreamReader(s.process.getInputStream(), StandardCharsets.UTF_8));
-                s.out = new OutputStreamWriter(s.process.getOutputStream(), StandardCharsets.UTF_8);
-                pump(s.process.getErrorStream(), s.err);
-                JsonNode ready = s.reply("start");
-                if (!ready.path("ready").asBoolean()) throw new IllegalStateException("did not report ready: " + ready);
+                s.process = PythonProcess.start(cmd);
+                JsonNode ready = s.process.ready();
                 s.torchVersion = ready.path("torch").asText("?");
                 s.blasThreads = ready.path("openblas_threads").asText("?");
                 s.threads = ready.path("threads").asInt();
             } catch (IOException | RuntimeException e) {
-                s.problem = "the baseline " + exe + " failed to start: " + e.getMessage() + " " + tail(s.err);
+                s.problem = "the baseline " + exe + " failed to start: " + e.getMessage();
                 log.println("bench sae: " + s.problem);
-                s.close();
             }
             return s;
         }
 
         /** One training step; the script's own timing (wall ms; CPU not measured there). */
         ModelBench.Sample step() {
-            try {
-                out.write("step 1\n");
-                out.flush();
-            } catch (IOException e) {
-                throw new IllegalStateException("Python baseline stopped accepting requests: " + tail(err), e);
-            }
-            JsonNode r = reply("step 1");
-            if (!r.has("ms")) throw new IllegalStateException("Python baseline answered " + r + ": " + tail(err));
+            JsonNode r = process.request("step 1");
+            if (!r.has("ms")) throw process.failure("answered " + r);
             return new ModelBench.Sample(r.get("ms").get(0).asDouble(), Double.NaN);
-        }
-
-        private JsonNode reply(String request) {
-            try {
-                String line = in.readLine();
-                if (line == null) throw new IllegalStateException("Python baseline exited after '" + request + "': " + tail(err));
-                return JSON.readTree(line);
-            } catch (IOException e) {
-                throw new UncheckedIOException("reading the Python baseline after '" + request + "'", e);
-            }
         }
 
         @Override
         public void close() {
-            if (process == null) return;
-            try {
-                out.write("quit\n");
-                out.close();
-                if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly();
-            } catch (IOException e) {
-                process.destroyForcibly();
-            } catch (InterruptedException e) {
-                process.destroyForcibly();
-                Thread.currentThread().interrupt();
-            }
+            if (process != null) process.close();
         }
     }
 
-    private static void pump(InputStream in, ByteArrayOutputStream sink) {
-        Thread t = new Thread(() -> {
-            try (in) {
-                in.transferTo(sink);
-            } catch (IOException ignored) {
-                // the process went away; what was read is kept
-            }
-        }, "bench-sae-python-stderr");
-        t.setDaemon(true);
-        t.start();
-    }
 
-    private static String tail(ByteArrayOutputStream err) {
-        return BenchReport.tail(err.toString(StandardCharsets.UTF_8));
-    }
 
-    private static String findPython() {
-        for (String c : BenchReport.pythonCandidates()) {
-            try {
-                Process p = new ProcessBuilder(c, "-c", "import torch").redirectErrorStream(true).start();
-                p.getOutputStream().close();
-                p.getInputStream().transferTo(java.io.OutputStream.nullOutputStream());
-                if (p.waitFor(120, TimeUnit.SECONDS) && p.exitValue() == 0) return c;
-                p.destroyForcibly();
-            } catch (IOException e) {
-                // not installed: try the next
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return null;
-            }
-        }
-        return null;
-    }
 
     // ------------------------------------------------------------------ output
 
