@@ -7,31 +7,30 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * A fixed-length, right-padded batch of examples with the weights of each next-token prediction.
+ * A fixed-length, right-padded batch of examples: the {@link Batch} (whose target weights mark each example's
+ * loss positions) and the examples it was made from, with their labels.
  *
- * <p>{@code targetWeights[b][j]} (1 or 0) weights the prediction of token {@code j + 1} made at position
+ * <p>{@code batch().targetWeights()[b][j]} (1 or 0) weights the prediction of token {@code j + 1} made at position
  * {@code j}: the layout of {@link dev.jlens.model.Losses#nextTokenLoss}, so the training loss is
  * {@code sum(nextTokenLoss(logits, batch) * targetWeights) / targetCount()}. Padding always has weight 0.
  *
  * @param <M> the task's metadata type
  */
-public record TaskBatch<M>(Batch batch, float[][] targetWeights, List<Example<M>> examples) {
+public record TaskBatch<M>(Batch batch, List<Example<M>> examples) {
 
-    /** Checks that weights and examples match the batch's shape. */
+    /** Checks that the examples match the batch's rows. */
     public TaskBatch {
         Objects.requireNonNull(batch, "batch");
-        Objects.requireNonNull(targetWeights, "targetWeights");
         examples = List.copyOf(examples);
-        if (targetWeights.length != batch.size() || examples.size() != batch.size()) {
-            throw new IllegalArgumentException("a batch of " + batch.size() + " rows got " + targetWeights.length
-                    + " weight rows and " + examples.size() + " examples");
+        if (examples.size() != batch.size()) {
+            throw new IllegalArgumentException("a batch of " + batch.size() + " rows got " + examples.size()
+                    + " examples");
         }
-        for (float[] row : targetWeights) {
-            if (row.length != batch.length() - 1) {
-                throw new IllegalArgumentException("target weights need length - 1 = " + (batch.length() - 1)
-                        + " entries per row (position j predicts token j + 1), got " + row.length);
-            }
-        }
+    }
+
+    /** The weight of each next-token prediction {@code [batch][length - 1]} (the batch's target weights). */
+    public float[][] targetWeights() {
+        return batch.targetWeights();
     }
 
     /** Builds the batch from examples, right-padding each to {@code length} with {@code padId}. */
@@ -60,18 +59,12 @@ public record TaskBatch<M>(Batch batch, float[][] targetWeights, List<Example<M>
                 weights[b][j] = loss[j + 1] ? 1f : 0f;
             }
         }
-        return new TaskBatch<>(Batch.of(ids, mask), weights, examples);
+        return new TaskBatch<>(Batch.of(ids, mask, weights), examples);
     }
 
     /** Number of weighted predictions in the batch. */
     public int targetCount() {
-        int n = 0;
-        for (float[] row : targetWeights) {
-            for (float w : row) {
-                n += w != 0f ? 1 : 0;
-            }
-        }
-        return n;
+        return batch.targetCount();
     }
 
     /** Number of sequences. */

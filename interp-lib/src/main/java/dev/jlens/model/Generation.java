@@ -1,5 +1,7 @@
 package dev.jlens.model;
 
+import dev.jlens.model.arch.KvCache;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;

@@ -1,13 +1,17 @@
 package dev.jlens.model;
 
+import dev.jlens.model.arch.KvCache;
+
+import dev.jlens.model.arch.ForwardInputs;
+
+import dev.jlens.model.arch.ModelConfig;
+
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
-import dev.jlens.cache.ActivationCache;
-import dev.jlens.cache.LensSource;
 import dev.jlens.hook.Hook;
 import dev.jlens.hook.HookFn;
 import dev.jlens.hook.HookPoint;
@@ -35,7 +39,7 @@ import java.util.function.Function;
  * checkpoint. Arrays it returns belong to the model's output manager and are also registered with the caller's
  * {@link NDScope}, if any: wrap loops in {@code try (NDScope s = new NDScope()) {...}} or close results.
  */
-public final class HookedTransformer implements AutoCloseable, LensSource {
+public final class HookedTransformer implements AutoCloseable {
     static {
         if (System.getProperty("ai.djl.offline") == null) System.setProperty("ai.djl.offline", "true");
     }
@@ -197,17 +201,17 @@ public final class HookedTransformer implements AutoCloseable, LensSource {
         return arch.embedWeight();
     }
 
-    @Override
+    /** Number of transformer blocks. */
     public int nLayers() {
         return cfg.nLayers();
     }
 
-    @Override
+    /** The model's final normalisation applied to a residual {@code [..., d_model]} (no hooks). */
     public NDArray finalNorm(NDArray resid) {
         return arch.finalNorm(resid);
     }
 
-    @Override
+    /** Normalised residual {@code [..., d_model]} to logits {@code [..., d_vocab]}. */
     public NDArray unembed(NDArray normed) {
         return arch.unembed(normed);
     }
@@ -226,7 +230,7 @@ public final class HookedTransformer implements AutoCloseable, LensSource {
 
     /** Texts tokenized with BOS and left-padded into one batch (the layout generation uses). */
     public Batch toBatch(java.util.List<String> texts) {
-        return Batch.of(requireTokenizer().batch(texts, true, Tokenizer.Padding.LEFT));
+        return requireTokenizer().batch(texts, true, Tokenizer.Padding.LEFT);
     }
 
     /** The text of token ids. */

@@ -434,8 +434,8 @@ public final class Tokenizer implements AutoCloseable {
         return decode(new long[] {id}, false);
     }
 
-    /** Tokenizes several texts into one padded batch; pads are {@link #padTokenId()} with mask 0. */
-    public TokenBatch batch(List<String> texts, boolean prependBos, Padding side) {
+    /** Tokenizes several texts into one padded batch; pads are {@link #padTokenId()} with mask false. */
+    public Batch batch(List<String> texts, boolean prependBos, Padding side) {
         Objects.requireNonNull(side, "side: Padding.LEFT or Padding.RIGHT");
         if (texts == null || texts.isEmpty()) {
             throw new IllegalArgumentException("batch needs at least one text, got " + texts);
@@ -443,28 +443,14 @@ public final class Tokenizer implements AutoCloseable {
         // One native call per text: DJL's batchEncode unwraps the Rust result, so a text that fails to encode
         // (an unknown word with no <unk>) would abort the JVM instead of throwing.
         long[][] rows = new long[texts.size()][];
-        int width = 0;
         for (int b = 0; b < rows.length; b++) {
             rows[b] = toTokens(texts.get(b), prependBos);
-            width = Math.max(width, rows[b].length);
         }
-        long padId = padTokenId();
-        long[][] ids = new long[rows.length][width];
-        long[][] mask = new long[rows.length][width];
-        int[] lengths = new int[rows.length];
-        for (int b = 0; b < rows.length; b++) {
-            int len = rows[b].length;
-            int start = side == Padding.LEFT ? width - len : 0;
-            Arrays.fill(ids[b], padId);
-            System.arraycopy(rows[b], 0, ids[b], start, len);
-            Arrays.fill(mask[b], start, start + len, 1L);
-            lengths[b] = len;
-        }
-        return new TokenBatch(ids, mask, lengths);
+        return side == Padding.LEFT ? Batch.leftPadded(rows, padTokenId()) : Batch.rightPadded(rows, padTokenId());
     }
 
     /** {@link #batch(List, boolean, Padding)} with BOS when the model has one and right padding. */
-    public TokenBatch batch(List<String> texts) {
+    public Batch batch(List<String> texts) {
         return batch(texts, true, Padding.RIGHT);
     }
 

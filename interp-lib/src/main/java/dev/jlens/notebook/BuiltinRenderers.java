@@ -40,8 +40,6 @@ final class BuiltinRenderers {
         Display.register(Chart.class, Display.TEXT, BuiltinRenderers::chartText);
         Display.register(NDArray.class, Display.TEXT, BuiltinRenderers::arrayText);
         Display.register(NDArray.class, Display.HTML, BuiltinRenderers::arrayHtml);
-        // library types: a cache shows its names and shapes
-        Display.register(dev.jlens.cache.ActivationCache.class, Display.HTML, c -> tableHtml(c.toTable()));
     }
 
     // ---- Tablesaw -------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.DataType;
-import dev.jlens.cache.ActivationSource;
+import dev.jlens.store.ActivationSource;
 import dev.jlens.viz.Plots;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;

@@ -12,7 +12,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.jlens.cache.ActivationSource;
+import dev.jlens.store.ActivationSource;
 import dev.jlens.io.Checkpoints;
 import dev.jlens.io.DType;
 import dev.jlens.io.Safetensors;

@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.Shape;
-import dev.jlens.cache.ActivationSource;
+import dev.jlens.store.ActivationSource;
 import dev.jlens.util.Tensors;
 
 import java.util.Locale;

@@ -1,5 +1,7 @@
 package dev.jlens.train;
 
+import dev.jlens.model.Batch;
+
 /**
  * Training data: the batch for a step, as a pure function of {@code (seed, step)}. Purity is what makes runs
  * reproducible and lets a resumed run see exactly the batches an uninterrupted one would have seen; a source must
@@ -10,5 +12,5 @@ package dev.jlens.train;
 public interface BatchSource {
 
     /** The batch of {@code batchSize} sequences for the 0-based {@code step}. */
-    TrainBatch batch(long seed, int step, int batchSize);
+    Batch batch(long seed, int step, int batchSize);
 }

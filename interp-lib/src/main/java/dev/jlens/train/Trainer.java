@@ -1,5 +1,6 @@
 package dev.jlens.train;
 
+import dev.jlens.model.Batch;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDScope;
@@ -25,7 +26,7 @@ import java.util.Set;
  * <pre>{@code
  * try (HookedTransformer model = HookedTransformer.random(ModelConfig.gpt2(64, 2, 4, 256, 32, 64), 0)) {
  *     Trainer trainer = new Trainer(model, TrainConfig.builder().steps(500).lr(3e-3).checkpointEvery(100).build(),
- *             (seed, step, n) -> TrainBatch.of(myTask(seed, step, n)))
+ *             (seed, step, n) -> Batch.of(myTask(seed, step, n)))
  *             .runDir(Path.of("runs/copy-task"));
  *     TrainResult r = trainer.train();
  *     r.lossCurve();   // XChart; r.table() for the metrics
@@ -312,8 +313,9 @@ public final class Trainer implements AutoCloseable {
     private StepMetrics runStep() {
         int i = step;
         long t0 = System.nanoTime();
-        TrainBatch tb = source.batch(config.seed(), i, config.batchSize());
+        Batch tb = source.batch(config.seed(), i, config.batchSize());
         if (tb == null) throw new IllegalStateException("the batch source returned null for step " + i);
+        tb.requireTargets();
         if (tb.size() != config.batchSize()) {
             throw new IllegalStateException("the batch source returned " + tb.size() + " sequences for step " + i
                     + " but the config's batchSize is " + config.batchSize());
@@ -323,7 +325,7 @@ public final class Trainer implements AutoCloseable {
         // Everything the backward pass reads must stay alive until it has run: one scope spans forward and backward.
         try (NDScope scope = new NDScope()) {
             try (GradientCollector gc = openCollector()) {
-                NDArray l = lossFn.loss(model.forward(tb.batch()), tb);
+                NDArray l = lossFn.loss(model.forward(tb), tb);
                 if (l.getShape().size() != 1) {
                     throw new IllegalStateException("the loss function must return a scalar, got shape " + l.getShape());
                 }
@@ -346,11 +348,11 @@ public final class Trainer implements AutoCloseable {
         optimizer.step(lr, scale);
         double seconds = (System.nanoTime() - t0) / 1e9;
         step++;
-        lastTokens = tb.tokens();
+        lastTokens = tb.tokenCount();
         lastSeconds = seconds;
-        tokensSeen += tb.tokens();
+        tokensSeen += tb.tokenCount();
         trainSeconds += seconds;
-        StepMetrics m = new StepMetrics(step, loss, lr, norm, tb.tokens() / Math.max(seconds, 1e-9), OptionalDouble.empty());
+        StepMetrics m = new StepMetrics(step, loss, lr, norm, tb.tokenCount() / Math.max(seconds, 1e-9), OptionalDouble.empty());
         history.add(m);
         return m;
     }
@@ -371,9 +373,9 @@ public final class Trainer implements AutoCloseable {
         long evalSeed = config.seed() ^ EVAL_SALT;
         double sum = 0;
         for (int k = 0; k < config.evalBatches(); k++) {
-            TrainBatch tb = evalSource.batch(evalSeed, k, config.batchSize());
+            Batch tb = evalSource.batch(evalSeed, k, config.batchSize());
             try (NDScope scope = new NDScope()) {
-                sum += lossFn.loss(model.forward(tb.batch()), tb).getFloat();
+                sum += lossFn.loss(model.forward(tb), tb).getFloat();
             }
         }
         return sum / config.evalBatches();

@@ -53,7 +53,8 @@ public record Evaluation(String model, Split split, int examples, Map<String, Do
                 names, values);
     }
 
-    static String format(double v) {
+    /** A metric as the manifest and the tables print it (4 significant digits). */
+    public static String format(double v) {
         if (v == Math.rint(v) && Math.abs(v) < 1e9) return Long.toString((long) v);
         String s = String.format(Locale.ROOT, "%.4g", v);
         // 4 significant digits without padding zeros: 0.125, not 0.1250

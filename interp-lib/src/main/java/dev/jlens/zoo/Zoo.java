@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 
 /**
  * The project's own tiny trained models, in {@code data/models/NAME/} (Hugging Face layout plus a
@@ -14,10 +15,11 @@ import java.util.Locale;
  * <pre>{@code
  * HookedTransformer model = Zoo.load("attn-only-2l");   // induction heads in layer 1
  * Zoo.manifest("attn-only-2l").metrics();               // {induction_score_l1_max=0.93, ...}
- * Zoo.recipe("thinker").evaluate(model, 100);           // re-evaluate on the test split
+ * Zoo.table();                                         // every model: task, size, numbers
  * }</pre>
  *
- * <p>Each model is trained by its {@link Recipe} with {@code ./lab zoo train NAME}; the project root (the folder
+ * <p>Each model is trained by its recipe with {@code ./lab zoo train NAME} and re-checked with
+ * {@code ./lab zoo eval NAME} (the recipes are part of the command-line tools); the project root (the folder
  * holding {@code lab} and {@code data/}) is the system property {@code jlens.root} when set, else found by walking
  * up from the working directory.
  */
@@ -28,17 +30,35 @@ public final class Zoo {
     /** The manifest's file name in a model directory. */
     public static final String MANIFEST = "manifest.json";
 
+    /**
+     * One model of the zoo: its name (also its directory under {@code data/models}), the zoo model it is finetuned
+     * from, if any, and roughly how long its recipe trains on 2 CPU cores (for messages).
+     */
+    public record Entry(String name, Optional<String> base, int expectedMinutes) {}
+
+    /** The zoo, in build order: a model's base comes before it. Each entry has a recipe in the tools. */
+    private static final List<Entry> CATALOGUE = List.of(
+            new Entry("attn-only-2l", Optional.empty(), 5),
+            new Entry("tinylang-4l", Optional.empty(), 15),
+            new Entry("thinker", Optional.empty(), 30),
+            new Entry("thinker-ft", Optional.of("thinker"), 10));
+
     private Zoo() {}
 
     /** The zoo's model names, in the order they are built (a later one may start from an earlier one). */
     public static List<String> names() {
-        return Recipe.all().stream().map(Recipe::name).toList();
+        return CATALOGUE.stream().map(Entry::name).toList();
     }
 
-    /** How the model {@code name} is trained and evaluated; throws naming the zoo's models. */
-    public static Recipe recipe(String name) {
-        for (Recipe r : Recipe.all()) {
-            if (r.name().equals(name)) return r;
+    /** The zoo's models, in build order. */
+    public static List<Entry> entries() {
+        return CATALOGUE;
+    }
+
+    /** The catalogue entry of the model {@code name}; throws naming the zoo's models. */
+    public static Entry entry(String name) {
+        for (Entry e : CATALOGUE) {
+            if (e.name().equals(name)) return e;
         }
         throw new IllegalArgumentException("no zoo model named '" + name + "'; the zoo has " + names());
     }
@@ -75,7 +95,7 @@ public final class Zoo {
 
     /** The directory of the zoo model {@code name} under the project rooted at {@code root}. */
     public static Path dir(String name, Path root) {
-        recipe(name);
+        entry(name);
         return modelsDir(root).resolve(name);
     }
 
@@ -90,9 +110,9 @@ public final class Zoo {
 
     /** The command that trains {@code name}, and roughly how long it takes here. */
     public static String trainCommand(String name) {
-        Recipe r = recipe(name);
-        return "./lab zoo train " + name + " (about " + r.expectedMinutes() + " min on 2 CPU cores"
-                + r.base().map(b -> ", after " + b).orElse("") + ")";
+        Entry e = entry(name);
+        return "./lab zoo train " + name + " (about " + e.expectedMinutes() + " min on 2 CPU cores"
+                + e.base().map(b -> ", after " + b).orElse("") + ")";
     }
 
     /**
@@ -134,7 +154,8 @@ public final class Zoo {
         return d;
     }
 
-    static boolean complete(Path d) {
+    /** True if {@code d} holds a complete zoo model (config, weights, tokenizer and manifest). */
+    public static boolean complete(Path d) {
         return Files.isRegularFile(d.resolve("config.json")) && Files.isRegularFile(d.resolve("model.safetensors"))
                 && Files.isRegularFile(d.resolve("tokenizer.json")) && Files.isRegularFile(d.resolve(MANIFEST));
     }

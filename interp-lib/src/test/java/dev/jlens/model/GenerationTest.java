@@ -1,7 +1,6 @@
 package dev.jlens.model;
 
 import ai.djl.ndarray.NDArray;
-import dev.jlens.cache.ActivationCache;
 import dev.jlens.hook.Hook;
 import dev.jlens.hook.HookScope;
 import dev.jlens.hook.NameFilter;

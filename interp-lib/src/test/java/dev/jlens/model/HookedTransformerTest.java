@@ -3,7 +3,6 @@ package dev.jlens.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.Shape;
-import dev.jlens.cache.ActivationCache;
 import dev.jlens.hook.Hook;
 import dev.jlens.hook.HookPoint;
 import dev.jlens.hook.HookScope;

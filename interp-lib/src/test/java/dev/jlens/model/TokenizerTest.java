@@ -120,27 +120,27 @@ class TokenizerTest {
 
     @Test
     void gpt2BatchLeftPadding() {
-        TokenBatch b = gpt2.batch(List.of("Hello world", " the", "The Eiffel Tower is in Paris"), false,
+        Batch b = gpt2.batch(List.of("Hello world", " the", "The Eiffel Tower is in Paris"), false,
                 Tokenizer.Padding.LEFT);
-        assertEquals(3, b.batchSize());
-        assertEquals(8, b.seqLen());
+        assertEquals(3, b.size());
+        assertEquals(8, b.length());
         assertArrayEquals(new int[] {2, 1, 8}, b.lengths());
         assertArrayEquals(new long[] {50256, 50256, 50256, 50256, 50256, 50256, 15496, 995}, b.ids()[0]);
-        assertArrayEquals(new long[] {0, 0, 0, 0, 0, 0, 1, 1}, b.attentionMask()[0]);
+        assertArrayEquals(new boolean[] {false, false, false, false, false, false, true, true}, b.mask()[0]);
         assertArrayEquals(new long[] {50256, 50256, 50256, 50256, 50256, 50256, 50256, 262}, b.ids()[1]);
-        assertArrayEquals(new long[] {0, 0, 0, 0, 0, 0, 0, 1}, b.attentionMask()[1]);
+        assertArrayEquals(new boolean[] {false, false, false, false, false, false, false, true}, b.mask()[1]);
         assertArrayEquals(new long[] {464, 412, 733, 417, 8765, 318, 287, 6342}, b.ids()[2]);
-        assertArrayEquals(new long[] {1, 1, 1, 1, 1, 1, 1, 1}, b.attentionMask()[2]);
+        assertArrayEquals(new boolean[] {true, true, true, true, true, true, true, true}, b.mask()[2]);
     }
 
     @Test
     void gpt2BatchRightPaddingWithBos() {
-        TokenBatch b = gpt2.batch(List.of("Hello world", " the"), true, Tokenizer.Padding.RIGHT);
+        Batch b = gpt2.batch(List.of("Hello world", " the"), true, Tokenizer.Padding.RIGHT);
         assertArrayEquals(new int[] {3, 2}, b.lengths());
         assertArrayEquals(new long[] {50256, 15496, 995}, b.ids()[0]);
-        assertArrayEquals(new long[] {1, 1, 1}, b.attentionMask()[0]);
+        assertArrayEquals(new boolean[] {true, true, true}, b.mask()[0]);
         assertArrayEquals(new long[] {50256, 262, 50256}, b.ids()[1]);
-        assertArrayEquals(new long[] {1, 1, 0}, b.attentionMask()[1]);
+        assertArrayEquals(new boolean[] {true, true, false}, b.mask()[1]);
         assertEquals(b, gpt2.batch(List.of("Hello world", " the")));
         assertThrows(IllegalArgumentException.class, () -> gpt2.batch(List.of(), true, Tokenizer.Padding.LEFT));
     }
@@ -298,7 +298,7 @@ class TokenizerTest {
             assertEquals(text, t.decode(t.toTokens(text), true));
             assertEquals("<bos> " + text, t.decode(t.toTokens(text)));
             assertEquals(List.of("<bos>", "a", "+", "b", "=", "10"), t.toStrTokens(text));
-            TokenBatch b = t.batch(List.of("a", "a + b"), true, Tokenizer.Padding.LEFT);
+            Batch b = t.batch(List.of("a", "a + b"), true, Tokenizer.Padding.LEFT);
             assertArrayEquals(new long[] {0, 0, 1, 3}, b.ids()[0]);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.toTokens("a - b"));
             assertTrue(e.getMessage().contains("'a - b'") && e.getMessage().contains("not in the vocabulary"),

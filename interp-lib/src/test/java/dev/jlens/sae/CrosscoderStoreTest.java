@@ -1,7 +1,7 @@
 package dev.jlens.sae;
 
 import ai.djl.ndarray.NDManager;
-import dev.jlens.cache.ActivationStore;
+import dev.jlens.store.ActivationStore;
 import dev.jlens.data.TinyLang;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.train.ProgressSink;

@@ -2,7 +2,7 @@ package dev.jlens.sae;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDScope;
-import dev.jlens.cache.ActivationCache;
+import dev.jlens.model.ActivationCache;
 import dev.jlens.hook.NameFilter;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.Tokenizer;

@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
-import dev.jlens.cache.ActivationCache;
+import dev.jlens.model.ActivationCache;
 import dev.jlens.hook.Hook;
 import dev.jlens.hook.NameFilter;
 import dev.jlens.model.Batch;

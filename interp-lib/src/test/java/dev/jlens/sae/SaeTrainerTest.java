@@ -2,7 +2,7 @@ package dev.jlens.sae;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import dev.jlens.cache.ActivationSource;
+import dev.jlens.store.ActivationSource;
 import dev.jlens.train.ProgressSink;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;

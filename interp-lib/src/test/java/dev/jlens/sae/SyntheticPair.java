@@ -4,7 +4,7 @@ import dev.jlens.util.SplitMix;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import dev.jlens.cache.ActivationSource;
+import dev.jlens.store.ActivationSource;
 import dev.jlens.util.Tensors;
 
 import java.util.Locale;

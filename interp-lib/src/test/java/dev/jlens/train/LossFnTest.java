@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDScope;
 import dev.jlens.model.Batch;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.Losses;
-import dev.jlens.model.ModelConfig;
+import dev.jlens.model.arch.ModelConfig;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -22,7 +22,7 @@ class LossFnTest {
             Batch batch = Batch.of(IDS);
             NDArray logits = model.forward(batch);
             float expected = Losses.meanNextTokenLoss(logits, batch).getFloat();
-            assertEquals(expected, LossFn.nextToken().loss(logits, TrainBatch.of(batch)).getFloat(), 1e-6);
+            assertEquals(expected, LossFn.nextToken().loss(logits, batch).getFloat(), 1e-6);
         }
     }
 
@@ -35,9 +35,9 @@ class LossFnTest {
             float[] per = Losses.nextTokenLoss(logits, batch).toFloatArray();   // [2, 5] row-major
             float[][] w = {{0, 0, 1, 0, 3}, {2, 0, 0, 0, 0}};
             double expected = (per[2] + 3 * per[4] + 2 * per[5]) / 6.0;
-            assertEquals(expected, LossFn.nextToken().loss(logits, TrainBatch.of(batch, w)).getFloat(), 1e-6);
+            assertEquals(expected, LossFn.nextToken().loss(logits, batch.withTargetWeights(w)).getFloat(), 1e-6);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> LossFn.nextToken().loss(logits, TrainBatch.of(batch, new float[2][5])));
+                    () -> LossFn.nextToken().loss(logits, batch.withTargetWeights(new float[2][5])));
             assertTrue(e.getMessage().contains("zero"), e.getMessage());
         }
     }

@@ -30,13 +30,13 @@ final class ToyTasks {
                 // position p predicts token p + 1: the copied tokens are targets k+1 .. 2k, predicted from k .. 2k-1
                 Arrays.fill(w[b], k, 2 * k, 1f);
             }
-            return TrainBatch.of(Batch.of(ids), w);
+            return Batch.of(ids).withTargetWeights(w);
         };
     }
 
     /** The same sequences with every target weighted 1 (the unpredictable prefix included). */
     static BatchSource copyUnmasked(int k, int vocab) {
         BatchSource masked = copy(k, vocab);
-        return (seed, step, n) -> TrainBatch.of(masked.batch(seed, step, n).batch());
+        return (seed, step, n) -> masked.batch(seed, step, n).withTargetWeights(null);
     }
 }

@@ -1,5 +1,6 @@
 package dev.jlens.train;
 
+import dev.jlens.model.Batch;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -7,7 +8,7 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.training.GradientCollector;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.Tokenizer;
-import dev.jlens.model.ModelConfig;
+import dev.jlens.model.arch.ModelConfig;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -250,7 +251,7 @@ class TrainerTest {
              Trainer t = new Trainer(model, cfg, COPY).progress(ProgressSink.none()).runDir(tmp.resolve("run"))) {
             t.train();
             Path ckpt = t.lastCheckpoint().orElseThrow();
-            long[][] probe = COPY.batch(99, 0, 2).batch().ids();
+            long[][] probe = COPY.batch(99, 0, 2).ids();
             try (HookedTransformer back = HookedTransformer.load(ckpt); NDScope s = new NDScope()) {
                 assertEquals(0.0, maxAbsDiff(model.forward(probe), back.forward(probe)), "reloaded logits");
             }
@@ -306,12 +307,12 @@ class TrainerTest {
         }
     }
 
-    private static double manualGradNorm(HookedTransformer model, TrainBatch tb) {
+    private static double manualGradNorm(HookedTransformer model, Batch tb) {
         Map<String, NDArray> params = model.parameters();
         params.values().forEach(p -> p.setRequiresGradient(true));
         try (NDScope s = new NDScope()) {
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                gc.backward(LossFn.nextToken().loss(model.forward(tb.batch()), tb));
+                gc.backward(LossFn.nextToken().loss(model.forward(tb), tb));
             }
             double sq = 0;
             for (NDArray p : params.values()) {
@@ -427,7 +428,7 @@ class TrainerTest {
             IllegalStateException e = assertThrows(IllegalStateException.class, t::train);
             assertTrue(e.getMessage().contains("batchSize is 16"), e.getMessage());
         }
-        BatchSource noWeights = (seed, step, n) -> TrainBatch.of(COPY.batch(seed, step, n).batch(), new float[n][2 * K]);
+        BatchSource noWeights = (seed, step, n) -> COPY.batch(seed, step, n).withTargetWeights(new float[n][2 * K]);
         try (HookedTransformer model = HookedTransformer.random(GPT2, 17);
              Trainer t = new Trainer(model, cfg, noWeights).progress(ProgressSink.none())) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, t::train);

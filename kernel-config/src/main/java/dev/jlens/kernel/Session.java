@@ -37,7 +37,7 @@ final class Session implements AutoCloseable {
             "java.util", "java.util.function", "java.util.stream", "java.nio.file", "java.io",
             "tech.tablesaw.api", "org.knowm.xchart",
             "ai.djl", "ai.djl.ndarray", "ai.djl.ndarray.types", "ai.djl.ndarray.index",
-            "dev.jlens.model", "dev.jlens.model.arch", "dev.jlens.hook", "dev.jlens.cache", "dev.jlens.io",
+            "dev.jlens.model", "dev.jlens.model.arch", "dev.jlens.hook", "dev.jlens.store", "dev.jlens.io",
             "dev.jlens.train", "dev.jlens.sae", "dev.jlens.probe", "dev.jlens.analysis", "dev.jlens.data",
             "dev.jlens.zoo", "dev.jlens.viz", "dev.jlens.notebook");
 

@@ -3,8 +3,6 @@ package dev.jlens.model.arch;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.jlens.hook.HookRegistry;
-import dev.jlens.model.ForwardInputs;
-import dev.jlens.model.ModelConfig;
 
 import java.util.Map;
 

@@ -4,9 +4,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.jlens.hook.HookPoint;
 import dev.jlens.hook.HookRegistry;
-import dev.jlens.model.ForwardInputs;
-import dev.jlens.model.KvCache;
-import dev.jlens.model.ModelConfig;
 
 import java.util.LinkedHashMap;
 import java.util.Map;

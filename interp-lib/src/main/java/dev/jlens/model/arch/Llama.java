@@ -6,9 +6,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import dev.jlens.hook.HookPoint;
 import dev.jlens.hook.HookRegistry;
-import dev.jlens.model.ForwardInputs;
-import dev.jlens.model.KvCache;
-import dev.jlens.model.ModelConfig;
 
 import java.util.LinkedHashMap;
 import java.util.Map;

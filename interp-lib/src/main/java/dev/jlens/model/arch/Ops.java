@@ -84,7 +84,7 @@ final class Ops {
     }
 
     /** Applies the named activation. */
-    static NDArray activation(dev.jlens.model.ModelConfig.Activation act, NDArray x) {
+    static NDArray activation(dev.jlens.model.arch.ModelConfig.Activation act, NDArray x) {
         return switch (act) {
             case GELU_NEW -> geluNew(x);
             case GELU -> x.getNDArrayInternal().gelu();

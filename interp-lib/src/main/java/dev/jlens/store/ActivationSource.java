@@ -1,0 +1,36 @@
+package dev.jlens.store;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+
+/**
+ * Batches of activation vectors {@code [batch, width]} for training sparse dictionaries, addressed by step so that a
+ * resumed run sees exactly the batches it would have seen. Batches hold raw activations;
+ * {@link #normalizationScale()} is the factor that brings them to unit mean squared norm.
+ */
+public interface ActivationSource {
+
+    /** Width of one activation vector ({@code nSources * d_model} when several sources are concatenated). */
+    int width();
+
+    /** Number of sources concatenated in each vector (1 for one hook point of one model). */
+    default int nSources() {
+        return 1;
+    }
+
+    /** The hook point the activations are read at ({@code ""} when they do not come from a model). */
+    default String hookName() {
+        return "";
+    }
+
+    /**
+     * Batch number {@code step} of {@code batchSize} vectors, attached to {@code manager}: the same arguments give the
+     * same batch (after a restart too).
+     */
+    NDArray batch(long step, int batchSize, NDManager manager);
+
+    /** Raw activation x {@code normalizationScale()} has unit mean squared norm (1 when not estimated). */
+    default double normalizationScale() {
+        return 1.0;
+    }
+}
