@@ -5,23 +5,21 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.jlens.data.Task;
-import dev.jlens.model.Batch;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.util.Tensors;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.stream.Collectors;
-import java.util.zip.CRC32;
 
 /**
  * Activation vectors of one or more (model, hook point) sources over a token dataset, served as step-addressed
@@ -30,33 +28,28 @@ import java.util.zip.CRC32;
  * model come from one forward pass, and {@link #view(int)} serves each as its own {@link ActivationSource}.
  *
  * <pre>{@code
- * try (ActivationStore store = ActivationStore.builder()
+ * try (StreamingStore store = ActivationStore.builder()
  *         .source(model, "blocks.2.hook_resid_post")
  *         .tokens(TinyLang.defaults(), 32)
  *         .build()) {
- *     ActivationStore cached = store.cache(dir, 2_000_000);   // optional: resumable, step-addressed
+ *     CachedStore cached = store.cache(dir, 2_000_000);   // optional: resumable, step-addressed
  * }
  * }</pre>
  *
  * <p>Rows skip padding and, by default, the first token of each sequence (BOS, whose residual norm dwarfs the
  * others). Each model runs only as far as its deepest needed hook.
  *
- * <p><b>Streaming</b> (a store from {@link #builder()}): rows pass through a shuffling buffer of
- * {@link Options#bufferRows()} rows, filled from many contexts and topped up when half empty; batch {@code step}
- * holds rows {@code step * B .. (step + 1) * B - 1} of that shuffled stream, which is deterministic in the seed. Asking
- * for the next step is cheap; asking for a later step draws and discards the rows in between, and an earlier one
- * replays the stream from the start, so a resumed run gets exactly the batches it would have had, at the cost of
- * recomputing the activations before it. For cheap resumes use the on-disk cache.
- *
- * <p><b>Cached</b> ({@link #cache(Path, long)}, {@link #open(Path)}): batch {@code step} reads rows
- * {@code perm(step * B + k)} of the cache through a seeded permutation of all its rows (a new one each epoch), a
- * pure function of (seed, step) that costs nothing to jump to.
+ * <p>A store is one of two kinds. A {@link StreamingStore} ({@link #builder()}) runs the models as batches are asked
+ * for, through a shuffling buffer; a {@link CachedStore} ({@link StreamingStore#cache(Path, long)},
+ * {@link #open(Path)}) reads rows written to disk, through a seeded permutation. Both serve batch {@code step} as a
+ * pure function of (seed, step), so a resumed run gets exactly the batches it would have had.
  *
  * <p>Batches are raw activations; multiply by {@link #normalizationScale()} for unit mean squared norm. The scale is
  * estimated from the first {@link Options#normSamples()} rows of the data, so a streaming store and its cache agree.
  * Returned arrays belong to the caller's manager; the store holds no native memory between calls.
  */
-public final class ActivationStore implements ActivationSource, AutoCloseable {
+public abstract sealed class ActivationStore implements ActivationSource, AutoCloseable
+        permits StreamingStore, CachedStore {
 
     /** One (model, hook point) pair; {@code label} names the model in the cache manifest and in toString. */
     public record Source(String label, HookedTransformer model, String hook) {
@@ -182,7 +175,7 @@ public final class ActivationStore implements ActivationSource, AutoCloseable {
         }
 
         /** A streaming store; runs the models once on a three-token probe to learn each source's width. */
-        public ActivationStore build() {
+        public StreamingStore build() {
             if (sources.isEmpty()) {
                 throw new IllegalStateException("an ActivationStore needs at least one source: .source(model, hook)");
             }
@@ -198,7 +191,7 @@ public final class ActivationStore implements ActivationSource, AutoCloseable {
                             + vocab);
                 }
             }
-            return new ActivationStore(List.copyOf(sources), tokens, options, vocab);
+            return StreamingStore.probe(List.copyOf(sources), tokens, options, vocab);
         }
     }
 
@@ -207,83 +200,37 @@ public final class ActivationStore implements ActivationSource, AutoCloseable {
         return new Builder();
     }
 
-    /** Opens a cache built by {@link #cache(Path, long)}, served with seed 0. */
-    public static ActivationStore open(Path dir) {
+    /** Opens a cache built by {@link StreamingStore#cache(Path, long)}, served with seed 0. */
+    public static CachedStore open(Path dir) {
         return open(dir, 0);
     }
 
-    /** Opens a cache built by {@link #cache(Path, long)}, its rows permuted by {@code seed}. */
-    public static ActivationStore open(Path dir, long seed) {
-        return new ActivationStore(ShardCache.open(dir), seed);
+    /** Opens a cache built by {@link StreamingStore#cache(Path, long)}, its rows permuted by {@code seed}. */
+    public static CachedStore open(Path dir, long seed) {
+        return new CachedStore(ShardCache.open(dir), seed);
     }
 
-    private static final int MANIFEST_VERSION = 1;
-    private static final int PROBE_VALUES = 8;
+    /** A batch already drawn: its step and size. */
+    private record BatchKey(long step, int batchSize) {}
 
-    // What the store serves
-    private final List<String> labels;
-    private final List<String> hooks;
-    private final int[] dims;
-    private final int width;
-    private final long seed;
+    final List<String> labels;
+    final List<String> hooks;
+    final int[] dims;
+    final int width;
+    final long seed;
 
-    // Streaming mode
-    private final List<Source> sources;
-    private final TokenBatches tokens;
-    private final Options options;
-    private final double[] probe;
-    private ShuffleBuffer buffer;
-
-    // Cached mode
-    private final ShardCache cache;
-    private RowPermutation permutation;
-    private long permutationEpoch = -1;
-
-    private double[] sourceMeanSq; // per source, E||x_s||^2 over the first normSamples rows; null until estimated
-    private long lastStep = -1;
-    private int lastBatchSize;
-    private float[] lastRows;
-    private ByteBuffer staging;
+    // The rows of the last batch, kept so that views of one step share one draw; reused while the size stays.
+    private Optional<BatchKey> lastKey = Optional.empty();
+    private float[] lastRows = new float[0];
+    private ByteBuffer staging = ByteBuffer.allocateDirect(0);
     private boolean closed;
 
-    private ActivationStore(List<Source> sources, TokenBatches tokens, Options options, int vocab) {
-        this.sources = sources;
-        this.tokens = tokens;
-        this.options = options;
-        this.seed = options.seed();
-        this.cache = null;
-        this.labels = sources.stream().map(Source::label).toList();
-        this.hooks = sources.stream().map(Source::hook).toList();
-        // A three-token probe gives each source's width, and a few values that fingerprint models and hooks.
-        long[] probeIds = {0, Math.min(1, vocab - 1), Math.min(2, vocab - 1)};
-        float[][] acts = RowStream.capture(sources, Batch.of(new long[][] {probeIds}));
-        this.dims = new int[sources.size()];
-        List<Double> values = new ArrayList<>();
-        for (int s = 0; s < dims.length; s++) {
-            dims[s] = acts[s].length / probeIds.length;
-            for (int i = 0; i < Math.min(PROBE_VALUES, dims[s]); i++) values.add((double) acts[s][2 * dims[s] + i]);
-        }
-        this.probe = values.stream().mapToDouble(Double::doubleValue).toArray();
+    ActivationStore(List<String> labels, List<String> hooks, int[] dims, long seed) {
+        this.labels = List.copyOf(labels);
+        this.hooks = List.copyOf(hooks);
+        this.dims = dims.clone();
         this.width = Arrays.stream(dims).sum();
-    }
-
-    private ActivationStore(ShardCache cache, long seed) {
-        ShardCache.Manifest m = cache.manifest();
-        this.cache = cache;
         this.seed = seed;
-        this.sources = List.of();
-        this.tokens = null;
-        this.options = null;
-        this.probe = null;
-        this.labels = List.copyOf(m.models());
-        this.hooks = List.copyOf(m.hooks());
-        this.dims = m.dims().stream().mapToInt(Integer::intValue).toArray();
-        this.width = m.width();
-        this.sourceMeanSq = new double[dims.length];
-        for (int s = 0; s < dims.length; s++) {
-            double scale = m.sourceScales().get(s);
-            sourceMeanSq[s] = 1 / (scale * scale);
-        }
     }
 
     // ------------------------------------------------------------------------------------------ ActivationSource
@@ -379,79 +326,57 @@ public final class ActivationStore implements ActivationSource, AutoCloseable {
 
     /** The settings of a streaming store (empty for a store opened from a cache). */
     public Optional<Options> options() {
-        return Optional.ofNullable(options);
+        return Optional.empty();
     }
 
     /** Whether batches come from an on-disk cache. */
     public boolean isCached() {
-        return cache != null;
+        return this instanceof CachedStore;
     }
 
-    /** Rows in the cache, or 0 for a streaming store. */
-    public long rows() {
-        return cache == null ? 0 : cache.rows();
-    }
+    /** Rows held in an on-disk cache: none for a streaming store. */
+    public abstract long rows();
 
     /** The cache directory, if this store reads one. */
     public Optional<Path> cacheDir() {
-        return cache == null ? Optional.empty() : Optional.of(cache.dir());
-    }
-
-    /**
-     * Writes (or resumes, or extends) an on-disk cache of the first {@code nRows} rows in data order, and returns a
-     * store reading it with this store's seed. A finite token source stops the cache early. A build interrupted by a
-     * crash or a cell interrupt resumes from its last complete shard when called again.
-     */
-    public ActivationStore cache(Path dir, long nRows) {
-        Objects.requireNonNull(dir, "dir");
-        if (cache != null) throw new IllegalStateException("this store already reads a cache (" + cache.dir() + ")");
-        ensureOpen();
-        double scale = normalizationScale();
-        List<Double> scales = new ArrayList<>();
-        for (int s = 0; s < dims.length; s++) scales.add(sourceScale(s));
-        ShardCache.Manifest header = new ShardCache.Manifest(ShardCache.FORMAT, MANIFEST_VERSION, labels, hooks,
-                sourceWidths(), width, options.excludeBos(), options.shardRows(width), nRows, false, false, scale,
-                scales, options.normSamples(), Arrays.stream(probe).boxed().toList(), tokensCrc(), List.of());
-        ShardCache.build(dir, nRows, header, this::stream);
-        return open(dir, seed);
+        return Optional.empty();
     }
 
     /** Frees the buffers; further batches throw. Never throws. */
     @Override
-    public synchronized void close() {
+    public final synchronized void close() {
         closed = true;
-        buffer = null;
-        lastRows = null;
-        staging = null;
-        if (cache != null) cache.close();
+        lastKey = Optional.empty();
+        lastRows = new float[0];
+        staging = ByteBuffer.allocateDirect(0);
+        release();
     }
 
-    @Override
-    public String toString() {
-        String what = dims.length == 1 ? labels.get(0) + ":" + hooks.get(0)
-                : dims.length + " sources " + sources();
-        String scale = sourceMeanSq == null ? "scale not estimated yet"
-                : String.format(Locale.ROOT, "scale %.4g", normalizationScale());
-        if (cache != null) {
-            long bytes = cache.bytes();
-            String size = bytes < 1_000_000 ? String.format(Locale.ROOT, "%.1f kB", bytes / 1e3)
-                    : String.format(Locale.ROOT, "%.1f MB", bytes / 1e6);
-            return String.format(Locale.ROOT, "ActivationStore(cache %s: %,d rows in %d shards, %s; %s, width %d, "
-                    + "%s, seed %d)", cache.dir().getFileName(), cache.rows(), cache.shardCount(), size, what, width,
-                    scale, seed);
-        }
-        return String.format(Locale.ROOT, "ActivationStore(streaming %s, width %d, buffer %,d rows, %s, %s, seed %d%s)",
-                what, width, options.bufferRows(), scale, options.excludeBos() ? "BOS excluded" : "BOS kept", seed,
-                buffer == null ? "" : String.format(Locale.ROOT, ", %,d rows served", buffer.served()));
+    // ------------------------------------------------------------------------------------------ for the two kinds
+
+    /** Fills {@code out} with rows {@code first .. first + count - 1} of the order this store serves them in. */
+    abstract void fill(long first, int count, float[] out);
+
+    /** Per-source mean squared norms over the first normSamples rows. */
+    abstract double[] meanSquares();
+
+    /** Frees what the kind holds; called once by {@link #close()}. */
+    abstract void release();
+
+    void ensureOpen() {
+        if (closed) throw new IllegalStateException("this ActivationStore is closed");
     }
 
-    private String sources() {
+    /** {@code label:hook} of the one source, or {@code N sources [label:hook, ...]}. */
+    String describeSources() {
+        return dims.length == 1 ? labels.get(0) + ":" + hooks.get(0) : dims.length + " sources " + sourceList();
+    }
+
+    private String sourceList() {
         List<String> parts = new ArrayList<>();
         for (int s = 0; s < dims.length; s++) parts.add(labels.get(s) + ":" + hooks.get(s));
         return parts.toString();
     }
-
-    // ------------------------------------------------------------------------------------------ internals
 
     /** Rows of batch (step, batchSize), kept so that views of one step share one draw. */
     private float[] rows(long step, int batchSize) {
@@ -460,32 +385,13 @@ public final class ActivationStore implements ActivationSource, AutoCloseable {
             throw new IllegalArgumentException("need step >= 0 and batchSize >= 1, got step " + step + ", batchSize "
                     + batchSize);
         }
-        if (step == lastStep && batchSize == lastBatchSize) return lastRows;
+        BatchKey key = new BatchKey(step, batchSize);
+        if (lastKey.filter(key::equals).isPresent()) return lastRows;
         // One array reused while the batch size stays the same: a training loop makes no garbage here.
-        float[] out = lastRows != null && lastRows.length == batchSize * width ? lastRows
-                : new float[Math.multiplyExact(batchSize, width)];
-        lastStep = -1;
-        long first = Math.multiplyExact(step, (long) batchSize);
-        if (cache != null) {
-            long n = cache.rows();
-            for (int k = 0; k < batchSize; k++) {
-                long g = first + k;
-                long epoch = g / n;
-                if (epoch != permutationEpoch) {
-                    permutation = new RowPermutation(n, seed, epoch);
-                    permutationEpoch = epoch;
-                }
-                cache.copyRow(permutation.apply(g % n), out, k);
-            }
-        } else {
-            if (buffer == null || buffer.served() > first) {
-                buffer = new ShuffleBuffer(() -> stream(RowStream.Cursor.START), width, options.bufferRows(), seed);
-            }
-            if (buffer.served() < first) buffer.skip(first - buffer.served(), out);
-            buffer.next(out, 0, batchSize);
-        }
-        lastStep = step;
-        lastBatchSize = batchSize;
+        float[] out = lastRows.length == batchSize * width ? lastRows : new float[Math.multiplyExact(batchSize, width)];
+        lastKey = Optional.empty(); // until the rows are all there
+        fill(Math.multiplyExact(step, (long) batchSize), batchSize, out);
+        lastKey = Optional.of(key);
         lastRows = out;
         return out;
     }
@@ -493,7 +399,7 @@ public final class ActivationStore implements ActivationSource, AutoCloseable {
     /** Columns {@code [from, from + cols)} of the rows as an engine-owned {@code [batchSize, cols]} array. */
     private NDArray toArray(float[] rows, int batchSize, int from, int cols, NDManager manager) {
         int n = batchSize * cols;
-        if (staging == null || staging.capacity() < n * Float.BYTES) {
+        if (staging.capacity() < n * Float.BYTES) {
             staging = ByteBuffer.allocateDirect(n * Float.BYTES).order(ByteOrder.nativeOrder());
         }
         ByteBuffer buf = staging.duplicate().order(ByteOrder.nativeOrder());
@@ -501,7 +407,7 @@ public final class ActivationStore implements ActivationSource, AutoCloseable {
         if (cols == width) {
             buf.asFloatBuffer().put(rows, 0, n);
         } else {
-            java.nio.FloatBuffer f = buf.asFloatBuffer();
+            FloatBuffer f = buf.asFloatBuffer();
             for (int r = 0; r < batchSize; r++) f.put(rows, r * width + from, cols);
         }
         buf.limit(n * Float.BYTES);
@@ -509,93 +415,10 @@ public final class ActivationStore implements ActivationSource, AutoCloseable {
         return Tensors.owned(manager.create(buf, new Shape(batchSize, cols), DataType.FLOAT32));
     }
 
-    private RowStream stream(RowStream.Cursor start) {
-        return new RowStream(sources, dims, tokens, options.excludeBos(), start);
-    }
-
-    /** Per-source mean squared norms over the first normSamples rows (estimated on first use). */
-    private double[] meanSquares() {
-        if (sourceMeanSq == null) {
-            ensureOpen();
-            RowStream s = stream(RowStream.Cursor.START);
-            int chunk = 1024;
-            float[] buf = new float[chunk * width];
-            double[] sums = new double[dims.length];
-            long count = 0;
-            while (count < options.normSamples()) {
-                int got = s.read(buf, 0, (int) Math.min(chunk, options.normSamples() - count));
-                if (got == 0) break;
-                for (int r = 0; r < got; r++) {
-                    int at = r * width;
-                    for (int src = 0; src < dims.length; src++) {
-                        double sq = 0;
-                        for (int i = 0; i < dims[src]; i++) {
-                            float v = buf[at + i];
-                            sq += (double) v * v;
-                        }
-                        sums[src] += sq;
-                        at += dims[src];
-                    }
-                }
-                count += got;
-            }
-            if (count == 0) {
-                throw new IllegalStateException("the token source gives no activation rows: it is empty, or every "
-                        + "position is padding or BOS");
-            }
-            double[] means = new double[dims.length];
-            for (int src = 0; src < dims.length; src++) {
-                means[src] = sums[src] / count;
-                if (!(means[src] > 0) || !Double.isFinite(means[src])) {
-                    throw new IllegalStateException("source " + labels.get(src) + ":" + hooks.get(src) + " has mean "
-                            + "squared norm " + means[src] + " over " + count + " rows; cannot normalise it");
-                }
-            }
-            sourceMeanSq = means;
-        }
-        return sourceMeanSq;
-    }
-
-    /** CRC32 of the first token batch: identifies the data source in the cache manifest. */
-    private long tokensCrc() {
-        Batch b = tokens.get(0);
-        if (b == null) return 0;
-        CRC32 crc = new CRC32();
-        ByteBuffer buf = ByteBuffer.allocate(Long.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-        for (int r = 0; r < b.size(); r++) {
-            for (int p = 0; p < b.length(); p++) {
-                buf.clear();
-                buf.putLong(b.mask()[r][p] ? b.ids()[r][p] : -1);
-                crc.update(buf.array());
-            }
-        }
-        return crc.getValue();
-    }
-
     private void checkSource(int s) {
         if (s < 0 || s >= dims.length) {
             throw new IndexOutOfBoundsException("source " + s + " out of range: this store has " + dims.length
-                    + " sources " + sources());
+                    + " sources " + sourceList());
         }
-    }
-
-    private void ensureOpen() {
-        if (closed) throw new IllegalStateException("this ActivationStore is closed");
-    }
-
-    // Package-private access for tests.
-
-    /** The first {@code n} rows in data order (no shuffle), fresh from the models. */
-    float[] rawRows(int n) {
-        float[] out = new float[n * width];
-        int got = stream(RowStream.Cursor.START).read(out, 0, n);
-        return got == n ? out : Arrays.copyOf(out, got * width);
-    }
-
-    /** Row {@code index} of the cache, in data order. */
-    float[] cachedRow(long index) {
-        float[] out = new float[width];
-        cache.copyRow(index, out, 0);
-        return out;
     }
 }

@@ -12,6 +12,7 @@ final class RowPermutation {
     private static final int ROUNDS = 6;
 
     private final long n;
+    private final long epoch;
     private final int halfBits;
     private final long halfMask;
     private final long[] keys = new long[ROUNDS];
@@ -19,10 +20,16 @@ final class RowPermutation {
     RowPermutation(long n, long seed, long epoch) {
         if (n <= 0) throw new IllegalArgumentException("a permutation needs n >= 1, got " + n);
         this.n = n;
+        this.epoch = epoch;
         int bits = Math.max(2, 64 - Long.numberOfLeadingZeros(n - 1));
         this.halfBits = (bits + 1) / 2;
         this.halfMask = (1L << halfBits) - 1;
         for (int r = 0; r < ROUNDS; r++) keys[r] = SplitMix.mix(seed, SplitMix.mix(epoch + 0x632BE59BD9B4E019L * (r + 1)));
+    }
+
+    /** The epoch this permutation is for. */
+    long epoch() {
+        return epoch;
     }
 
     /** The image of {@code i} in {@code [0, n)}. */

@@ -129,7 +129,7 @@ class ActivationStoreTest {
         for (int i = 0; i < 2; i++) expected.addAll(reference(base, RESID1, tokens.get(i), true));
         // 4 sequences of lengths 12, 12, 9, 6 per batch, minus one BOS each: 35 rows per batch
         assertEquals(70, expected.size());
-        try (ActivationStore s = store(first(tokens, 2)).build()) {
+        try (StreamingStore s = store(first(tokens, 2)).build()) {
             assertEquals(D, s.width());
             assertEquals(1, s.nSources());
             assertEquals(RESID1, s.hookName());
@@ -137,7 +137,7 @@ class ActivationStoreTest {
             assertEquals(70 * D, raw.length, "rows: no padding, no BOS");
             for (int i = 0; i < 70; i++) assertClose(expected.get(i), row(raw, D, i), 1e-5, "row " + i);
         }
-        try (ActivationStore s = store(first(tokens, 2)).excludeBos(false).build()) {
+        try (StreamingStore s = store(first(tokens, 2)).excludeBos(false).build()) {
             float[] raw = s.rawRows(1000);
             assertEquals(2 * (12 + 12 + 9 + 6) * D, raw.length, "with BOS kept only padding is dropped");
             List<float[]> withBos = reference(base, RESID1, tokens.get(0), false);
@@ -154,7 +154,7 @@ class ActivationStoreTest {
         Batch batch = Batch.of(ids, mask);
         List<float[]> expected = reference(base, MLP0, batch, true);
         assertEquals(2 + 4, expected.size());
-        try (ActivationStore s = ActivationStore.builder().source(base, MLP0)
+        try (StreamingStore s = ActivationStore.builder().source(base, MLP0)
                 .tokens(i -> i == 0 ? batch : null).normSamples(10).build()) {
             float[] raw = s.rawRows(100);
             assertEquals(6 * D, raw.length);
@@ -167,7 +167,7 @@ class ActivationStoreTest {
         TokenBatches tokens = first(padded(3), 1);
         List<float[]> a = reference(base, RESID1, tokens.get(0), true);
         List<float[]> b = reference(other, RESID1, tokens.get(0), true);
-        try (ActivationStore s = ActivationStore.builder().source("base", base, RESID1).source("ft", other, RESID1)
+        try (StreamingStore s = ActivationStore.builder().source("base", base, RESID1).source("ft", other, RESID1)
                 .tokens(tokens).bufferRows(16).normSamples(35).build()) {
             assertEquals(2, s.nSources());
             assertEquals(2 * D, s.width());
@@ -209,7 +209,7 @@ class ActivationStoreTest {
         List<float[]> resid = reference(base, RESID1, tokens.get(0), true);
         String last = base.hookNames().get(base.hookNames().size() - 1);
         AtomicInteger laterCalls = new AtomicInteger();
-        try (ActivationStore s = ActivationStore.builder().hooks(base, MLP0, RESID1).tokens(tokens).normSamples(35)
+        try (StreamingStore s = ActivationStore.builder().hooks(base, MLP0, RESID1).tokens(tokens).normSamples(35)
                 .build();
              var counter = base.hook(last, (act, hp) -> {
                  laterCalls.incrementAndGet();
@@ -264,7 +264,7 @@ class ActivationStoreTest {
     void shuffleBufferServesStreamRowsMixedAcrossContexts() {
         // 3 batches of 35 rows; the buffer holds 64 rows and tops up when half empty.
         TokenBatches tokens = first(padded(13), 3);
-        try (ActivationStore s = store(tokens).build(); NDManager m = root.newSubManager()) {
+        try (StreamingStore s = store(tokens).build(); NDManager m = root.newSubManager()) {
             float[] raw = s.rawRows(1000);
             assertEquals(105 * D, raw.length);
             List<String> rawRows = new ArrayList<>();
@@ -320,7 +320,7 @@ class ActivationStoreTest {
     void textsAreTokenizedByTheModelWithBosDropped() {
         List<String> texts = List.of("Alice sees the dog .", "Bob runs .", "the big cat sleeps .");
         try (HookedTransformer tiny = Zoo.load("tinylang-4l");
-             ActivationStore s = ActivationStore.builder().source(tiny, "blocks.0.hook_resid_post").texts(texts, 2)
+             StreamingStore s = ActivationStore.builder().source(tiny, "blocks.0.hook_resid_post").texts(texts, 2)
                      .normSamples(10).build()) {
             int tokens = 0;
             for (String t : texts) tokens += tiny.toTokens(t).length;
@@ -373,8 +373,8 @@ class ActivationStoreTest {
 
     @Test
     void cacheHoldsTheStreamsRowsAndServesEveryRowOncePerEpoch(@TempDir Path dir) throws IOException {
-        try (ActivationStore stream = store(padded(19)).rowsPerShard(100).build();
-             ActivationStore cached = stream.cache(dir, 350);
+        try (StreamingStore stream = store(padded(19)).rowsPerShard(100).build();
+             CachedStore cached = stream.cache(dir, 350);
              NDManager m = root.newSubManager()) {
             assertTrue(cached.isCached());
             assertEquals(350, cached.rows());
@@ -387,8 +387,8 @@ class ActivationStoreTest {
                         "shard_00002.safetensors", "shard_00003.safetensors"),
                         files.map(p -> p.getFileName().toString()).sorted().toList());
             }
-            ShardCache.Manifest manifest = ShardCache.readManifest(dir);
-            assertEquals(List.of(100, 100, 100, 50), manifest.shards().stream().map(ShardCache.ShardEntry::rows).toList());
+            CacheManifest manifest = CacheManifest.read(dir);
+            assertEquals(List.of(100, 100, 100, 50), manifest.shards().stream().map(CacheManifest.ShardEntry::rows).toList());
             assertTrue(manifest.complete());
             // 350 rows in batches of 7: steps 0..49 are one epoch, each row exactly once (as a multiset: two
             // sequences that share their first two tokens give equal rows)
@@ -411,7 +411,7 @@ class ActivationStoreTest {
     @Test
     void sameSeedAndStepGiveTheSameBatchAfterReopening(@TempDir Path dir) {
         float[] step9, step80;
-        try (ActivationStore stream = store(padded(23)).rowsPerShard(64).seed(3).build();
+        try (StreamingStore stream = store(padded(23)).rowsPerShard(64).seed(3).build();
              ActivationStore cached = stream.cache(dir, 200);
              NDManager m = root.newSubManager()) {
             step9 = cached.batch(9, 16, m).toFloatArray();
@@ -432,7 +432,7 @@ class ActivationStoreTest {
     void interruptedBuildResumesFromItsLastShardAndEndsIdentical(@TempDir Path tmp) throws IOException {
         Path reference = tmp.resolve("reference"), dir = tmp.resolve("interrupted");
         TokenBatches tokens = padded(29);
-        try (ActivationStore s = store(tokens).rowsPerShard(50).build()) {
+        try (StreamingStore s = store(tokens).rowsPerShard(50).build()) {
             s.cache(reference, 200).close();
         }
         // The token source dies in batch 3 (rows 105..139): shards 0 and 1 (rows 0..99) are complete.
@@ -440,11 +440,11 @@ class ActivationStoreTest {
             if (index >= 3) throw new IllegalStateException("simulated crash");
             return tokens.get(index);
         };
-        try (ActivationStore s = store(dying).rowsPerShard(50).build()) {
+        try (StreamingStore s = store(dying).rowsPerShard(50).build()) {
             IllegalStateException crash = assertThrows(IllegalStateException.class, () -> s.cache(dir, 200));
             assertEquals("simulated crash", crash.getMessage());
         }
-        ShardCache.Manifest partial = ShardCache.readManifest(dir);
+        CacheManifest partial = CacheManifest.read(dir);
         assertEquals(2, partial.shards().size());
         assertFalse(partial.complete());
         CheckpointException incomplete = assertThrows(CheckpointException.class, () -> ActivationStore.open(dir));
@@ -453,12 +453,12 @@ class ActivationStoreTest {
         Files.write(dir.resolve(".shard_00002.safetensors.1234.tmp"), new byte[100]);
         Files.write(dir.resolve("shard_00002.safetensors"), new byte[] {1, 2, 3});
 
-        try (ActivationStore s = store(tokens).rowsPerShard(50).build(); ActivationStore done = s.cache(dir, 200)) {
+        try (StreamingStore s = store(tokens).rowsPerShard(50).build(); ActivationStore done = s.cache(dir, 200)) {
             assertEquals(200, done.rows());
         }
-        ShardCache.Manifest resumed = ShardCache.readManifest(dir), full = ShardCache.readManifest(reference);
+        CacheManifest resumed = CacheManifest.read(dir), full = CacheManifest.read(reference);
         assertEquals(full.shards(), resumed.shards(), "same shards, sizes, checksums and cursors");
-        for (ShardCache.ShardEntry e : full.shards()) {
+        for (CacheManifest.ShardEntry e : full.shards()) {
             assertArrayEquals(Files.readAllBytes(reference.resolve(e.file())), Files.readAllBytes(dir.resolve(e.file())));
         }
         assertFalse(Files.exists(dir.resolve(".shard_00002.safetensors.1234.tmp")), "temporary file left behind");
@@ -467,7 +467,7 @@ class ActivationStoreTest {
     @Test
     void aCorruptOrTruncatedShardIsNeverServedAndRebuildingFixesIt(@TempDir Path dir) throws IOException {
         float[] expected;
-        try (ActivationStore s = store(padded(31)).rowsPerShard(60).build();
+        try (StreamingStore s = store(padded(31)).rowsPerShard(60).build();
              ActivationStore cached = s.cache(dir, 240);
              NDManager m = root.newSubManager()) {
             expected = cached.batch(0, 240, m).toFloatArray(); // touches every shard
@@ -483,7 +483,7 @@ class ActivationStoreTest {
         try (RandomAccessFile f = new RandomAccessFile(cut.toFile(), "rw")) {
             f.setLength(f.length() - 128);
         }
-        try (ActivationStore cached = ActivationStore.open(dir); NDManager m = root.newSubManager()) {
+        try (CachedStore cached = ActivationStore.open(dir); NDManager m = root.newSubManager()) {
             CheckpointException e = assertThrows(CheckpointException.class, () -> cached.batch(0, 240, m));
             String msg = e.getMessage();
             assertTrue(msg.contains("shard_0000") && msg.contains("delete it and re-run"), msg);
@@ -497,7 +497,7 @@ class ActivationStoreTest {
             assertEquals(D, cached.cachedRow(0).length, "intact shards still serve");
         }
         // Re-running the build regenerates the bad shards in place.
-        try (ActivationStore s = store(padded(31)).rowsPerShard(60).build();
+        try (StreamingStore s = store(padded(31)).rowsPerShard(60).build();
              ActivationStore cached = s.cache(dir, 240);
              NDManager m = root.newSubManager()) {
             assertArrayEquals(expected, cached.batch(0, 240, m).toFloatArray());
@@ -506,17 +506,17 @@ class ActivationStoreTest {
 
     @Test
     void cacheRefusesToResumeWithOtherModelsOrHooks(@TempDir Path dir) {
-        try (ActivationStore s = store(padded(37)).rowsPerShard(50).build()) {
+        try (StreamingStore s = store(padded(37)).rowsPerShard(50).build()) {
             s.cache(dir, 100).close();
         }
-        try (ActivationStore s = ActivationStore.builder().source(other, RESID1).tokens(padded(37)).normSamples(50)
+        try (StreamingStore s = ActivationStore.builder().source(other, RESID1).tokens(padded(37)).normSamples(50)
                 .rowsPerShard(50).build()) {
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> s.cache(dir, 100));
             assertTrue(e.getMessage().contains("other models") && e.getMessage().contains("Delete the directory"),
                     e.getMessage());
         }
-        try (ActivationStore s = store(padded(37)).rowsPerShard(50).build();
-             ActivationStore more = s.cache(dir, 180)) {
+        try (StreamingStore s = store(padded(37)).rowsPerShard(50).build();
+             CachedStore more = s.cache(dir, 180)) {
             assertEquals(180, more.rows(), "a larger nRows extends the cache");
             float[] raw = s.rawRows(180);
             assertArrayEquals(row(raw, D, 170), more.cachedRow(170));
