@@ -16,6 +16,7 @@ import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Optional;
 import java.util.function.Consumer;
 
 /**
@@ -61,9 +62,10 @@ final class TensorReader implements AutoCloseable {
             ensureOpen();
             NDArray out = manager.create(e.info().djlShape(), DataType.FLOAT32);
             try {
-                ByteBuffer view = writeIntoViews && n > 0 && n <= MAX_JAVA_ARRAY / Float.BYTES ? writableView(out) : null;
-                if (view != null) {
-                    fillView(e, view);
+                Optional<ByteBuffer> view = writeIntoViews && n > 0 && n <= MAX_JAVA_ARRAY / Float.BYTES
+                        ? writableView(out) : Optional.empty();
+                if (view.isPresent()) {
+                    fillView(e, view.get());
                 } else if (n > 0) {
                     fillByCopies(e, out, manager);
                 }
@@ -101,21 +103,21 @@ final class TensorReader implements AutoCloseable {
     }
 
     /**
-     * A direct buffer over the NDArray's own memory, or null. On DJL's PyTorch CPU engine
+     * A direct buffer over the NDArray's own memory, if Java can write it. On DJL's PyTorch CPU engine
      * {@code toByteBuffer(true)} wraps the tensor's data pointer, so the file is read straight into the result
      * (one copy, no staging, no native op per chunk). Elsewhere (GPU, other engines) it may return a copy, so the
      * write-through is probed once per JVM and the chunked-copy path is used when it does not hold.
      */
-    private static ByteBuffer writableView(NDArray out) {
+    private static Optional<ByteBuffer> writableView(NDArray out) {
         if (!Device.cpu().equals(out.getDevice()) || !viewsWriteThrough(out.getManager())) {
-            return null;
+            return Optional.empty();
         }
         ByteBuffer view = out.toByteBuffer(true);
         long bytes = out.size() * Float.BYTES;
         if (!view.isDirect() || view.isReadOnly() || view.capacity() != bytes) {
-            return null;
+            return Optional.empty();
         }
-        return view.order(ByteOrder.nativeOrder());
+        return Optional.of(view.order(ByteOrder.nativeOrder()));
     }
 
     private static boolean viewsWriteThrough(NDManager manager) {

@@ -191,7 +191,7 @@ public abstract sealed class ActivationStore implements ActivationSource, AutoCl
                             + vocab);
                 }
             }
-            return StreamingStore.probe(List.copyOf(sources), tokens, options, vocab);
+            return StreamingStore.create(List.copyOf(sources), tokens, options, vocab);
         }
     }
 

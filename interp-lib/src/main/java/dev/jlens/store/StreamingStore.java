@@ -43,7 +43,7 @@ public final class StreamingStore extends ActivationStore {
     }
 
     /** Runs the models once on a three-token probe, which gives each source's width and values that fingerprint it. */
-    static StreamingStore probe(List<Source> sources, TokenBatches tokens, Options options, int vocab) {
+    static StreamingStore create(List<Source> sources, TokenBatches tokens, Options options, int vocab) {
         long[] probeIds = {0, Math.min(1, vocab - 1), Math.min(2, vocab - 1)};
         float[][] acts = RowStream.capture(sources, Batch.of(new long[][] {probeIds}));
         int[] dims = new int[sources.size()];
