@@ -22,6 +22,7 @@ import dev.jlens.io.DType;
 import dev.jlens.io.HfHub;
 import dev.jlens.io.Safetensors;
 import dev.jlens.model.arch.Architecture;
+import dev.jlens.model.arch.TlWeights;
 import dev.jlens.model.arch.Weights;
 
 import java.nio.file.Files;
@@ -31,6 +32,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.Set;
 import java.util.function.Function;
 
@@ -176,7 +178,10 @@ public final class HookedTransformer implements AutoCloseable {
         return manager;
     }
 
-    /** Trainable tensors by name. */
+    /**
+     * Trainable tensors by checkpoint name (the live weights, in forward order); {@code get} of an unknown name throws
+     * naming the nearest ones. TransformerLens-named copies: {@link #tlWeights()}.
+     */
     public Map<String, NDArray> parameters() {
         return arch.parameters();
     }
@@ -191,12 +196,12 @@ public final class HookedTransformer implements AutoCloseable {
         return hooks.get(name);
     }
 
-    /** The unembedding {@code [d_vocab, d_model]}. */
+    /** The unembedding {@code [d_vocab, d_model]}: the live weight, not a copy ({@link #W_U()} is its transpose). */
     public NDArray unembedWeight() {
         return arch.unembedWeight();
     }
 
-    /** The token embedding {@code [d_vocab, d_model]}. */
+    /** The token embedding {@code [d_vocab, d_model]}: the live weight, not a copy. */
     public NDArray embedWeight() {
         return arch.embedWeight();
     }
@@ -214,6 +219,105 @@ public final class HookedTransformer implements AutoCloseable {
     /** Normalised residual {@code [..., d_model]} to logits {@code [..., d_vocab]}. */
     public NDArray unembed(NDArray normed) {
         return arch.unembed(normed);
+    }
+
+    // ------------------------------------------------------------------ weights as TransformerLens names them
+
+    private TlWeights tlWeights;
+
+    /**
+     * The weights under TransformerLens's state-dict names and shapes ({@code blocks.0.attn.W_Q}
+     * {@code [n_heads, d_model, d_head]}, {@code unembed.W_U} {@code [d_model, d_vocab]}, ...); an unknown name throws
+     * naming the nearest. Each array it returns is a copy owned like a forward result: see {@link TlWeights}.
+     */
+    public TlWeights tlWeights() {
+        if (tlWeights == null) tlWeights = new TlWeights(arch, outputs);
+        return tlWeights;
+    }
+
+    /** Token embedding {@code [d_vocab, d_model]} (a copy). */
+    public NDArray W_E() {
+        return tlWeights().W_E();
+    }
+
+    /** Learned positional embedding {@code [n_ctx, d_model]} (a copy; GPT-2 only). */
+    public NDArray W_pos() {
+        return tlWeights().W_pos();
+    }
+
+    /** Unembedding {@code [d_model, d_vocab]} (a copy). */
+    public NDArray W_U() {
+        return tlWeights().W_U();
+    }
+
+    /** Unembedding bias {@code [d_vocab]} (zeros for the families here). */
+    public NDArray b_U() {
+        return tlWeights().b_U();
+    }
+
+    /** Query weights of block {@code layer} {@code [n_heads, d_model, d_head]} (a copy). */
+    public NDArray W_Q(int layer) {
+        return tlWeights().W_Q(layer);
+    }
+
+    /** Key weights {@code [n_heads, d_model, d_head]}, grouped-query heads repeated (unrepeated: {@code _W_K}). */
+    public NDArray W_K(int layer) {
+        return tlWeights().W_K(layer);
+    }
+
+    /** Value weights {@code [n_heads, d_model, d_head]}, grouped-query heads repeated (unrepeated: {@code _W_V}). */
+    public NDArray W_V(int layer) {
+        return tlWeights().W_V(layer);
+    }
+
+    /** Output weights {@code [n_heads, d_head, d_model]} (a copy). */
+    public NDArray W_O(int layer) {
+        return tlWeights().W_O(layer);
+    }
+
+    /** Query bias {@code [n_heads, d_head]} (zeros where the model has none). */
+    public NDArray b_Q(int layer) {
+        return tlWeights().b_Q(layer);
+    }
+
+    /** Key bias {@code [n_heads, d_head]}, repeated like {@link #W_K}. */
+    public NDArray b_K(int layer) {
+        return tlWeights().b_K(layer);
+    }
+
+    /** Value bias {@code [n_heads, d_head]}, repeated like {@link #W_V}. */
+    public NDArray b_V(int layer) {
+        return tlWeights().b_V(layer);
+    }
+
+    /** Attention output bias {@code [d_model]}. */
+    public NDArray b_O(int layer) {
+        return tlWeights().b_O(layer);
+    }
+
+    /** MLP input weights {@code [d_model, d_mlp]} (a gated MLP's up projection). */
+    public NDArray W_in(int layer) {
+        return tlWeights().W_in(layer);
+    }
+
+    /** Gate weights {@code [d_model, d_mlp]} of a gated MLP. */
+    public NDArray W_gate(int layer) {
+        return tlWeights().W_gate(layer);
+    }
+
+    /** MLP output weights {@code [d_mlp, d_model]}. */
+    public NDArray W_out(int layer) {
+        return tlWeights().W_out(layer);
+    }
+
+    /** MLP input bias {@code [d_mlp]}. */
+    public NDArray b_in(int layer) {
+        return tlWeights().b_in(layer);
+    }
+
+    /** MLP output bias {@code [d_model]}. */
+    public NDArray b_out(int layer) {
+        return tlWeights().b_out(layer);
     }
 
     // ------------------------------------------------------------------ tokens
@@ -252,12 +356,12 @@ public final class HookedTransformer implements AutoCloseable {
 
     /** Logits {@code [batch, pos, d_vocab]} for equal-length sequences. */
     public NDArray forward(long[][] tokens) {
-        return run(Batch.of(tokens), null, -1, null);
+        return run(Batch.of(tokens), Optional.empty(), OptionalInt.empty(), outputs);
     }
 
     /** Logits for a left- or right-padded batch; {@code attentionMask[b][p]} is false on padding. */
     public NDArray forward(long[][] tokens, boolean[][] attentionMask) {
-        return run(Batch.of(tokens, attentionMask), null, -1, null);
+        return run(Batch.of(tokens, attentionMask), Optional.empty(), OptionalInt.empty(), outputs);
     }
 
     /** Logits for token ids {@code [batch, pos]} (or {@code [pos]}) held in an NDArray. */
@@ -267,7 +371,7 @@ public final class HookedTransformer implements AutoCloseable {
 
     /** Logits for a tokenized (padded) batch. */
     public NDArray forward(Batch batch) {
-        return run(batch, null, -1, null);
+        return run(batch, Optional.empty(), OptionalInt.empty(), outputs);
     }
 
     /** The residual stream entering block {@code layer} ({@code blocks.L.hook_resid_pre}), skipping later blocks. */
@@ -275,7 +379,7 @@ public final class HookedTransformer implements AutoCloseable {
         if (layer < 0 || layer >= cfg.nLayers()) {
             throw new IllegalArgumentException("layer " + layer + " out of range [0, " + cfg.nLayers() + ")");
         }
-        return run(batch, null, layer, null);
+        return run(batch, Optional.empty(), OptionalInt.of(layer), outputs);
     }
 
     /**
@@ -283,7 +387,7 @@ public final class HookedTransformer implements AutoCloseable {
      * Positions and the attention mask continue from what the cache holds.
      */
     public NDArray forward(Batch batch, KvCache cache) {
-        return run(batch, cache, -1, null);
+        return run(batch, Optional.of(cache), OptionalInt.empty(), outputs);
     }
 
     /** A new, empty KV cache for this model (close it when done). */
@@ -293,26 +397,27 @@ public final class HookedTransformer implements AutoCloseable {
 
     /**
      * The forward pass: builds positions and the mask, runs the architecture inside a scope that frees every
-     * intermediate, and hands the result to the caller.
+     * intermediate (up to block {@code stopAtLayer}'s input when given), and hands the result to {@code out} and the
+     * caller's scope.
      */
-    private NDArray run(Batch batch, KvCache cache, int stopAtLayer, NDManager out) {
+    private NDArray run(Batch batch, Optional<KvCache> cache, OptionalInt stopAtLayer, NDManager out) {
         NDArray result;
         try (NDScope scope = new NDScope()) {
             ForwardInputs in = inputs(batch, cache);
             result = arch.forward(in, stopAtLayer);
             NDScope.unregister(result);
         }
-        result.attach(out != null ? out : outputs);
+        result.attach(out);
         NDScope.register(result);   // into the caller's scope, if there is one
         return result;
     }
 
     /** Positions and the additive mask for {@code batch}, continuing from {@code cache}. */
-    private ForwardInputs inputs(Batch batch, KvCache cache) {
+    private ForwardInputs inputs(Batch batch, Optional<KvCache> cache) {
         int b = batch.size(), p = batch.length();
-        int past = cache == null ? 0 : cache.length();
-        if (cache != null) cache.extend(batch.mask());
-        boolean[][] valid = cache == null ? batch.mask() : cache.validMask();
+        int past = cache.map(KvCache::length).orElse(0);
+        cache.ifPresent(c -> c.extend(batch.mask()));
+        boolean[][] valid = cache.map(KvCache::validMask).orElse(batch.mask());
         int total = past + p;
         long[] positions = new long[b * p];
         float[] mask = new float[b * p * total];
@@ -450,7 +555,7 @@ public final class HookedTransformer implements AutoCloseable {
             return null;
         }));
         try (HookScope s = hooks.attach(recorders)) {
-            cache.putLogits(run(batch, null, -1, cache.manager()));
+            cache.putLogits(run(batch, Optional.empty(), OptionalInt.empty(), cache.manager()));
         } catch (RuntimeException e) {
             cache.close();
             throw e;
@@ -480,8 +585,8 @@ public final class HookedTransformer implements AutoCloseable {
         ActivationCache grads = new ActivationCache(manager, this);
         try (NDScope scope = new NDScope();
              GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-            ForwardInputs in = inputs(batch, null);
-            NDArray logits = arch.forward(in, -1);
+            ForwardInputs in = inputs(batch, Optional.empty());
+            NDArray logits = arch.forward(in, OptionalInt.empty());
             NDArray loss = lossFn.apply(logits);
             gc.backward(loss);
             for (Map.Entry<String, NDArray> e : probes.entrySet()) {

@@ -346,4 +346,34 @@ class HookedTransformerTest {
             }
         }
     }
+
+    @Test
+    void residualAtStopsAtTheInputOfTheBlockAsCached() {
+        for (HookedTransformer m : both()) {
+            long[] t = tokens(7, m.cfg().dVocab(), 16);
+            try (NDScope scope = new NDScope();
+                 ActivationCache c = m.runWithCache(t, NameFilter.of("resid_pre"))) {
+                for (int l = 0; l < m.nLayers(); l++) {
+                    assertEquals(0.0, maxAbsDiff(c.get("resid_pre", l), m.residualAt(Batch.of(new long[][] {t}), l)));
+                }
+            }
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> m.residualAt(Batch.of(new long[][] {t}), m.nLayers()));
+            assertTrue(e.getMessage().contains("out of range"), e.getMessage());
+        }
+    }
+
+    @Test
+    void unknownParameterNamesSuggestTheNearest() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> gpt2.parameters().get("transformer.ln_f.weigth"));
+        assertTrue(e.getMessage().contains("unknown parameter") && e.getMessage().contains("transformer.ln_f.weight"),
+                e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> llama.parameters().get("ln_final.w"));
+        assertTrue(e.getMessage().contains("'ln_final.w'"), e.getMessage());
+        // asking without throwing still works
+        assertFalse(gpt2.parameters().containsKey("ln_final.w"));
+        assertEquals(null, gpt2.parameters().getOrDefault("ln_final.w", null));
+        assertEquals(new Shape(96, 64), gpt2.parameters().get("transformer.wte.weight").getShape());
+    }
 }

@@ -5,19 +5,18 @@ import ai.djl.ndarray.NDManager;
 import dev.jlens.hook.HookRegistry;
 
 import java.util.Map;
+import java.util.OptionalInt;
 
 /**
- * One transformer family: its hook points, its weights (named as in its Hugging Face checkpoints) and its forward
- * pass. Each family lives in one file; shared code never branches on the family.
+ * One transformer family: its hook points, its weights (named as in its Hugging Face checkpoints, declared once in
+ * its weight table) and its forward pass. Each family lives in one file and registers itself in
+ * {@link Architectures}; shared code never branches on the family.
  */
-public sealed interface Architecture permits Gpt2, Llama {
+public interface Architecture {
 
     /** The implementation for {@code cfg.family()}, declaring its hook points into {@code hooks}. */
     static Architecture create(ModelConfig cfg, HookRegistry hooks) {
-        return switch (cfg.family()) {
-            case GPT2 -> new Gpt2(cfg, hooks);
-            case LLAMA -> new Llama(cfg, hooks);
-        };
+        return Architectures.create(cfg, hooks);
     }
 
     ModelConfig cfg();
@@ -28,17 +27,20 @@ public sealed interface Architecture permits Gpt2, Llama {
     /** Fresh weights for training from scratch, deterministic in {@code seed}. */
     void initRandom(NDManager manager, long seed);
 
-    /** The trainable tensors, by stable name (leaves for autograd). */
+    /**
+     * The trainable tensors, by stable name (leaves for autograd); {@code get} of an unknown name throws naming the
+     * nearest ones.
+     */
     Map<String, NDArray> parameters();
 
-    /** Tensors under their Hugging Face checkpoint names, for saving (may create views on {@code scratch}). */
+    /** Tensors under their Hugging Face checkpoint names, for saving (may create copies on {@code scratch}). */
     Map<String, NDArray> stateDict(NDManager scratch);
 
     /**
-     * Runs the model. Returns logits {@code [batch, pos, d_vocab]}, or with {@code stopAtLayer} in
-     * {@code [0, nLayers)} the residual stream entering that block ({@code blocks.L.hook_resid_pre}).
+     * Runs the model. Returns logits {@code [batch, pos, d_vocab]}, or with {@code stopAtLayer} (in
+     * {@code [0, nLayers)}) the residual stream entering that block ({@code blocks.L.hook_resid_pre}).
      */
-    NDArray forward(ForwardInputs in, int stopAtLayer);
+    NDArray forward(ForwardInputs in, OptionalInt stopAtLayer);
 
     /** The final normalisation, without hooks (for the logit lens). */
     NDArray finalNorm(NDArray resid);
@@ -51,4 +53,10 @@ public sealed interface Architecture permits Gpt2, Llama {
 
     /** The token embedding {@code [d_vocab, d_model]}. */
     NDArray embedWeight();
+
+    /** The weights outside the blocks, in the common form {@link TlWeights} reads. */
+    TlWeights.Outer tlOuter();
+
+    /** Block {@code layer}'s weights as torch linear maps (views), in the common form {@link TlWeights} reads. */
+    TlWeights.Block tlBlock(int layer);
 }

@@ -2,18 +2,41 @@ package dev.jlens.model.arch;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.hook.HookPoint;
 import dev.jlens.hook.HookRegistry;
+import dev.jlens.model.arch.ModelConfig.Activation;
+import dev.jlens.model.arch.ModelConfig.Family;
+import dev.jlens.model.arch.ModelConfig.NoOptions;
 
-import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalInt;
+import java.util.OptionalLong;
+
+import static dev.jlens.model.arch.ModelConfig.requireInt;
+import static dev.jlens.model.arch.WeightTable.ONES;
+import static dev.jlens.model.arch.WeightTable.ZEROS;
+import static dev.jlens.model.arch.WeightTable.normal;
+import static dev.jlens.model.arch.WeightTable.shape;
 
 /**
  * GPT-2 ({@code GPT2LMHeadModel}): learned positions, pre-LayerNorm blocks, fused QKV projection with biases,
  * GELU MLP, unembedding tied to the token embedding. Weights keep the checkpoint's Conv1D layout {@code [in, out]}.
  */
 public final class Gpt2 implements Architecture {
+
+    /** GPT-2's registration: its Hugging Face name, config mapping, weight table and constructor. */
+    static final Architectures.Spec SPEC = new Architectures.Spec(Family.GPT2,
+            List.of(new Architectures.HfName("GPT2LMHeadModel", "gpt2")), Gpt2::fromHf, Gpt2::toHf, Gpt2::table,
+            NoOptions.class, cfg -> {}, Gpt2::new);
+
     private final ModelConfig cfg;
+    private final WeightTable<Gpt2> table;
+    private WeightMap params;
 
     // Hook points, in forward order (TransformerLens names).
     private final HookPoint hookEmbed;      // [batch, pos, d_model]
@@ -22,7 +45,7 @@ public final class Gpt2 implements Architecture {
     private final HookPoint lnFinalScale;   // [batch, pos, 1]
     private final HookPoint lnFinalNormalized; // [batch, pos, d_model]
 
-    // Weights (checkpoint names without the "transformer." prefix).
+    // Weights, named as in the checkpoint (see table()).
     private NDArray wte;   // [d_vocab, d_model]
     private NDArray wpe;   // [n_ctx, d_model]
     private NDArray lnFW, lnFB;
@@ -37,6 +60,7 @@ public final class Gpt2 implements Architecture {
 
     Gpt2(ModelConfig cfg, HookRegistry hooks) {
         this.cfg = cfg;
+        this.table = table(cfg);
         hookEmbed = hooks.declare("hook_embed");
         hookPosEmbed = hooks.declare("hook_pos_embed");
         blocks = new Block[cfg.nLayers()];
@@ -75,15 +99,15 @@ public final class Gpt2 implements Architecture {
     }
 
     @Override
-    public NDArray forward(ForwardInputs in, int stopAtLayer) {
-        KvCache cache = in.cache();
+    public NDArray forward(ForwardInputs in, OptionalInt stopAtLayer) {
+        int stop = stopAtLayer.orElse(blocks.length);
         NDArray embed = hookEmbed.run(Ops.embedding(in.tokens(), wte));
         NDArray posEmbed = hookPosEmbed.run(Ops.embedding(in.positions(), wpe));
         NDArray resid = embed.add(posEmbed);
         int nHeads = cfg.nHeads(), dHead = cfg.dHead(), d = cfg.dModel();
         long batch = in.batch(), pos = in.pos();
         for (int l = 0; l < blocks.length; l++) {
-            if (l == stopAtLayer) return blocks[l].residPre.run(resid);
+            if (l == stop) return blocks[l].residPre.run(resid);
             Block b = blocks[l];
             resid = b.residPre.run(resid);
             NDArray x = Ops.layerNorm(resid, b.ln1W, b.ln1B, cfg.normEps(), b.ln1Scale, b.ln1Normalized);
@@ -92,8 +116,8 @@ public final class Gpt2 implements Architecture {
             NDArray q = b.q.run(qkvParts.get(0).reshape(batch, pos, nHeads, dHead));
             NDArray k = b.k.run(qkvParts.get(1).reshape(batch, pos, nHeads, dHead));
             NDArray v = b.v.run(qkvParts.get(2).reshape(batch, pos, nHeads, dHead));
-            if (cache != null) {
-                NDArray[] kv = cache.append(l, k, v);
+            if (in.cache().isPresent()) {
+                NDArray[] kv = in.cache().get().append(l, k, v);
                 k = kv[0];
                 v = kv[1];
             }
@@ -143,97 +167,105 @@ public final class Gpt2 implements Architecture {
         return wte;
     }
 
+    // ------------------------------------------------------------------ config.json
+
+    private static ModelConfig fromHf(JsonNode c, String hfArchitecture) {
+        int d = requireInt(c, "n_embd");
+        int heads = requireInt(c, "n_head");
+        int inner = c.hasNonNull("n_inner") ? c.get("n_inner").asInt() : 4 * d;
+        boolean attnOnly = c.path("jlens_attn_only").asBoolean(false);
+        return new ModelConfig(Family.GPT2, "gpt2", d, requireInt(c, "n_layer"), heads, heads, d / heads, inner,
+                requireInt(c, "vocab_size"), requireInt(c, "n_positions"), c.path("layer_norm_epsilon").asDouble(1e-5),
+                Activation.parse(c.path("activation_function").asText("gelu_new")), 0, Optional.empty(),
+                c.path("tie_word_embeddings").asBoolean(true), true, true, true, attnOnly, OptionalInt.empty(),
+                OptionalLong.empty(), OptionalLong.empty(), NoOptions.INSTANCE);
+    }
+
+    private static void toHf(ModelConfig cfg, ObjectNode c) {
+        c.putArray("architectures").add("GPT2LMHeadModel");
+        c.put("model_type", "gpt2");
+        c.put("n_embd", cfg.dModel()).put("n_layer", cfg.nLayers()).put("n_head", cfg.nHeads())
+                .put("n_inner", cfg.dMlp()).put("vocab_size", cfg.dVocab()).put("n_positions", cfg.nCtx())
+                .put("n_ctx", cfg.nCtx()).put("layer_norm_epsilon", cfg.normEps())
+                .put("activation_function", cfg.act().hfName()).put("tie_word_embeddings", cfg.tiedEmbeddings());
+        if (cfg.attnOnly()) c.put("jlens_attn_only", true);
+    }
+
     // ------------------------------------------------------------------ weights
+
+    /**
+     * Every tensor: checkpoint name, shape, initialisation, holder. Weights keep the checkpoint's Conv1D layout
+     * {@code [in, out]}; checkpoints may leave out the {@code transformer.} prefix.
+     */
+    static WeightTable<Gpt2> table(ModelConfig c) {
+        long d = c.dModel(), v = c.dVocab(), m = c.dMlp();
+        double std = 0.02, projStd = 0.02 / Math.sqrt(2.0 * c.nLayers());
+        WeightTable<Gpt2> t = new WeightTable<>(c.nLayers(), "transformer.");
+        t.add("transformer.wte.weight", shape(v, d), normal("wte", std), (a, x) -> a.wte = x);
+        t.add("transformer.wpe.weight", shape(c.nCtx(), d), normal("wpe", 0.01), (a, x) -> a.wpe = x);
+        String h = "transformer.h.{L}.";
+        t.layer(h + "ln_1.weight", shape(d), ONES, (a, l, x) -> a.blocks[l].ln1W = x);
+        t.layer(h + "ln_1.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].ln1B = x);
+        t.layer(h + "attn.c_attn.weight", shape(d, 3 * d), normal("h.{L}.c_attn", std),
+                (a, l, x) -> a.blocks[l].cAttnW = x);
+        t.layer(h + "attn.c_attn.bias", shape(3 * d), ZEROS, (a, l, x) -> a.blocks[l].cAttnB = x);
+        t.layer(h + "attn.c_proj.weight", shape(d, d), normal("h.{L}.c_proj", projStd),
+                (a, l, x) -> a.blocks[l].cProjW = x);
+        t.layer(h + "attn.c_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].cProjB = x);
+        if (!c.attnOnly()) {
+            t.layer(h + "ln_2.weight", shape(d), ONES, (a, l, x) -> a.blocks[l].ln2W = x);
+            t.layer(h + "ln_2.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].ln2B = x);
+            t.layer(h + "mlp.c_fc.weight", shape(d, m), normal("h.{L}.c_fc", std), (a, l, x) -> a.blocks[l].fcW = x);
+            t.layer(h + "mlp.c_fc.bias", shape(m), ZEROS, (a, l, x) -> a.blocks[l].fcB = x);
+            t.layer(h + "mlp.c_proj.weight", shape(m, d), normal("h.{L}.mlp.c_proj", projStd),
+                    (a, l, x) -> a.blocks[l].mlpProjW = x);
+            t.layer(h + "mlp.c_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].mlpProjB = x);
+        }
+        t.add("transformer.ln_f.weight", shape(d), ONES, (a, x) -> a.lnFW = x);
+        t.add("transformer.ln_f.bias", shape(d), ZEROS, (a, x) -> a.lnFB = x);
+        if (!c.tiedEmbeddings()) t.add("lm_head.weight", shape(v, d), normal("lm_head", std), (a, x) -> a.lmHead = x);
+        return t;
+    }
 
     @Override
     public void load(Weights w) {
-        long d = cfg.dModel(), v = cfg.dVocab(), m = cfg.dMlp();
-        String pre = w.contains("transformer.wte.weight") ? "transformer." : "";
-        wte = w.load(w.resolve(pre + "wte.weight"), v, d);
-        wpe = w.load(pre + "wpe.weight", cfg.nCtx(), d);
-        for (int l = 0; l < blocks.length; l++) {
-            Block b = blocks[l];
-            String p = pre + "h." + l + ".";
-            b.ln1W = w.load(p + "ln_1.weight", d);
-            b.ln1B = w.load(p + "ln_1.bias", d);
-            b.cAttnW = w.load(p + "attn.c_attn.weight", d, 3 * d);
-            b.cAttnB = w.load(p + "attn.c_attn.bias", 3 * d);
-            b.cProjW = w.load(p + "attn.c_proj.weight", d, d);
-            b.cProjB = w.load(p + "attn.c_proj.bias", d);
-            if (!cfg.attnOnly()) {
-                b.ln2W = w.load(p + "ln_2.weight", d);
-                b.ln2B = w.load(p + "ln_2.bias", d);
-                b.fcW = w.load(p + "mlp.c_fc.weight", d, m);
-                b.fcB = w.load(p + "mlp.c_fc.bias", m);
-                b.mlpProjW = w.load(p + "mlp.c_proj.weight", m, d);
-                b.mlpProjB = w.load(p + "mlp.c_proj.bias", d);
-            }
-        }
-        lnFW = w.load(pre + "ln_f.weight", d);
-        lnFB = w.load(pre + "ln_f.bias", d);
-        if (!cfg.tiedEmbeddings()) lmHead = w.load("lm_head.weight", v, d);
+        params = table.load(this, w);
     }
 
     @Override
     public void initRandom(NDManager mgr, long seed) {
-        long d = cfg.dModel(), v = cfg.dVocab(), m = cfg.dMlp();
-        double std = 0.02, projStd = 0.02 / Math.sqrt(2.0 * cfg.nLayers());
-        wte = Params.normal(mgr, seed, "wte", std, v, d);
-        wpe = Params.normal(mgr, seed, "wpe", 0.01, cfg.nCtx(), d);
-        for (int l = 0; l < blocks.length; l++) {
-            Block b = blocks[l];
-            String p = "h." + l + ".";
-            b.ln1W = Params.ones(mgr, d);
-            b.ln1B = Params.zeros(mgr, d);
-            b.cAttnW = Params.normal(mgr, seed, p + "c_attn", std, d, 3 * d);
-            b.cAttnB = Params.zeros(mgr, 3 * d);
-            b.cProjW = Params.normal(mgr, seed, p + "c_proj", projStd, d, d);
-            b.cProjB = Params.zeros(mgr, d);
-            if (!cfg.attnOnly()) {
-                b.ln2W = Params.ones(mgr, d);
-                b.ln2B = Params.zeros(mgr, d);
-                b.fcW = Params.normal(mgr, seed, p + "c_fc", std, d, m);
-                b.fcB = Params.zeros(mgr, m);
-                b.mlpProjW = Params.normal(mgr, seed, p + "mlp.c_proj", projStd, m, d);
-                b.mlpProjB = Params.zeros(mgr, d);
-            }
-        }
-        lnFW = Params.ones(mgr, d);
-        lnFB = Params.zeros(mgr, d);
-        if (!cfg.tiedEmbeddings()) lmHead = Params.normal(mgr, seed, "lm_head", std, v, d);
+        params = table.init(this, mgr, seed);
     }
 
     @Override
     public Map<String, NDArray> parameters() {
-        Map<String, NDArray> p = new LinkedHashMap<>();
-        p.put("transformer.wte.weight", wte);
-        p.put("transformer.wpe.weight", wpe);
-        for (int l = 0; l < blocks.length; l++) {
-            Block b = blocks[l];
-            String n = "transformer.h." + l + ".";
-            p.put(n + "ln_1.weight", b.ln1W);
-            p.put(n + "ln_1.bias", b.ln1B);
-            p.put(n + "attn.c_attn.weight", b.cAttnW);
-            p.put(n + "attn.c_attn.bias", b.cAttnB);
-            p.put(n + "attn.c_proj.weight", b.cProjW);
-            p.put(n + "attn.c_proj.bias", b.cProjB);
-            if (!cfg.attnOnly()) {
-                p.put(n + "ln_2.weight", b.ln2W);
-                p.put(n + "ln_2.bias", b.ln2B);
-                p.put(n + "mlp.c_fc.weight", b.fcW);
-                p.put(n + "mlp.c_fc.bias", b.fcB);
-                p.put(n + "mlp.c_proj.weight", b.mlpProjW);
-                p.put(n + "mlp.c_proj.bias", b.mlpProjB);
-            }
-        }
-        p.put("transformer.ln_f.weight", lnFW);
-        p.put("transformer.ln_f.bias", lnFB);
-        if (lmHead != null) p.put("lm_head.weight", lmHead);
-        return p;
+        return params;
     }
 
     @Override
     public Map<String, NDArray> stateDict(NDManager scratch) {
-        return parameters();   // GPT-2 keeps the checkpoint layout as is
+        return table.stateDict(params, scratch);   // GPT-2 keeps the checkpoint layout as is
+    }
+
+    @Override
+    public TlWeights.Outer tlOuter() {
+        return new TlWeights.Outer(wte, wpe, lnFW, lnFB, unembedWeight());
+    }
+
+    @Override
+    public TlWeights.Block tlBlock(int layer) {
+        Block b = blocks[layer];
+        long d = cfg.dModel();
+        // c_attn is [d_model, 3 d_model] (Conv1D, [in, out]): q, k, v are its column blocks, transposed to [out, in]
+        NDArray wQ = b.cAttnW.get(new NDIndex(":, 0:{}", d)).transpose();
+        NDArray wK = b.cAttnW.get(new NDIndex(":, {}:{}", d, 2 * d)).transpose();
+        NDArray wV = b.cAttnW.get(new NDIndex(":, {}:", 2 * d)).transpose();
+        NDArray bQ = b.cAttnB.get(new NDIndex("0:{}", d));
+        NDArray bK = b.cAttnB.get(new NDIndex("{}:{}", d, 2 * d));
+        NDArray bV = b.cAttnB.get(new NDIndex("{}:", 2 * d));
+        boolean mlp = !cfg.attnOnly();
+        return new TlWeights.Block(b.ln1W, b.ln1B, wQ, bQ, wK, bK, wV, bV, b.cProjW.transpose(), b.cProjB,
+                b.ln2W, b.ln2B, mlp ? b.fcW.transpose() : null, b.fcB, null, null,
+                mlp ? b.mlpProjW.transpose() : null, b.mlpProjB);
     }
 }

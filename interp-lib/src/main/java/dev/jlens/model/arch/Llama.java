@@ -3,12 +3,29 @@ package dev.jlens.model.arch;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.hook.HookPoint;
 import dev.jlens.hook.HookRegistry;
+import dev.jlens.model.arch.ModelConfig.Activation;
+import dev.jlens.model.arch.ModelConfig.Family;
+import dev.jlens.model.arch.ModelConfig.NoOptions;
+import dev.jlens.model.arch.ModelConfig.RopeScaling;
 
-import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalInt;
+import java.util.OptionalLong;
+
+import static dev.jlens.model.arch.ModelConfig.requireInt;
+import static dev.jlens.model.arch.WeightTable.ONES;
+import static dev.jlens.model.arch.WeightTable.ZEROS;
+import static dev.jlens.model.arch.WeightTable.normal;
+import static dev.jlens.model.arch.WeightTable.part;
+import static dev.jlens.model.arch.WeightTable.shape;
 
 /**
  * Llama and its relatives ({@code LlamaForCausalLM}, {@code Qwen2ForCausalLM} with q/k/v biases,
@@ -17,7 +34,17 @@ import java.util.Map;
  * Q, K and V projections are kept fused into one matrix, and so are gate and up, so each is one matmul.
  */
 public final class Llama implements Architecture {
+
+    /** The family's registration: its Hugging Face names, config mapping, weight table and constructor. */
+    static final Architectures.Spec SPEC = new Architectures.Spec(Family.LLAMA,
+            List.of(new Architectures.HfName("LlamaForCausalLM", "llama"),
+                    new Architectures.HfName("Qwen2ForCausalLM", "qwen2"),
+                    new Architectures.HfName("MistralForCausalLM", "mistral")),
+            Llama::fromHf, Llama::toHf, Llama::table, NoOptions.class, Llama::validate, Llama::new);
+
     private final ModelConfig cfg;
+    private final WeightTable<Llama> table;
+    private WeightMap params;
 
     private final HookPoint hookEmbed;          // [batch, pos, d_model]
     private final Block[] blocks;
@@ -38,6 +65,7 @@ public final class Llama implements Architecture {
 
     Llama(ModelConfig cfg, HookRegistry hooks) {
         this.cfg = cfg;
+        this.table = table(cfg);
         hookEmbed = hooks.declare("hook_embed");
         blocks = new Block[cfg.nLayers()];
         for (int l = 0; l < blocks.length; l++) {
@@ -76,15 +104,15 @@ public final class Llama implements Architecture {
     }
 
     @Override
-    public NDArray forward(ForwardInputs in, int stopAtLayer) {
-        KvCache cache = in.cache();
+    public NDArray forward(ForwardInputs in, OptionalInt stopAtLayer) {
+        int stop = stopAtLayer.orElse(blocks.length);
         long batch = in.batch(), pos = in.pos();
         int h = cfg.nHeads(), kvh = cfg.nKvHeads(), dh = cfg.dHead();
         NDArray cos = Ops.embedding(in.positions(), cosTable).expandDims(2);   // [b, p, 1, d_head]
         NDArray sin = Ops.embedding(in.positions(), sinTable).expandDims(2);
         NDArray resid = hookEmbed.run(Ops.embedding(in.tokens(), embed));
         for (int l = 0; l < blocks.length; l++) {
-            if (l == stopAtLayer) return blocks[l].residPre.run(resid);
+            if (l == stop) return blocks[l].residPre.run(resid);
             Block b = blocks[l];
             resid = b.residPre.run(resid);
             NDArray x = Ops.rmsNorm(resid, b.inNormW, cfg.normEps(), b.ln1Scale, b.ln1Normalized);
@@ -94,8 +122,8 @@ public final class Llama implements Architecture {
             NDArray v = b.v.run(qkv.get(2).reshape(batch, pos, kvh, dh));
             q = b.rotQ.run(rotate(q, cos, sin));
             k = b.rotK.run(rotate(k, cos, sin));
-            if (cache != null) {
-                NDArray[] kv = cache.append(l, k, v);
+            if (in.cache().isPresent()) {
+                NDArray[] kv = in.cache().get().append(l, k, v);
                 k = kv[0];
                 v = kv[1];
             }
@@ -152,73 +180,118 @@ public final class Llama implements Architecture {
         return embed;
     }
 
+    // ------------------------------------------------------------------ config.json
+
+    private static void validate(ModelConfig cfg) {
+        if (cfg.dHead() % 2 != 0) {
+            throw new IllegalArgumentException("rotary embeddings need an even dHead, got " + cfg.dHead());
+        }
+    }
+
+    private static ModelConfig fromHf(JsonNode c, String arch) {
+        int d = requireInt(c, "hidden_size");
+        int heads = requireInt(c, "num_attention_heads");
+        int kv = c.hasNonNull("num_key_value_heads") ? c.get("num_key_value_heads").asInt() : heads;
+        int dHead = c.hasNonNull("head_dim") ? c.get("head_dim").asInt() : d / heads;
+        boolean qwen = arch.startsWith("Qwen2");
+        boolean attnBias = c.path("attention_bias").asBoolean(false);
+        Optional<RopeScaling> scaling = Optional.empty();
+        JsonNode rs = c.path("rope_scaling");
+        if (rs.isObject()) {
+            String ropeType = rs.path("rope_type").asText(rs.path("type").asText(""));
+            if (!ropeType.equals("llama3") && !ropeType.equals("default")) {
+                throw new IllegalArgumentException("unsupported rope_scaling type '" + ropeType
+                        + "'; supported: llama3 (or none)");
+            }
+            if (ropeType.equals("llama3")) {
+                scaling = Optional.of(new RopeScaling(rs.path("factor").asDouble(8),
+                        rs.path("low_freq_factor").asDouble(1), rs.path("high_freq_factor").asDouble(4),
+                        rs.path("original_max_position_embeddings").asInt(8192)));
+            }
+        }
+        OptionalInt window = OptionalInt.empty();
+        boolean useWindow = arch.startsWith("Mistral") || c.path("use_sliding_window").asBoolean(false);
+        if (useWindow && c.hasNonNull("sliding_window")) window = OptionalInt.of(c.get("sliding_window").asInt());
+        String type = SPEC.hfNames().stream().filter(n -> n.architecture().equals(arch)).findFirst().orElseThrow()
+                .modelType();
+        return new ModelConfig(Family.LLAMA, type, d, requireInt(c, "num_hidden_layers"), heads, kv, dHead,
+                requireInt(c, "intermediate_size"), requireInt(c, "vocab_size"),
+                c.path("max_position_embeddings").asInt(2048), c.path("rms_norm_eps").asDouble(1e-6),
+                Activation.parse(c.path("hidden_act").asText("silu")), c.path("rope_theta").asDouble(10000), scaling,
+                c.path("tie_word_embeddings").asBoolean(false), qwen || attnBias, attnBias,
+                c.path("mlp_bias").asBoolean(false), false, window, OptionalLong.empty(), OptionalLong.empty(),
+                NoOptions.INSTANCE);
+    }
+
+    private static void toHf(ModelConfig cfg, ObjectNode c) {
+        String archName = SPEC.hfNames().stream().filter(n -> n.modelType().equals(cfg.modelType())).findFirst()
+                .orElse(SPEC.hfNames().get(0)).architecture();
+        c.putArray("architectures").add(archName);
+        c.put("model_type", cfg.modelType());
+        c.put("hidden_size", cfg.dModel()).put("num_hidden_layers", cfg.nLayers())
+                .put("num_attention_heads", cfg.nHeads()).put("num_key_value_heads", cfg.nKvHeads())
+                .put("head_dim", cfg.dHead()).put("intermediate_size", cfg.dMlp()).put("vocab_size", cfg.dVocab())
+                .put("max_position_embeddings", cfg.nCtx()).put("rms_norm_eps", cfg.normEps())
+                .put("hidden_act", cfg.act().hfName()).put("rope_theta", cfg.ropeTheta())
+                .put("tie_word_embeddings", cfg.tiedEmbeddings()).put("attention_bias", cfg.attnOutBias())
+                .put("mlp_bias", cfg.mlpBias());
+        cfg.ropeScaling().ifPresent(s -> c.putObject("rope_scaling").put("rope_type", "llama3")
+                .put("factor", s.factor()).put("low_freq_factor", s.lowFreqFactor())
+                .put("high_freq_factor", s.highFreqFactor())
+                .put("original_max_position_embeddings", s.originalMaxPositions()));
+        cfg.slidingWindow().ifPresent(w -> c.put("sliding_window", w).put("use_sliding_window", true));
+    }
+
     // ------------------------------------------------------------------ weights
+
+    /**
+     * Every tensor: checkpoint name, shape, initialisation, holder. Q, K and V are kept fused into one matrix, and so
+     * are gate and up, so each is one matmul; checkpoints may leave out the {@code model.} prefix.
+     */
+    static WeightTable<Llama> table(ModelConfig c) {
+        long d = c.dModel(), v = c.dVocab(), m = c.dMlp();
+        long qd = (long) c.nHeads() * c.dHead(), kvd = (long) c.nKvHeads() * c.dHead(), qkvd = qd + 2 * kvd;
+        double std = 0.02, projStd = 0.02 / Math.sqrt(2.0 * c.nLayers());
+        WeightTable<Llama> t = new WeightTable<>(c.nLayers(), "model.");
+        t.add("model.embed_tokens.weight", shape(v, d), normal("embed_tokens", std), (a, x) -> a.embed = x);
+        String p = "model.layers.{L}.";
+        t.layer(p + "input_layernorm.weight", shape(d), ONES, (a, l, x) -> a.blocks[l].inNormW = x);
+        t.layer(p + "self_attn.qkv_proj.weight", shape(qkvd, d), normal("layers.{L}.qkv", std),
+                (a, l, x) -> a.blocks[l].qkvW = x).fusedFrom(part(p + "self_attn.q_proj.weight", qd),
+                part(p + "self_attn.k_proj.weight", kvd), part(p + "self_attn.v_proj.weight", kvd));
+        if (c.qkvBias()) {
+            t.layer(p + "self_attn.qkv_proj.bias", shape(qkvd), ZEROS, (a, l, x) -> a.blocks[l].qkvB = x)
+                    .fusedFrom(part(p + "self_attn.q_proj.bias", qd), part(p + "self_attn.k_proj.bias", kvd),
+                            part(p + "self_attn.v_proj.bias", kvd));
+        }
+        t.layer(p + "self_attn.o_proj.weight", shape(d, qd), normal("layers.{L}.o_proj", projStd),
+                (a, l, x) -> a.blocks[l].oW = x);
+        if (c.attnOutBias()) t.layer(p + "self_attn.o_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].oB = x);
+        t.layer(p + "post_attention_layernorm.weight", shape(d), ONES, (a, l, x) -> a.blocks[l].postNormW = x);
+        t.layer(p + "mlp.gate_up_proj.weight", shape(2 * m, d), normal("layers.{L}.gate_up", std),
+                (a, l, x) -> a.blocks[l].gateUpW = x)
+                .fusedFrom(part(p + "mlp.gate_proj.weight", m), part(p + "mlp.up_proj.weight", m));
+        if (c.mlpBias()) {
+            t.layer(p + "mlp.gate_up_proj.bias", shape(2 * m), ZEROS, (a, l, x) -> a.blocks[l].gateUpB = x)
+                    .fusedFrom(part(p + "mlp.gate_proj.bias", m), part(p + "mlp.up_proj.bias", m));
+        }
+        t.layer(p + "mlp.down_proj.weight", shape(d, m), normal("layers.{L}.down_proj", projStd),
+                (a, l, x) -> a.blocks[l].downW = x);
+        if (c.mlpBias()) t.layer(p + "mlp.down_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].downB = x);
+        t.add("model.norm.weight", shape(d), ONES, (a, x) -> a.normW = x);
+        if (!c.tiedEmbeddings()) t.add("lm_head.weight", shape(v, d), normal("lm_head", std), (a, x) -> a.lmHead = x);
+        return t;
+    }
 
     @Override
     public void load(Weights w) {
-        long d = cfg.dModel(), v = cfg.dVocab(), m = cfg.dMlp();
-        long qd = (long) cfg.nHeads() * cfg.dHead(), kvd = (long) cfg.nKvHeads() * cfg.dHead();
-        String pre = w.contains("model.embed_tokens.weight") ? "model." : "";
-        embed = w.load(w.resolve(pre + "embed_tokens.weight"), v, d);
-        NDManager mgr = embed.getManager();
-        for (int l = 0; l < blocks.length; l++) {
-            Block b = blocks[l];
-            String p = pre + "layers." + l + ".";
-            b.inNormW = w.load(p + "input_layernorm.weight", d);
-            b.qkvW = concat(w.load(p + "self_attn.q_proj.weight", qd, d), w.load(p + "self_attn.k_proj.weight", kvd, d),
-                    w.load(p + "self_attn.v_proj.weight", kvd, d));
-            if (cfg.qkvBias()) {
-                b.qkvB = concat(w.load(p + "self_attn.q_proj.bias", qd), w.load(p + "self_attn.k_proj.bias", kvd),
-                        w.load(p + "self_attn.v_proj.bias", kvd));
-            }
-            b.oW = w.load(p + "self_attn.o_proj.weight", d, qd);
-            if (cfg.attnOutBias()) b.oB = w.load(p + "self_attn.o_proj.bias", d);
-            b.postNormW = w.load(p + "post_attention_layernorm.weight", d);
-            b.gateUpW = concat(w.load(p + "mlp.gate_proj.weight", m, d), w.load(p + "mlp.up_proj.weight", m, d));
-            b.downW = w.load(p + "mlp.down_proj.weight", d, m);
-            if (cfg.mlpBias()) {
-                b.gateUpB = concat(w.load(p + "mlp.gate_proj.bias", m), w.load(p + "mlp.up_proj.bias", m));
-                b.downB = w.load(p + "mlp.down_proj.bias", d);
-            }
-        }
-        normW = w.load(pre + "norm.weight", d);
-        if (!cfg.tiedEmbeddings()) {
-            lmHead = w.load("lm_head.weight", v, d);
-        }
-        buildRope(mgr);
-    }
-
-    /** Joins checkpoint tensors along their first axis into one fused parameter. */
-    private static NDArray concat(NDArray... parts) {
-        NDArray joined = ai.djl.ndarray.NDArrays.concat(new NDList(parts), 0);
-        for (NDArray part : parts) part.close();
-        return joined;
+        params = table.load(this, w);
+        buildRope(embed.getManager());
     }
 
     @Override
     public void initRandom(NDManager mgr, long seed) {
-        long d = cfg.dModel(), v = cfg.dVocab(), m = cfg.dMlp();
-        long qkvd = (long) (cfg.nHeads() + 2 * cfg.nKvHeads()) * cfg.dHead(), qd = (long) cfg.nHeads() * cfg.dHead();
-        double std = 0.02, projStd = 0.02 / Math.sqrt(2.0 * cfg.nLayers());
-        embed = Params.normal(mgr, seed, "embed_tokens", std, v, d);
-        for (int l = 0; l < blocks.length; l++) {
-            Block b = blocks[l];
-            String p = "layers." + l + ".";
-            b.inNormW = Params.ones(mgr, d);
-            b.qkvW = Params.normal(mgr, seed, p + "qkv", std, qkvd, d);
-            if (cfg.qkvBias()) b.qkvB = Params.zeros(mgr, qkvd);
-            b.oW = Params.normal(mgr, seed, p + "o_proj", projStd, d, qd);
-            if (cfg.attnOutBias()) b.oB = Params.zeros(mgr, d);
-            b.postNormW = Params.ones(mgr, d);
-            b.gateUpW = Params.normal(mgr, seed, p + "gate_up", std, 2 * m, d);
-            b.downW = Params.normal(mgr, seed, p + "down_proj", projStd, d, m);
-            if (cfg.mlpBias()) {
-                b.gateUpB = Params.zeros(mgr, 2 * m);
-                b.downB = Params.zeros(mgr, d);
-            }
-        }
-        normW = Params.ones(mgr, d);
-        if (!cfg.tiedEmbeddings()) lmHead = Params.normal(mgr, seed, "lm_head", std, v, d);
+        params = table.init(this, mgr, seed);
         buildRope(mgr);
     }
 
@@ -259,57 +332,29 @@ public final class Llama implements Architecture {
 
     @Override
     public Map<String, NDArray> parameters() {
-        Map<String, NDArray> p = new LinkedHashMap<>();
-        p.put("model.embed_tokens.weight", embed);
-        for (int l = 0; l < blocks.length; l++) {
-            Block b = blocks[l];
-            String n = "model.layers." + l + ".";
-            p.put(n + "input_layernorm.weight", b.inNormW);
-            p.put(n + "self_attn.qkv_proj.weight", b.qkvW);
-            if (b.qkvB != null) p.put(n + "self_attn.qkv_proj.bias", b.qkvB);
-            p.put(n + "self_attn.o_proj.weight", b.oW);
-            if (b.oB != null) p.put(n + "self_attn.o_proj.bias", b.oB);
-            p.put(n + "post_attention_layernorm.weight", b.postNormW);
-            p.put(n + "mlp.gate_up_proj.weight", b.gateUpW);
-            if (b.gateUpB != null) p.put(n + "mlp.gate_up_proj.bias", b.gateUpB);
-            p.put(n + "mlp.down_proj.weight", b.downW);
-            if (b.downB != null) p.put(n + "mlp.down_proj.bias", b.downB);
-        }
-        p.put("model.norm.weight", normW);
-        if (lmHead != null) p.put("lm_head.weight", lmHead);
-        return p;
+        return params;
     }
 
     @Override
     public Map<String, NDArray> stateDict(NDManager scratch) {
-        long qd = (long) cfg.nHeads() * cfg.dHead(), kvd = (long) cfg.nKvHeads() * cfg.dHead(), m = cfg.dMlp();
-        Map<String, NDArray> out = new LinkedHashMap<>();
-        for (Map.Entry<String, NDArray> e : parameters().entrySet()) {
-            String name = e.getKey();
-            NDArray t = e.getValue();
-            if (name.contains("qkv_proj")) {
-                String suffix = name.endsWith("bias") ? "bias" : "weight";
-                String base = name.substring(0, name.indexOf("qkv_proj"));
-                NDList parts = t.split(new long[] {qd, qd + kvd}, 0);
-                String[] names = {"q_proj", "k_proj", "v_proj"};
-                for (int i = 0; i < 3; i++) out.put(base + names[i] + "." + suffix, own(parts.get(i), scratch));
-            } else if (name.contains("gate_up_proj")) {
-                String suffix = name.endsWith("bias") ? "bias" : "weight";
-                String base = name.substring(0, name.indexOf("gate_up_proj"));
-                NDList parts = t.split(new long[] {m}, 0);
-                out.put(base + "gate_proj." + suffix, own(parts.get(0), scratch));
-                out.put(base + "up_proj." + suffix, own(parts.get(1), scratch));
-            } else {
-                out.put(name, t);
-            }
-        }
-        return out;
+        return table.stateDict(params, scratch);   // fused tensors split back into the checkpoint's
     }
 
-    private static NDArray own(NDArray view, NDManager scratch) {
-        NDArray copy = view.duplicate();
-        copy.attach(scratch);
-        view.close();
-        return copy;
+    @Override
+    public TlWeights.Outer tlOuter() {
+        return new TlWeights.Outer(embed, null, normW, null, unembedWeight());
+    }
+
+    @Override
+    public TlWeights.Block tlBlock(int layer) {
+        Block b = blocks[layer];
+        long qd = (long) cfg.nHeads() * cfg.dHead(), kvd = (long) cfg.nKvHeads() * cfg.dHead(), m = cfg.dMlp();
+        NDIndex q = new NDIndex("0:{}", qd), k = new NDIndex("{}:{}", qd, qd + kvd), v = new NDIndex("{}:", qd + kvd);
+        NDIndex gate = new NDIndex("0:{}", m), up = new NDIndex("{}:", m);
+        boolean qkvB = b.qkvB != null, mlpB = b.gateUpB != null;
+        return new TlWeights.Block(b.inNormW, null, b.qkvW.get(q), qkvB ? b.qkvB.get(q) : null, b.qkvW.get(k),
+                qkvB ? b.qkvB.get(k) : null, b.qkvW.get(v), qkvB ? b.qkvB.get(v) : null, b.oW, b.oB, b.postNormW, null,
+                b.gateUpW.get(up), mlpB ? b.gateUpB.get(up) : null, b.gateUpW.get(gate),
+                mlpB ? b.gateUpB.get(gate) : null, b.downW, b.downB);
     }
 }

@@ -28,12 +28,4 @@ final class Params {
         buf.flip();
         return m.create(buf, new Shape(shape), DataType.FLOAT32);
     }
-
-    static NDArray ones(NDManager m, long... shape) {
-        return m.ones(new Shape(shape));
-    }
-
-    static NDArray zeros(NDManager m, long... shape) {
-        return m.zeros(new Shape(shape));
-    }
 }

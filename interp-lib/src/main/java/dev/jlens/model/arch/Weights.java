@@ -3,10 +3,31 @@ package dev.jlens.model.arch;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 
+import java.util.Map;
 import java.util.Set;
 
 /** Where an architecture takes its tensors from when it loads (a checkpoint, or a map in tests). */
 public interface Weights {
+
+    /** Tensors held in memory (a test's checkpoint, say); each load hands out a copy, as a real checkpoint does. */
+    static Weights of(Map<String, NDArray> tensors) {
+        return new Weights() {
+            @Override
+            public boolean contains(String name) {
+                return tensors.containsKey(name);
+            }
+
+            @Override
+            public Set<String> names() {
+                return tensors.keySet();
+            }
+
+            @Override
+            public NDArray load(String name) {
+                return tensors.get(name).duplicate();
+            }
+        };
+    }
 
     /** True if a tensor has this exact name. */
     boolean contains(String name);
@@ -28,12 +49,5 @@ public interface Weights {
                     + "implies " + want + " (does config.json match the weights?)");
         }
         return a;
-    }
-
-    /** The first of {@code candidates} present (e.g. with and without a {@code transformer.} prefix). */
-    default String resolve(String... candidates) {
-        for (String c : candidates) if (contains(c)) return c;
-        throw new IllegalArgumentException("checkpoint has no tensor named " + String.join(" or ", candidates)
-                + "; it has " + names().size() + " tensors, e.g. " + names().stream().sorted().limit(6).toList());
     }
 }
