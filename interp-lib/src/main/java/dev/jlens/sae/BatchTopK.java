@@ -23,11 +23,16 @@ final class BatchTopK {
 
     BatchTopK(double momentum, SaeWeights w, SaeConfig cfg) {
         this.momentum = momentum;
-        this.estimate = recover(w, cfg);
+        this.estimate = fromThreshold(w, cfg);
+    }
+
+    /** Takes the estimate back from the threshold tensor, after the weights were overwritten with saved ones. */
+    void recover(SaeWeights w, SaeConfig cfg) {
+        estimate = fromThreshold(w, cfg);
     }
 
     /** The estimate a saved threshold tensor encodes (0 when none has been made yet). */
-    private static float recover(SaeWeights w, SaeConfig cfg) {
+    private static float fromThreshold(SaeWeights w, SaeConfig cfg) {
         if (!w.has(SaeWeights.THRESHOLD)) return 0f;
         try (NDScope scope = new NDScope()) {
             NDArray th = w.get(SaeWeights.THRESHOLD);

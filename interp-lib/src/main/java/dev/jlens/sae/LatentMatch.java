@@ -37,12 +37,63 @@ public final class LatentMatch {
     private LatentMatch() {}
 
     /**
-     * Concepts from task labels: for each named label column, one concept per value ({@code "pos=NOUN"}), over the
-     * tokens of {@code examples} in order, skipping position 0 when {@code skipBos} (as activation stores do).
-     * Values on fewer than {@code minFrequency} of the tokens are dropped.
+     * How concepts are read from task labels.
+     *
+     * @param skipBos      leave out position 0 of every example (the BOS token), as activation stores do
+     * @param minFrequency drop label values on fewer than this fraction of the tokens
      */
+    public record ConceptOptions(boolean skipBos, double minFrequency) {
+        public ConceptOptions {
+            if (!(minFrequency >= 0 && minFrequency < 1)) {
+                throw new IllegalArgumentException("minFrequency must be in [0, 1), got " + minFrequency);
+            }
+        }
+
+        /** Skip BOS; keep values on at least 1% of the tokens. */
+        public static ConceptOptions defaults() {
+            return new ConceptOptions(true, 0.01);
+        }
+
+        /** These options, counting position 0 too. */
+        public ConceptOptions keepBos() {
+            return new ConceptOptions(false, minFrequency);
+        }
+
+        /** These options, keeping values on at least {@code fraction} of the tokens. */
+        public ConceptOptions minFrequency(double fraction) {
+            return new ConceptOptions(skipBos, fraction);
+        }
+    }
+
+    /**
+     * Concepts from task labels with {@link ConceptOptions#defaults()}: for each named label column, one concept per
+     * value ({@code "pos=NOUN"}), over the tokens after BOS of {@code examples} in order, values on at least 1% of them.
+     */
+    public static Map<String, boolean[]> concepts(List<? extends Example<?>> examples, List<String> labelNames) {
+        return concepts(examples, labelNames, ConceptOptions.defaults());
+    }
+
+    /**
+     * The positional form of {@link #concepts(List, List, ConceptOptions)}, kept for notebooks written before it.
+     *
+     * @deprecated name the settings: {@code concepts(examples, labelNames)} for BOS skipped and 1%, or
+     *             {@code ConceptOptions.defaults().keepBos().minFrequency(f)}
+     */
+    @Deprecated(forRemoval = true)
     public static Map<String, boolean[]> concepts(List<? extends Example<?>> examples, List<String> labelNames,
                                                   boolean skipBos, double minFrequency) {
+        return concepts(examples, labelNames, new ConceptOptions(skipBos, minFrequency));
+    }
+
+    /**
+     * Concepts from task labels: for each named label column, one concept per value ({@code "pos=NOUN"}), over the
+     * tokens of {@code examples} in order (without position 0 when {@code options.skipBos()}). Values on fewer than
+     * {@code options.minFrequency()} of the tokens are dropped, and so are values on every token.
+     */
+    public static Map<String, boolean[]> concepts(List<? extends Example<?>> examples, List<String> labelNames,
+                                                  ConceptOptions options) {
+        boolean skipBos = options.skipBos();
+        double minFrequency = options.minFrequency();
         if (examples.isEmpty()) throw new IllegalArgumentException("no examples");
         int n = 0;
         for (Example<?> e : examples) n += e.length() - (skipBos ? 1 : 0);

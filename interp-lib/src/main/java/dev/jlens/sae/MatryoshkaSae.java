@@ -72,6 +72,11 @@ public final class MatryoshkaSae extends AbstractSae {
         rule.update(out.parts().get("min_kept"), w, cfg());
     }
 
+    @Override
+    void weightsLoaded() {
+        rule.recover(w, cfg());
+    }
+
     /** The running estimate of the smallest kept activation (the inference threshold of an SAE). */
     public float thresholdEstimate() {
         return rule.estimate();

@@ -31,7 +31,7 @@ import java.util.Map;
  * density. All in raw units, through the dictionary's inference rule ({@link SparseCoder#encode}).
  *
  * <pre>{@code
- * SaeMetrics.Result m = SaeMetrics.of(sae, source, 8, 1024);   // 8 batches of 1024 tokens
+ * SaeMetrics.Result m = SaeMetrics.of(sae, source, SaeMetrics.Options.batches(8).batchSize(1024));
  * m.densityHistogram();                                       // log10 feature density, one call
  * SaeMetrics.toTable(Map.of("topk", m, "relu", m2));           // side by side
  * }</pre>
@@ -123,27 +123,71 @@ public final class SaeMetrics {
         return acc.result();
     }
 
-    /** Metrics of {@code sae} on {@code batches} batches of {@code batchSize} from {@code source} (steps 0, 1, ...). */
-    public static Result of(SparseCoder sae, ActivationSource source, int batches, int batchSize) {
-        return of(sae, source, 0, batches, batchSize);
+    /**
+     * Which batches of an {@link ActivationSource} to measure on: {@code batches} batches of {@code batchSize}
+     * tokens, batch indices {@code fromBatch, fromBatch + 1, ...}. Named in the call:
+     * {@code Options.batches(8).batchSize(1024).fromBatch(10_000)} (e.g. past the batches a dictionary trained on).
+     *
+     * @param batches   how many batches
+     * @param batchSize tokens per batch (default {@value #DEFAULT_BATCH_SIZE})
+     * @param fromBatch the first batch's index in the source (default 0)
+     */
+    public record Options(int batches, int batchSize, long fromBatch) {
+        /** Tokens per batch unless {@link #batchSize(int)} says otherwise. */
+        public static final int DEFAULT_BATCH_SIZE = 1024;
+
+        public Options {
+            if (batches <= 0 || batchSize <= 0 || fromBatch < 0) {
+                throw new IllegalArgumentException("batches and batchSize must be positive and fromBatch >= 0, got "
+                        + batches + ", " + batchSize + ", " + fromBatch);
+            }
+        }
+
+        /** {@code n} batches of {@value #DEFAULT_BATCH_SIZE} tokens from batch 0. */
+        public static Options batches(int n) {
+            return new Options(n, DEFAULT_BATCH_SIZE, 0);
+        }
+
+        /** These options with {@code n} tokens per batch. */
+        public Options batchSize(int n) {
+            return new Options(batches, n, fromBatch);
+        }
+
+        /** These options starting at batch index {@code index}. */
+        public Options fromBatch(long index) {
+            return new Options(batches, batchSize, index);
+        }
+
+        /** Tokens measured in all. */
+        public long tokens() {
+            return (long) batches * batchSize;
+        }
     }
 
-    /** As {@link #of(SparseCoder, ActivationSource, int, int)} from batch index {@code fromStep}. */
-    public static Result of(SparseCoder sae, ActivationSource source, long fromStep, int batches, int batchSize) {
-        if (batches <= 0 || batchSize <= 0) {
-            throw new IllegalArgumentException("batches and batchSize must be positive, got " + batches + ", " + batchSize);
-        }
+    /** Metrics of {@code sae} on the batches of {@code source} that {@code options} names. */
+    public static Result of(SparseCoder sae, ActivationSource source, Options options) {
         if (source.width() != sae.cfg().dIn()) {
             throw new IllegalArgumentException("the dictionary reads " + sae.cfg().dIn() + "-wide activations but the source "
                     + "gives " + source.width() + "-wide ones");
         }
         Acc acc = new Acc(sae.cfg().dSae());
-        for (int b = 0; b < batches; b++) {
+        for (int b = 0; b < options.batches(); b++) {
             try (NDManager m = NDManager.newBaseManager()) {
-                acc.add(sae, source.batch(fromStep + b, batchSize, m));
+                acc.add(sae, source.batch(options.fromBatch() + b, options.batchSize(), m));
             }
         }
         return acc.result();
+    }
+
+    /**
+     * The positional form of {@link #of(SparseCoder, ActivationSource, Options)}, kept for notebooks written before
+     * it: {@code of(sae, source, 8, 1024)} is {@code of(sae, source, Options.batches(8).batchSize(1024))}.
+     *
+     * @deprecated name the numbers: {@code of(sae, source, Options.batches(batches).batchSize(batchSize))}
+     */
+    @Deprecated(forRemoval = true)
+    public static Result of(SparseCoder sae, ActivationSource source, int batches, int batchSize) {
+        return of(sae, source, Options.batches(batches).batchSize(batchSize));
     }
 
     /** Several results side by side, one row per dictionary. */

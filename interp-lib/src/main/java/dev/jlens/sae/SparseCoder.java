@@ -2,15 +2,16 @@ package dev.jlens.sae;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.training.GradientCollector;
 
 import java.util.Map;
 
 /**
  * A sparse dictionary: encodes activations {@code [..., dIn]} into latents {@code [..., dSae]} and decodes them back.
- * One file per architecture; each adds only its activation rule and its extra losses ({@link #trainForward}); the
- * one {@link SaeTrainer} trains them all. Weights ({@link SaeWeights}) are named as in SAELens: {@code W_enc}
- * {@code [dIn, dSae]}, {@code b_enc [dSae]}, {@code W_dec [dSae, dIn]}, {@code b_dec [dIn]}, and {@code threshold
- * [dSae]} for JumpReLU-style inference.
+ * One file per architecture; each adds only its activation rule and its extra losses ({@link #trainForward}), and
+ * may take a faster route through a training step ({@link #trainStep}); the one {@link SaeTrainer} trains them all.
+ * Weights ({@link SaeWeights}) are named as in SAELens: {@code W_enc [dIn, dSae]}, {@code b_enc [dSae]},
+ * {@code W_dec [dSae, dIn]}, {@code b_dec [dIn]}, and {@code threshold [dSae]} for JumpReLU-style inference.
  *
  * <p>Callers pass raw activations; {@link SaeConfig#inputScale()} is applied inside {@link #encode} and undone in
  * {@link #reconstruct}. {@link #trainForward} works in normalised units: the trainer scales its input.
@@ -46,6 +47,16 @@ public sealed interface SparseCoder extends AutoCloseable permits AbstractSae {
      * and infers with a threshold).
      */
     Output trainForward(NDArray xBD, Context ctx);
+
+    /**
+     * One training step's forward and backward passes on normalised activations {@code xBD}, inside the trainer's
+     * {@code NDScope} and open {@code gc}: records the gradients of {@link #trainForward}'s loss in the
+     * {@link #trainableParameters()} and measures what the trainer logs. An architecture may override it with a route
+     * that gives the same loss and gradients faster (TopK without dead latents never builds the dense latents).
+     */
+    default StepResult trainStep(NDArray xBD, Context ctx, GradientCollector gc) {
+        return TrainSteps.general(this, xBD, ctx, gc);
+    }
 
     /**
      * The tensors gradient descent updates, by name (a subset of {@link SaeWeights#params()}): all but
@@ -109,4 +120,15 @@ public sealed interface SparseCoder extends AutoCloseable permits AbstractSae {
      * @param parts  named scalar loss terms for logging ({@code mse}, {@code l1}, {@code auxk}, {@code l0}, ...)
      */
     record Output(NDArray loss, NDArray recon, NDArray acts, Map<String, NDArray> parts) {}
+
+    /**
+     * What one training step measured, before the update.
+     *
+     * @param loss   the loss minimised
+     * @param mse    its squared-error term: summed over {@code dIn}, mean over the batch (normalised units)
+     * @param sse    the squared reconstruction error summed over the batch and {@code dIn} (for the FVU)
+     * @param fired  per latent, on how many of the batch's tokens it fired
+     * @param output the forward pass, for {@link #afterStep}; null when the step's route builds none
+     */
+    record StepResult(float loss, float mse, float sse, float[] fired, Output output) {}
 }

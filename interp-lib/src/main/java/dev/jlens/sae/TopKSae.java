@@ -3,6 +3,7 @@ package dev.jlens.sae;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.nn.Activation;
+import ai.djl.training.GradientCollector;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -37,6 +38,19 @@ public final class TopKSae extends AbstractSae {
         NDArray loss = mse;
         loss = Losses.withAuxK(loss, parts, preBF, xBD, reconBD, w, ctx, kind.auxK(), kind.auxKCoefficient());
         return new Output(loss, reconBD, actsBF, parts);
+    }
+
+    /**
+     * While no latent is dead, the step goes through {@link SparseDecode#trainTopK}: the same loss and gradients
+     * without a dense {@code [B, dSae]} tensor on the tape (~2x faster at d_sae 8192). AuxK needs the dense
+     * pre-activations, so steps with dead latents take the general route.
+     */
+    @Override
+    public StepResult trainStep(NDArray xBD, Context ctx, GradientCollector gc) {
+        if (ctx.deadMask() != null) return TrainSteps.general(this, xBD, ctx, gc);
+        SparseDecode.TopKStep s = SparseDecode.trainTopK(this, xBD, gc, SparseDecode.DEFAULT_CHUNK);
+        float loss = s.loss();   // sum of squared errors / B: the MSE term is the whole loss
+        return new StepResult(loss, loss, loss * xBD.getShape().get(0), s.fired(), null);
     }
 
     @Override

@@ -1,14 +1,16 @@
 package dev.jlens.train;
 
-import dev.jlens.model.Batch;
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.training.GradientCollector;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jlens.model.Batch;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.Tokenizer;
+import dev.jlens.model.arch.ModelConfig;
 
-import java.nio.file.Files;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -21,17 +23,17 @@ import java.util.Set;
 
 /**
  * Trains a {@link HookedTransformer} on a {@link BatchSource} with AdamW, a warm-up + cosine (or constant) learning
- * rate, global-norm gradient clipping, periodic eval, atomic checkpoints and a live progress line.
+ * rate, global-norm gradient clipping, periodic eval, atomic checkpoints and a live progress line. The steps,
+ * checkpoints, interrupts and resumption are the {@link TrainingLoop}'s; this class says what one step does.
  *
  * <pre>{@code
- * try (HookedTransformer model = HookedTransformer.random(ModelConfig.gpt2(64, 2, 4, 256, 32, 64), 0)) {
- *     Trainer trainer = new Trainer(model, TrainConfig.builder().steps(500).lr(3e-3).checkpointEvery(100).build(),
- *             (seed, step, n) -> Batch.of(myTask(seed, step, n)))
- *             .runDir(Path.of("runs/copy-task"));
- *     TrainResult r = trainer.train();
+ * try (HookedTransformer model = HookedTransformer.random(ModelConfig.gpt2(64, 2, 4, 256, 32, 64), 0);
+ *      Trainer trainer = new Trainer(model, TrainConfig.builder().steps(500).lr(3e-3).checkpointEvery(100).build(),
+ *              (seed, step, n) -> Batch.of(myTask(seed, step, n)))) {
+ *     TrainResult r = trainer.trainOrResume(Path.of("runs/copy-task"));   // continues the run if it was stopped
  *     r.lossCurve();   // XChart; r.table() for the metrics
  * }
- * // after a crash or an interrupt: Trainer.resume(Path.of("runs/copy-task"), source).train()
+ * // or load the model from the run directory: Trainer.resume(Path.of("runs/copy-task"), source).train()
  * }</pre>
  *
  * <p>Each step runs inside its own {@link NDScope}: the forward pass, the loss, the backward pass and the optimizer's
@@ -54,25 +56,23 @@ import java.util.Set;
 public final class Trainer implements AutoCloseable {
     /** Salt for the eval batches' seed, so an eval source equal to the training source yields held-out batches. */
     private static final long EVAL_SALT = 0x5EEDE7A1L;
+    /** Train-config keys that may differ when continuing a run: they change neither the weights nor the batches. */
+    private static final List<String> FREE_SETTINGS = List.of("steps", "checkpoint_every", "keep_checkpoints",
+            "eval_every", "eval_batches", "log_every");
 
     private final HookedTransformer model;
     private final boolean ownsModel;
     private final TrainConfig config;
     private final BatchSource source;
     private final AdamW optimizer;
+    private final TrainingLoop loop;
     private final List<StepMetrics> history = new ArrayList<>();
-    private RunDir run;
     private BatchSource evalSource;
     private LossFn lossFn = LossFn.nextToken();
-    private ProgressSink progress = ProgressSink.bar();
-    private Runnable beforeCommit;  // test hook: runs before a checkpoint's rename
-    private int step;
     private long tokensSeen;
     private double trainSeconds;
-    private Path lastCheckpoint;
-    private int lastCheckpointStep = -1;
-    private long lastTokens;      // of the latest step, for the progress line's rate
-    private double lastSeconds;
+    private long windowTokens;     // since the progress line's last update, for its throughput
+    private double windowSeconds;
     private boolean closed;
 
     /** A trainer for {@code model} (which the caller keeps owning) from step 0. */
@@ -91,6 +91,8 @@ public final class Trainer implements AutoCloseable {
         Map<String, NDArray> params = model.parameters();
         this.optimizer = new AdamW(params, decayedTensors(model, config.decayGroups()), config.beta1(), config.beta2(),
                 config.eps(), config.weightDecay());
+        this.loop = new TrainingLoop(new TrainingLoop.Cadence(config.steps(), config.checkpointEvery(),
+                config.keepCheckpoints(), config.logEvery()), TrainerCheckpoint.FORMAT, new LoopSteps(), "train");
     }
 
     /**
@@ -107,39 +109,35 @@ public final class Trainer implements AutoCloseable {
      * A null config keeps the saved one.
      */
     public static Trainer resume(Path runDir, BatchSource source, TrainConfig config) {
-        RunDir rd = new RunDir(runDir);
-        RunDir.Checkpoint c = rd.latest().orElseThrow(() -> new IllegalArgumentException("no complete checkpoint in "
-                + rd.checkpointsDir() + " (looked for step-N directories holding config.json, model.safetensors, "
-                + RunDir.OPTIMIZER + ", " + RunDir.STATE + " and " + RunDir.METRICS + ")"));
-        rd.cleanLeftovers();
-        RunDir.State st = rd.read(c);
+        TrainingLoop.Checkpoint c = TrainingLoop.resumable(runDir, TrainerCheckpoint.FORMAT);
+        TrainerCheckpoint.State st = TrainerCheckpoint.read(c);
         TrainConfig cfg = config != null ? config : st.config();
-        if (st.step() > cfg.steps()) {
-            throw new IllegalArgumentException("checkpoint " + c.dir() + " is at step " + st.step() + ", beyond the config's "
-                    + cfg.steps() + " steps; pass a config with steps >= " + st.step());
-        }
+        c.requireWithin(cfg.steps());
         HookedTransformer model = HookedTransformer.load(c.dir());
         try {
             Optional<Tokenizer> tok = model.tokenizer();
-            if (tok.isPresent()) model.setTokenizer(Tokenizer.load(rd.keepTokenizer(tok.get().file())));
+            if (tok.isPresent()) model.setTokenizer(Tokenizer.load(TrainerCheckpoint.keepTokenizer(runDir, tok.get().file())));
             Trainer t = new Trainer(model, true, cfg, source);
-            t.optimizer.load(c.dir().resolve(RunDir.OPTIMIZER));
-            if (t.optimizer.stepCount() != st.step()) {
-                throw new IllegalArgumentException(c.dir() + ": optimizer state is at step " + t.optimizer.stepCount()
-                        + " but the trainer state at step " + st.step());
-            }
-            t.step = st.step();
-            t.tokensSeen = st.tokensSeen();
-            t.trainSeconds = st.trainSeconds();
-            t.history.addAll(st.history());
-            t.run = rd;
-            t.lastCheckpoint = c.dir();
-            t.lastCheckpointStep = c.step();
+            t.restore(c, st);
+            t.loop.resumedFrom(runDir, c);
             return t;
         } catch (RuntimeException | Error e) {
             model.close();
             throw e;
         }
+    }
+
+    /** Loads the optimizer state and the trainer's counters and metrics of {@code c} (the model is already loaded). */
+    private void restore(TrainingLoop.Checkpoint c, TrainerCheckpoint.State st) {
+        optimizer.load(c.dir().resolve(TrainerCheckpoint.OPTIMIZER));
+        if (optimizer.stepCount() != c.step()) {
+            throw new IllegalArgumentException(c.dir() + ": optimizer state is at step " + optimizer.stepCount()
+                    + " but the trainer state at step " + c.step());
+        }
+        tokensSeen = st.tokensSeen();
+        trainSeconds = st.trainSeconds();
+        history.clear();
+        history.addAll(st.history());
     }
 
     /**
@@ -169,23 +167,45 @@ public final class Trainer implements AutoCloseable {
 
     /**
      * Saves checkpoints under {@code dir} (created if missing). A directory that already holds checkpoints of another
-     * run is refused: continue that run with {@link #resume} or pick a new directory.
+     * run is refused: continue that run with {@link #trainOrResume} or {@link #resume}, or pick a new directory.
      */
     public Trainer runDir(Path dir) {
-        RunDir rd = new RunDir(dir);
-        if (run != null && run.root().equals(rd.root())) return this;
-        Optional<RunDir.Checkpoint> existing = rd.latest();
-        if (existing.isPresent()) {
-            throw new IllegalArgumentException("run directory " + rd.root() + " already holds checkpoints (newest: step "
-                    + existing.get().step() + "); continue it with Trainer.resume(dir, source) or choose an empty directory");
-        }
-        try {
-            Files.createDirectories(rd.checkpointsDir());
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException("cannot create run directory " + rd.root(), e);
-        }
-        this.run = rd;
+        ensureOpen();
+        loop.runDir(dir);
         return this;
+    }
+
+    /**
+     * Saves checkpoints under {@code dir}, first continuing the run saved there when it has a checkpoint: the model's
+     * weights, the optimizer state, the step and the metrics are loaded from the newest one, into this trainer's model.
+     * The saved run must be of the same model configuration and train config; only {@code steps} (at least the steps
+     * done), the checkpoint, eval and log cadences may differ. Otherwise this fails naming the difference.
+     */
+    public Trainer resumeOrStart(Path dir) {
+        ensureOpen();
+        loop.resumeOrStart(dir, c -> {
+            TrainerCheckpoint.State st = TrainerCheckpoint.read(c);
+            c.requireMatch("model config", ModelConfig.load(c.dir()).toHf(), model.cfg().toHf(), List.of());
+            c.requireMatch("train config", st.config().toJson(), config.toJson(), FREE_SETTINGS);
+            try (HookedTransformer saved = HookedTransformer.load(c.dir())) {
+                Map<String, NDArray> into = model.parameters();
+                saved.parameters().forEach((name, w) -> into.get(name).set(new NDIndex(":"), w));
+                Optional<Tokenizer> tok = saved.tokenizer();
+                if (model.tokenizer().isEmpty() && tok.isPresent()) {
+                    model.setTokenizer(Tokenizer.load(TrainerCheckpoint.keepTokenizer(dir, tok.get().file())));
+                }
+            }
+            restore(c, st);
+        });
+        return this;
+    }
+
+    /**
+     * Trains to the end, continuing the run in {@code dir} if it was stopped ({@link #resumeOrStart}) or starting it
+     * there: one call for a notebook cell that may be run again.
+     */
+    public TrainResult trainOrResume(Path dir) {
+        return resumeOrStart(dir).train();
     }
 
     /**
@@ -207,14 +227,13 @@ public final class Trainer implements AutoCloseable {
 
     /** Where progress goes (default {@link ProgressSink#bar()}, live in a notebook; {@link ProgressSink#none()} for silence). */
     public Trainer progress(ProgressSink sink) {
-        if (sink == null) throw new IllegalArgumentException("sink must not be null; use ProgressSink.none() for silence");
-        this.progress = sink;
+        loop.progress(sink);
         return this;
     }
 
     /** Test hook: runs after a checkpoint's files are written and before its atomic rename. */
     Trainer beforeCheckpointCommit(Runnable hook) {
-        this.beforeCommit = hook;
+        loop.beforeCommit(hook);
         return this;
     }
 
@@ -237,22 +256,22 @@ public final class Trainer implements AutoCloseable {
 
     /** Steps done. */
     public int step() {
-        return step;
+        return loop.step();
     }
 
     /** The run directory, if checkpoints are saved. */
     public Optional<Path> runDirectory() {
-        return run == null ? Optional.empty() : Optional.of(run.root());
+        return loop.runDirectory();
     }
 
     /** The newest checkpoint this trainer wrote or resumed from. */
     public Optional<Path> lastCheckpoint() {
-        return Optional.ofNullable(lastCheckpoint);
+        return loop.lastCheckpoint();
     }
 
     /** Metrics so far. */
     public TrainResult result() {
-        return new TrainResult(config, history, Optional.ofNullable(lastCheckpoint), trainSeconds, tokensSeen);
+        return new TrainResult(config, history, loop.lastCheckpoint(), trainSeconds, tokensSeen);
     }
 
     // ---------------------------------------------------------------- training
@@ -269,49 +288,60 @@ public final class Trainer implements AutoCloseable {
      */
     public TrainResult trainUntil(int untilStep) {
         ensureOpen();
-        if (untilStep < step || untilStep > config.steps()) {
-            throw new IllegalArgumentException("untilStep " + untilStep + " must be in [" + step + " (steps done), "
-                    + config.steps() + " (configured)]");
-        }
-        Map<String, NDArray> params = model.parameters();
-        params.values().forEach(p -> p.setRequiresGradient(true));
-        optimizer.zeroGrad();  // gradients left by other code would otherwise be added to the first step's
-        progress.start(config.steps(), "train");
-        progress.update(step, history.isEmpty() ? "" : statusText(history.get(history.size() - 1), 0));
-        long windowTokens = 0;
-        double windowSeconds = 0;
-        try {
-            while (step < untilStep) {
-                if (Thread.interrupted()) throw interrupted();
-                StepMetrics m = runStep();
-                windowTokens += lastTokens;
-                windowSeconds += lastSeconds;
-                if (evalSource != null && (step == config.steps()
-                        || config.evalEvery().isPresent() && step % config.evalEvery().getAsInt() == 0)) {
-                    m = m.withEvalLoss(evalLoss());
-                    history.set(history.size() - 1, m);
-                }
-                if (run != null && (step == config.steps()
-                        || config.checkpointEvery().isPresent() && step % config.checkpointEvery().getAsInt() == 0)) {
-                    checkpoint();
-                }
-                if (step % config.logEvery() == 0 || step == untilStep || m.evalLoss().isPresent()) {
-                    // throughput of the training steps only, over the steps since the last update
-                    progress.update(step, statusText(m, windowTokens / Math.max(1e-9, windowSeconds)));
-                    windowTokens = 0;
-                    windowSeconds = 0;
-                }
-            }
-        } finally {
-            progress.close();
-            params.values().forEach(p -> p.setRequiresGradient(false));
-        }
+        loop.trainUntil(untilStep);
         return result();
     }
 
+    /** What the loop runs: one step of this trainer, its progress text and its checkpoint files. */
+    private final class LoopSteps implements TrainingLoop.Steps {
+        @Override
+        public void begin() {
+            model.parameters().values().forEach(p -> p.setRequiresGradient(true));
+            optimizer.zeroGrad();  // gradients left by other code would otherwise be added to the first step's
+            windowTokens = 0;
+            windowSeconds = 0;
+        }
+
+        @Override
+        public boolean step(int index) {
+            StepMetrics m = runStep(index);
+            if (evalSource != null && (m.step() == config.steps()
+                    || config.evalEvery().isPresent() && m.step() % config.evalEvery().getAsInt() == 0)) {
+                history.set(history.size() - 1, m.withEvalLoss(evalLoss()));
+                return true;
+            }
+            return false;
+        }
+
+        @Override
+        public void end() {
+            model.parameters().values().forEach(p -> p.setRequiresGradient(false));
+        }
+
+        @Override
+        public String status() {
+            if (history.isEmpty()) return "";
+            // throughput of the training steps only, over the steps since the last update
+            String s = statusText(history.get(history.size() - 1), windowTokens / Math.max(1e-9, windowSeconds));
+            windowTokens = 0;
+            windowSeconds = 0;
+            return s;
+        }
+
+        @Override
+        public void save(Path dir, ObjectNode state) throws IOException {
+            TrainerCheckpoint.write(dir, state, new TrainerCheckpoint.State(tokensSeen, trainSeconds, config,
+                    List.copyOf(history)), model, optimizer);
+        }
+
+        @Override
+        public TrainingInterruptedException interrupted(Path checkpoint) {
+            return new TrainingInterruptedException(result(), checkpoint);
+        }
+    }
+
     /** One optimizer step: batch, forward and backward under a gradient collector, clip, AdamW, metrics. */
-    private StepMetrics runStep() {
-        int i = step;
+    private StepMetrics runStep(int i) {
         long t0 = System.nanoTime();
         Batch tb = source.batch(config.seed(), i, config.batchSize());
         if (tb == null) throw new IllegalStateException("the batch source returned null for step " + i);
@@ -324,7 +354,7 @@ public final class Trainer implements AutoCloseable {
         float loss;
         // Everything the backward pass reads must stay alive until it has run: one scope spans forward and backward.
         try (NDScope scope = new NDScope()) {
-            try (GradientCollector gc = openCollector()) {
+            try (GradientCollector gc = TrainingLoop.gradientCollector()) {
                 NDArray l = lossFn.loss(model.forward(tb), tb);
                 if (l.getShape().size() != 1) {
                     throw new IllegalStateException("the loss function must return a scalar, got shape " + l.getShape());
@@ -347,23 +377,13 @@ public final class Trainer implements AutoCloseable {
         }
         optimizer.step(lr, scale);
         double seconds = (System.nanoTime() - t0) / 1e9;
-        step++;
-        lastTokens = tb.tokenCount();
-        lastSeconds = seconds;
+        windowTokens += tb.tokenCount();
+        windowSeconds += seconds;
         tokensSeen += tb.tokenCount();
         trainSeconds += seconds;
-        StepMetrics m = new StepMetrics(step, loss, lr, norm, tb.tokenCount() / Math.max(seconds, 1e-9), OptionalDouble.empty());
+        StepMetrics m = new StepMetrics(i + 1, loss, lr, norm, tb.tokenCount() / Math.max(seconds, 1e-9), OptionalDouble.empty());
         history.add(m);
         return m;
-    }
-
-    private static GradientCollector openCollector() {
-        try {
-            return Engine.getInstance().newGradientCollector();
-        } catch (IllegalStateException e) {
-            throw new IllegalStateException("cannot record gradients: another GradientCollector is open in this JVM "
-                    + "(DJL allows one at a time); close it before training", e);
-        }
     }
 
     /** The mean eval loss now (see {@link #evalSource}). */
@@ -384,22 +404,7 @@ public final class Trainer implements AutoCloseable {
     /** Saves a checkpoint of the current state now; returns its directory. Needs a run directory. */
     public Path checkpoint() {
         ensureOpen();
-        if (run == null) throw new IllegalStateException("no run directory: set one with runDir(path) to save checkpoints");
-        if (lastCheckpoint != null && lastCheckpointStep == step) return lastCheckpoint;
-        RunDir.State st = new RunDir.State(step, tokensSeen, trainSeconds, config, List.copyOf(history));
-        lastCheckpoint = run.save(st, model, optimizer, config.keepCheckpoints(), beforeCommit);
-        lastCheckpointStep = step;
-        return lastCheckpoint;
-    }
-
-    private TrainingInterruptedException interrupted() {
-        Path saved = null;
-        try {
-            if (run != null) saved = checkpoint();
-        } finally {
-            Thread.currentThread().interrupt();
-        }
-        return new TrainingInterruptedException(result(), saved);
+        return loop.checkpoint();
     }
 
     private static String statusText(StepMetrics m, double tokensPerSec) {
@@ -430,9 +435,9 @@ public final class Trainer implements AutoCloseable {
 
     @Override
     public String toString() {
-        StringBuilder s = new StringBuilder("Trainer(step ").append(step).append('/').append(config.steps());
+        StringBuilder s = new StringBuilder("Trainer(step ").append(step()).append('/').append(config.steps());
         if (!history.isEmpty()) s.append(String.format(Locale.ROOT, ", loss %.4f", history.get(history.size() - 1).loss()));
-        if (run != null) s.append(", run ").append(run.root());
+        loop.runDirectory().ifPresent(r -> s.append(", run ").append(r));
         return s.append(')').toString();
     }
 }

@@ -65,7 +65,8 @@ class BatchTopKSaeTest {
             float estimate = ((BatchTopKSae) sae).thresholdEstimate();
             assertTrue(estimate > 0);
             for (float v : TestSaes.get(sae, SaeWeights.THRESHOLD)) assertEquals(estimate, v, 0f);
-            SaeMetrics.Result m = SaeMetrics.of(sae, data, 10_000, 4, 256);   // held-out batches
+            SaeMetrics.Result m = SaeMetrics.of(sae, data,
+                    SaeMetrics.Options.batches(4).batchSize(256).fromBatch(10_000));   // held-out batches
             assertEquals(k, m.l0(), 0.3 * k, "inference L0 with the threshold: " + m);
             assertTrue(m.fvu() < 0.5, m.toString());
         }

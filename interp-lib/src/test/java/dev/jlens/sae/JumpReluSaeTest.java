@@ -104,7 +104,8 @@ class JumpReluSaeTest {
                 mean += v / th.length;
             }
             assertTrue(mean > 0.05, "the penalty raises the thresholds from their 0.05 start; mean " + mean);
-            SaeMetrics.Result m = SaeMetrics.of(t.dictionary("sparse"), data, 1000, 2, 256);
+            SaeMetrics.Result m = SaeMetrics.of(t.dictionary("sparse"), data,
+                    SaeMetrics.Options.batches(2).batchSize(256).fromBatch(1000));
             assertEquals(sparse, m.l0(), 0.35 * sparse, "inference rule = training rule: " + m);
         }
     }

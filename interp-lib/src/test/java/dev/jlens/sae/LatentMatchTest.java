@@ -22,7 +22,7 @@ class LatentMatchTest {
         TinyLang task = TinyLang.defaults();
         List<Example<TinyLang.Meta>> examples = new ArrayList<>();
         for (int i = 0; i < 8; i++) examples.add(task.example(Split.TEST, i));
-        Map<String, boolean[]> concepts = LatentMatch.concepts(examples, List.of("pos", "number"), true, 0.01);
+        Map<String, boolean[]> concepts = LatentMatch.concepts(examples, List.of("pos", "number"));
         assertTrue(concepts.containsKey("pos=NOUN"), concepts.keySet().toString());
         assertFalse(concepts.containsKey("pos=BOS"), "BOS is skipped");
         int n = concepts.get("pos=NOUN").length;
@@ -53,10 +53,21 @@ class LatentMatchTest {
     }
 
     @Test
+    void optionsKeepBosAndSetTheFrequencyFloor() {
+        TinyLang task = TinyLang.defaults();
+        List<Example<TinyLang.Meta>> examples = List.of(task.example(Split.TEST, 0), task.example(Split.TEST, 1));
+        var withBos = LatentMatch.concepts(examples, List.of("pos"), LatentMatch.ConceptOptions.defaults().keepBos());
+        assertEquals(2 * task.seqLength(), withBos.values().iterator().next().length);
+        var common = LatentMatch.concepts(examples, List.of("pos"), LatentMatch.ConceptOptions.defaults().minFrequency(0.2));
+        assertTrue(common.size() < LatentMatch.concepts(examples, List.of("pos")).size(), "rare values are dropped");
+        assertThrows(IllegalArgumentException.class, () -> LatentMatch.ConceptOptions.defaults().minFrequency(1.5));
+    }
+
+    @Test
     void unknownLabelNamesTheOptions() {
         TinyLang task = TinyLang.defaults();
         var e = assertThrows(IllegalArgumentException.class,
-                () -> LatentMatch.concepts(List.of(task.example(Split.TEST, 0)), List.of("colour"), true, 0));
+                () -> LatentMatch.concepts(List.of(task.example(Split.TEST, 0)), List.of("colour")));
         assertTrue(e.getMessage().contains("pos"), e.getMessage());
     }
 }

@@ -76,7 +76,7 @@ class SaeMetricsTest {
         SyntheticActivations data = new SyntheticActivations(32, D * 2, 5);
         try (NDManager m = NDManager.newBaseManager();
              SparseCoder sae = SparseCoder.create(SaeConfig.of(D * 2, 16, new SaeConfig.TopK(3)), 1)) {
-            SaeMetrics.Result a = SaeMetrics.of(sae, data, 3, 50);
+            SaeMetrics.Result a = SaeMetrics.of(sae, data, SaeMetrics.Options.batches(3).batchSize(50));
             NDArray all = data.batch(0, 50, m).concat(data.batch(1, 50, m)).concat(data.batch(2, 50, m));
             SaeMetrics.Result b = SaeMetrics.of(sae, all);
             assertEquals(b.fvu(), a.fvu(), 1e-5);
@@ -92,6 +92,22 @@ class SaeMetricsTest {
             int counted = h.getSeriesMap().get("latents").getYData().stream().mapToInt(Number::intValue).sum();
             assertEquals(16, counted, "every latent falls in one bar");
             assertTrue(a.toString().contains("FVU"), a.toString());
+        }
+    }
+
+    @Test
+    void optionsNameTheBatchesOfASource() {
+        SaeMetrics.Options o = SaeMetrics.Options.batches(8);
+        assertEquals(new SaeMetrics.Options(8, SaeMetrics.Options.DEFAULT_BATCH_SIZE, 0), o);
+        assertEquals(new SaeMetrics.Options(8, 256, 1000), o.batchSize(256).fromBatch(1000));
+        assertEquals(2048, o.batchSize(256).tokens());
+        assertThrows(IllegalArgumentException.class, () -> SaeMetrics.Options.batches(0));
+        assertThrows(IllegalArgumentException.class, () -> o.batchSize(-1));
+        SyntheticActivations data = new SyntheticActivations(32, D * 2, 5);
+        try (NDManager m = NDManager.newBaseManager();
+             SparseCoder sae = SparseCoder.create(SaeConfig.of(D * 2, 16, new SaeConfig.TopK(3)), 1)) {
+            SaeMetrics.Result later = SaeMetrics.of(sae, data, SaeMetrics.Options.batches(1).batchSize(40).fromBatch(7));
+            assertEquals(SaeMetrics.of(sae, data.batch(7, 40, m)).fvu(), later.fvu(), 1e-6, "batch 7 of the source");
         }
     }
 

@@ -68,6 +68,19 @@ class SaeTrainerTest {
         return out;
     }
 
+    /** A silent progress sink that interrupts the training thread when {@code step} steps are done. */
+    private static ProgressSink interruptAt(int step) {
+        return new ProgressSink() {
+            public void start(long total, String description) {}
+
+            public void update(long done, String text) {
+                if (done == step) Thread.currentThread().interrupt();
+            }
+
+            public void close() {}
+        };
+    }
+
     private static void assertSameWeights(Map<String, Map<String, float[]>> a, Map<String, Map<String, float[]>> b) {
         assertEquals(a.keySet(), b.keySet());
         a.forEach((n, w) -> w.forEach((k, v) -> assertArrayEquals(v, b.get(n).get(k), n + "." + k)));
@@ -109,15 +122,7 @@ class SaeTrainerTest {
             t.train();
             straight = weights(t);
         }
-        ProgressSink interruptAt15 = new ProgressSink() {
-            public void start(long total, String description) {}
-
-            public void update(long done, String text) {
-                if (done == 15) Thread.currentThread().interrupt();
-            }
-
-            public void close() {}
-        };
+        ProgressSink interruptAt15 = interruptAt(15);
         try (SaeTrainer t = fresh(cfg).runDir(dir).progress(interruptAt15)) {
             SaeTrainer.Interrupted e = assertThrows(SaeTrainer.Interrupted.class, t::train);
             assertTrue(Thread.interrupted(), "the interrupt flag is set again");
@@ -128,6 +133,70 @@ class SaeTrainerTest {
         try (SaeTrainer t = SaeTrainer.resume(dir, DATA)) {
             t.progress(ProgressSink.none()).train();
             assertSameWeights(straight, weights(t));
+        }
+    }
+
+    /** A notebook cell run twice: the second run continues the first, into dictionaries the cell made afresh. */
+    @Test
+    void trainOrResumeContinuesARunIntoTheDictionariesItIsGiven(@TempDir Path dir) {
+        SaeTrainConfig cfg = small().checkpointEvery(10).build();
+        Map<String, Map<String, float[]>> straight;
+        SaeTrainer.Result straightResult;
+        try (SaeTrainer t = fresh(cfg)) {
+            straightResult = t.train();
+            straight = weights(t);
+        }
+        ProgressSink interruptAt15 = interruptAt(15);
+        try (SaeTrainer t = fresh(cfg).progress(interruptAt15)) {
+            assertThrows(SaeTrainer.Interrupted.class, () -> t.trainOrResume(dir));
+            assertTrue(Thread.interrupted(), "the interrupt flag is set again");
+        }
+        // dictionaries the caller owns, initialised otherwise: the checkpoint's state replaces theirs
+        List<SparseCoder> mine = new ArrayList<>();
+        try (SaeTrainer t = SaeTrainer.of(DATA, cfg).progress(ProgressSink.none())) {
+            dictionaries().forEach((n, c) -> {
+                SparseCoder sae = SparseCoder.create(c, 1234);
+                mine.add(sae);
+                t.add(n, sae);
+            });
+            SaeTrainer.Result r = t.trainOrResume(dir);
+            assertEquals(straightResult.history(), r.history());
+            assertSameWeights(straight, weights(t));
+            assertEquals(((BatchTopKSae) t.dictionary("batchtopk")).thresholdEstimate(),
+                    TestSaes.get(t.dictionary("batchtopk"), SaeWeights.THRESHOLD)[0], 0f);
+        } finally {
+            mine.forEach(SparseCoder::close);
+        }
+    }
+
+    @Test
+    void trainOrResumeRefusesAnotherRunNamingTheDifference(@TempDir Path dir) {
+        SaeTrainConfig cfg = small().steps(2).warmupSteps(0).build();
+        try (SaeTrainer t = fresh(cfg)) {
+            t.trainOrResume(dir);
+        }
+        try (SaeTrainer t = SaeTrainer.of(DATA, cfg).add("topk", dictionaries().get("topk"))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.trainOrResume(dir));
+            assertTrue(e.getMessage().contains("[topk, batchtopk, jumprelu]") && e.getMessage().contains("[topk]"),
+                    e.getMessage());
+        }
+        try (SaeTrainer empty = SaeTrainer.of(DATA, cfg)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> empty.trainOrResume(dir));
+            assertTrue(e.getMessage().contains("add them first"), e.getMessage());
+        }
+        try (SaeTrainer t = SaeTrainer.of(DATA, cfg)) {
+            dictionaries().forEach((n, c) -> t.add(n, n.equals("topk") ? SaeConfig.of(16, 128, new SaeConfig.TopK(3)) : c));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.trainOrResume(dir));
+            assertTrue(e.getMessage().contains("dictionary 'topk'") && e.getMessage().contains("k (2 in the run directory, 3 here)"),
+                    e.getMessage());
+        }
+        try (SaeTrainer t = fresh(cfg.toBuilder().lr(1e-3).build())) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.trainOrResume(dir));
+            assertTrue(e.getMessage().contains("lr (0.003 in the run directory, 0.001 here)"), e.getMessage());
+            assertEquals(0, t.step());
+        }
+        try (SaeTrainer t = fresh(cfg.toBuilder().steps(4).build())) {
+            assertEquals(4, t.trainOrResume(dir).history("topk").size(), "more steps continue the run");
         }
     }
 

@@ -95,7 +95,7 @@ class TopKSaeTest {
         double[] l0 = new double[2], loss = new double[2];
         for (int run = 0; run < 2; run++) {
             try (SparseCoder sae = SparseCoder.create(SaeConfig.of(32, 256, new SaeConfig.TopK(4)), 11);
-                 SaeTrainer t = SaeTrainer.of(data, cfg).sparseTopK(run == 1).add("sae", sae)
+                 SaeTrainer t = SaeTrainer.of(data, cfg).fastSteps(run == 1).add("sae", sae)
                          .progress(dev.jlens.train.ProgressSink.none())) {
                 SaeTrainer.Result r = t.train();
                 weights[run] = sae.weights().get(SaeWeights.W_DEC).toFloatArray();

@@ -172,18 +172,7 @@ class TrainerTest {
         TrainConfig cfg = small().steps(30).seed(5).logEvery(5).build();
         TrainResult full = run(GPT2, cfg, COPY);
         Path runDir = tmp.resolve("run");
-        ProgressSink interruptAt15 = new ProgressSink() {
-            @Override
-            public void start(long total, String description) {}
-
-            @Override
-            public void update(long done, String text) {
-                if (done == 15) Thread.currentThread().interrupt();
-            }
-
-            @Override
-            public void close() {}
-        };
+        ProgressSink interruptAt15 = interruptAt(15);
         try (HookedTransformer model = HookedTransformer.random(GPT2, 5);
              Trainer t = new Trainer(model, cfg, COPY).progress(interruptAt15).runDir(runDir)) {
             TrainingInterruptedException e = assertThrows(TrainingInterruptedException.class, t::train);
@@ -204,18 +193,7 @@ class TrainerTest {
         TrainResult full = run(GPT2, cfg, COPY);
         try (HookedTransformer model = HookedTransformer.random(GPT2, 6);
              Trainer t = new Trainer(model, cfg, COPY)) {
-            t.progress(new ProgressSink() {
-                @Override
-                public void start(long total, String description) {}
-
-                @Override
-                public void update(long done, String text) {
-                    if (done == 10) Thread.currentThread().interrupt();
-                }
-
-                @Override
-                public void close() {}
-            });
+            t.progress(interruptAt(10));
             TrainingInterruptedException e = assertThrows(TrainingInterruptedException.class, t::train);
             assertTrue(Thread.interrupted());
             assertTrue(e.checkpoint().isEmpty());
@@ -242,6 +220,70 @@ class TrainerTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> Trainer.resume(tmp.resolve("empty"), COPY));
         assertTrue(e.getMessage().contains("no complete checkpoint"), e.getMessage());
+    }
+
+    /** A notebook cell run twice: the second run continues the first, into the model the cell builds afresh. */
+    @Test
+    void trainOrResumeStartsARunAndContinuesItIntoTheGivenModel(@TempDir Path tmp) {
+        TrainConfig cfg = small().steps(30).seed(5).logEvery(5).checkpointEvery(10).build();
+        TrainResult full = run(GPT2, cfg, COPY);
+        float[][] reference;
+        try (HookedTransformer model = HookedTransformer.random(GPT2, 5);
+             Trainer t = new Trainer(model, cfg, COPY).progress(ProgressSink.none())) {
+            t.train();
+            reference = weights(model);
+        }
+        Path runDir = tmp.resolve("run");
+        ProgressSink interruptAt15 = interruptAt(15);
+        try (HookedTransformer model = HookedTransformer.random(GPT2, 5);
+             Trainer t = new Trainer(model, cfg, COPY).progress(interruptAt15)) {
+            TrainingInterruptedException e = assertThrows(TrainingInterruptedException.class, () -> t.trainOrResume(runDir));
+            assertTrue(Thread.interrupted());
+            assertTrue(e.checkpoint().orElseThrow().endsWith("step-00000015"));
+            assertTrue(e.getMessage().contains("trainOrResume"), e.getMessage());
+        }
+        // another initialisation: the checkpoint's weights replace it
+        try (HookedTransformer model = HookedTransformer.random(GPT2, 99);
+             Trainer t = new Trainer(model, cfg, COPY).progress(ProgressSink.none())) {
+            TrainResult r = t.trainOrResume(runDir);
+            assertEquals(30, r.steps());
+            assertArrayEquals(full.losses(), r.losses(), "losses 1..15 restored, 16..30 recomputed");
+            float[][] after = weights(model);
+            for (int i = 0; i < reference.length; i++) assertArrayEquals(reference[i], after[i], "parameter " + i);
+        }
+        // a finished run: nothing left to train, the same result
+        try (HookedTransformer model = HookedTransformer.random(GPT2, 5);
+             Trainer t = new Trainer(model, cfg, COPY).progress(ProgressSink.none())) {
+            assertArrayEquals(full.losses(), t.trainOrResume(runDir).losses());
+            assertEquals(List.of("step-00000020", "step-00000030"), checkpointNames(runDir));
+        }
+    }
+
+    @Test
+    void trainOrResumeRefusesAnotherRunNamingTheDifference(@TempDir Path tmp) {
+        TrainConfig cfg = small().steps(3).seed(9).build();
+        Path runDir = tmp.resolve("run");
+        try (HookedTransformer model = HookedTransformer.random(GPT2, 9);
+             Trainer t = new Trainer(model, cfg, COPY).progress(ProgressSink.none())) {
+            t.trainOrResume(runDir);
+        }
+        try (HookedTransformer model = HookedTransformer.random(GPT2, 9);
+             Trainer t = new Trainer(model, cfg.toBuilder().lr(3e-3).build(), COPY)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.trainOrResume(runDir));
+            assertTrue(e.getMessage().contains("train config: lr (0.01 in the run directory, 0.003 here)"), e.getMessage());
+            assertEquals(0, t.step());
+        }
+        try (HookedTransformer model = HookedTransformer.random(LLAMA, 9);
+             Trainer t = new Trainer(model, cfg, COPY)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.trainOrResume(runDir));
+            assertTrue(e.getMessage().contains("model config") && e.getMessage().contains("model_type"), e.getMessage());
+        }
+        // more steps (and another cadence) continue the run
+        try (HookedTransformer model = HookedTransformer.random(GPT2, 9);
+             Trainer t = new Trainer(model, cfg.toBuilder().steps(5).logEvery(1).build(), COPY)
+                     .progress(ProgressSink.none())) {
+            assertEquals(5, t.trainOrResume(runDir).steps());
+        }
     }
 
     @Test
@@ -467,6 +509,22 @@ class TrainerTest {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /** A silent progress sink that interrupts the training thread when {@code step} steps are done. */
+    static ProgressSink interruptAt(int step) {
+        return new ProgressSink() {
+            @Override
+            public void start(long total, String description) {}
+
+            @Override
+            public void update(long done, String text) {
+                if (done == step) Thread.currentThread().interrupt();
+            }
+
+            @Override
+            public void close() {}
+        };
+    }
 
     private static float[][] weights(HookedTransformer model) {
         return model.parameters().values().stream().map(NDArray::toFloatArray).toArray(float[][]::new);

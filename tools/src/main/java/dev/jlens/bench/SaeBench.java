@@ -37,9 +37,10 @@ import java.util.Set;
  *   <li>{@code matmul_peak_gflops}: an {@code n x n} fp32 matmul at each DJL thread count; the fastest count is used
  *       for everything after.</li>
  *   <li>{@code sae_train_step} and {@code sae_dense_train_step}: one TopK training step (forward, backward under a
- *       {@code GradientCollector} in one {@code NDScope}, {@link AdamW} update) the two ways {@link SaeTrainer} runs
- *       it: through {@link SparseDecode#trainTopK} while no latent is dead ({@code sae_train_step}), and through
- *       {@link SparseCoder#trainForward} with dense latents while AuxK is active ({@code sae_dense_train_step}); both
+ *       {@code GradientCollector} in one {@code NDScope}, {@link AdamW} update) the two ways a TopK dictionary's
+ *       {@link SparseCoder#trainStep} runs it in the SAE trainer: through {@link SparseDecode#trainTopK} while no
+ *       latent is dead ({@code sae_train_step}), and through {@link SparseCoder#trainForward} with dense latents while
+ *       AuxK is active ({@code sae_dense_train_step}); both
  *       against the dense step in Python ({@code bench/python/sae_step.py}, torch at one thread, its BLAS at its
  *       default). {@code *_gflops}: FLOPs a dense step performs, {@code 10 B dIn dSae} (encoder and decoder
  *       {@code 2 B dIn dSae} each forward; backward: decoder input and weight gradients and the encoder weight

@@ -29,8 +29,9 @@ import java.util.stream.Stream;
 
 /**
  * Runs a {@link Recipe}: trains with checkpoints under {@code build/zoo/NAME/} (resuming from the newest one if a
- * previous run was stopped), evaluates on the test split, and writes {@code data/models/NAME/} (config.json,
- * model.safetensors, tokenizer.json, manifest.json), replacing the old directory in one rename.
+ * previous run of the same recipe was stopped: {@link Trainer#resumeOrStart}), evaluates on the test split, and
+ * writes {@code data/models/NAME/} (config.json, model.safetensors, tokenizer.json, manifest.json), replacing the old
+ * directory in one rename.
  */
 public final class ZooTrainer {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -64,42 +65,43 @@ public final class ZooTrainer {
         }
         if (o.fresh()) deleteTree(run);
         Path tokDir = run.resolve("tokenizer");
+        HookedTransformer model = r.base().isPresent() ? Zoo.load(r.base().get(), root)
+                : HookedTransformer.random(r.modelConfig(), cfg.seed());
         Trainer trainer;
-        HookedTransformer model;
-        boolean resumed = hasCheckpoint(run);
-        if (resumed) {
-            trainer = Trainer.resume(run, r.trainSource(), cfg);
-            model = trainer.model();
+        try {
             if (!model.cfg().toHf().equals(r.modelConfig().toHf())) {
-                trainer.close();
-                throw new IllegalStateException("the checkpoints in " + run + " are of another architecture ("
-                        + model.cfg() + ") than the recipe's (" + r.modelConfig() + "); start over with --fresh");
+                throw new IllegalStateException("base model " + r.base().orElse("") + " is " + model.cfg()
+                        + ", but " + r.name() + " expects " + r.modelConfig());
             }
+            Files.createDirectories(tokDir);
+            if (r.base().isPresent()) {
+                Files.copy(Zoo.dir(r.base().get(), root).resolve("tokenizer.json"), tokDir.resolve("tokenizer.json"),
+                        StandardCopyOption.REPLACE_EXISTING);
+            } else {
+                r.task().writeTokenizer(tokDir);
+            }
+            model.setTokenizer(Tokenizer.load(tokDir.resolve("tokenizer.json")));
+            trainer = new Trainer(model, cfg, r.trainSource());
+        } catch (IOException e) {
+            model.close();
+            throw new UncheckedIOException("cannot prepare " + run, e);
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+        try {
+            trainer.resumeOrStart(run);   // continues a stopped run: its weights replace the fresh ones
+        } catch (RuntimeException e) {
+            trainer.close();
+            model.close();
+            if (e instanceof IllegalArgumentException) {   // the run directory holds another architecture or config
+                throw new IllegalStateException(e.getMessage() + " (start over with --fresh)", e);
+            }
+            throw e;
+        }
+        if (trainer.step() > 0) {
             log.printf(Locale.ROOT, "[%s] resuming %s at step %d of %d%n", r.name(), run, trainer.step(), cfg.steps());
         } else {
-            model = r.base().isPresent() ? Zoo.load(r.base().get(), root)
-                    : HookedTransformer.random(r.modelConfig(), cfg.seed());
-            try {
-                if (!model.cfg().toHf().equals(r.modelConfig().toHf())) {
-                    throw new IllegalStateException("base model " + r.base().orElse("") + " is " + model.cfg()
-                            + ", but " + r.name() + " expects " + r.modelConfig());
-                }
-                Files.createDirectories(tokDir);
-                if (r.base().isPresent()) {
-                    Files.copy(Zoo.dir(r.base().get(), root).resolve("tokenizer.json"), tokDir.resolve("tokenizer.json"),
-                            StandardCopyOption.REPLACE_EXISTING);
-                } else {
-                    r.task().writeTokenizer(tokDir);
-                }
-                model.setTokenizer(Tokenizer.load(tokDir.resolve("tokenizer.json")));
-                trainer = new Trainer(model, cfg, r.trainSource()).runDir(run);
-            } catch (IOException e) {
-                model.close();
-                throw new UncheckedIOException("cannot prepare " + run, e);
-            } catch (RuntimeException e) {
-                model.close();
-                throw e;
-            }
             log.printf(Locale.ROOT, "[%s] training %s%s from step 0: %s, %s%n", r.name(), model.cfg(),
                     r.base().map(b -> " (from " + b + ")").orElse(""), cfg, r.task());
         }
@@ -154,7 +156,7 @@ public final class ZooTrainer {
                 // the JVM is already shutting down
             }
             trainer.close();
-            if (!resumed) model.close();   // a resumed trainer loaded, and closes, its own model
+            model.close();
         }
     }
 
@@ -169,17 +171,6 @@ public final class ZooTrainer {
             }
         }
         return Runtime.getRuntime().availableProcessors();
-    }
-
-    private static boolean hasCheckpoint(Path run) {
-        Path cps = run.resolve("checkpoints");
-        if (!Files.isDirectory(cps)) return false;
-        try (Stream<Path> s = Files.list(cps)) {
-            return s.anyMatch(p -> p.getFileName().toString().matches("step-\\d+")
-                    && Files.isRegularFile(p.resolve("trainer_state.json")));
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot list " + cps, e);
-        }
     }
 
     /** Appends a session to {@code RUN/sessions.json}; returns the wall seconds of every session so far. */
