@@ -13,14 +13,11 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
-import java.net.URISyntaxException;
-import java.net.URL;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
+import java.util.Map;
 import javax.imageio.ImageIO;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -34,8 +31,7 @@ import org.junit.jupiter.api.io.TempDir;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class KernelIT {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
-    private static final String PYTHON = "/usr/bin/python3";
+    private static final ObjectMapper JSON = JupyterDriver.JSON;
 
     private final List<String> cells = new ArrayList<>();
     private final ArrayNode steps = JSON.createArrayNode();
@@ -87,35 +83,7 @@ class KernelIT {
 
     @BeforeAll
     void runSession() throws Exception {
-        Path jar = Path.of(requiredProperty("jlens.kernel.jar"));
-        assertTrue(Files.isRegularFile(jar), "kernel jar not built: " + jar);
-        Path moduleDir = jar.getParent().getParent();
-        Path launcher = moduleDir.resolve("bin/jlens-kernel");
-        assertTrue(Files.isExecutable(launcher), "launcher missing or not executable: " + launcher);
-        String spec = Files.readString(moduleDir.resolve("src/main/jupyter/kernel.json"))
-                .replace("@LAUNCHER@", launcher.toString());
-        Path specDir = Files.createDirectories(jupyterDir.resolve("kernels/jlens-it"));
-        Files.writeString(specDir.resolve("kernel.json"), spec);
-        assertTrue(Files.isExecutable(Path.of(PYTHON)), PYTHON + " is missing; install: apt-get install -y "
-                + "jupyter-notebook jupyter-nbconvert python3-nbclient");
-
-        ProcessBuilder pb = new ProcessBuilder(PYTHON, resource("kernel_driver.py").toString(), "jlens-it");
-        pb.environment().put("JUPYTER_PATH", jupyterDir.toString());
-        pb.environment().put("JUPYTER_RUNTIME_DIR", jupyterDir.resolve("runtime").toString());
-        pb.environment().put("JUPYTER_DATA_DIR", jupyterDir.resolve("data").toString());
-        pb.environment().put("JLENS_JAVA_OPTS", "-Xmx2g");
-        Path out = jupyterDir.resolve("session.json");
-        Path err = jupyterDir.resolve("session.err");
-        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
-        Process p = pb.start();
-        p.getOutputStream().write(JSON.writeValueAsBytes(steps));
-        p.getOutputStream().close();
-        if (!p.waitFor(8, TimeUnit.MINUTES)) {
-            p.destroyForcibly();
-            fail("kernel session did not finish in 8 minutes; stderr:\n" + Files.readString(err));
-        }
-        assertEquals(0, p.exitValue(), "kernel driver failed; stderr:\n" + Files.readString(err));
-        session = JSON.readTree(out.toFile());
+        session = JupyterDriver.run(jupyterDir, steps, Map.of(), 8).report();
     }
 
     @Test
@@ -321,19 +289,5 @@ class KernelIT {
         StringBuilder sb = new StringBuilder();
         r.path("traceback").forEach(l -> sb.append(l.asText()).append('\n'));
         return sb.toString();
-    }
-
-    private static String requiredProperty(String name) {
-        String v = System.getProperty(name);
-        if (v == null || v.isBlank()) {
-            fail("system property " + name + " is not set (run through Maven: mvn verify)");
-        }
-        return v;
-    }
-
-    private static Path resource(String name) throws URISyntaxException {
-        URL url = KernelIT.class.getResource(name);
-        assertNotNull(url, "test resource missing: " + name);
-        return Path.of(url.toURI());
     }
 }
