@@ -13,7 +13,6 @@ import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
-import org.dflib.jjava.jupyter.channels.JupyterConnection;
 import org.dflib.jjava.jupyter.channels.ShellReplyEnvironment;
 import org.dflib.jjava.jupyter.kernel.BaseKernel;
 import org.dflib.jjava.jupyter.kernel.KernelConnectionProperties;
@@ -102,7 +101,7 @@ public final class JLensKernel extends BaseKernel {
         starter.start();
 
         KernelConnectionProperties props = KernelConnectionProperties.parse(Files.readString(connectionFile));
-        JupyterConnection connection = new JupyterConnection(props);
+        GuardedConnection connection = new GuardedConnection(props);
         JLensKernel kernel = new JLensKernel(new KernelIO(), session, cellWaiting);
         kernel.becomeHandlerForConnection(connection);
         kernel.onStartup();
@@ -114,7 +113,7 @@ public final class JLensKernel extends BaseKernel {
     /** Jupyter may die without a shutdown request; a kernel left behind would hold its pipes open. */
     private static void exitWithParent() {
         ProcessHandle.current().parent().ifPresent(parent -> parent.onExit().thenRun(() -> {
-            System.err.println("jlens: parent process exited; shutting down");
+            KernelLog.warn("parent process exited; shutting down");
             Runtime.getRuntime().halt(0);
         }));
     }

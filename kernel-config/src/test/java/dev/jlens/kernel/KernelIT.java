@@ -36,6 +36,7 @@ class KernelIT {
     private final List<String> cells = new ArrayList<>();
     private final ArrayNode steps = JSON.createArrayNode();
     private JsonNode session;
+    private String kernelStderr;
 
     @TempDir
     static Path jupyterDir;
@@ -50,6 +51,13 @@ class KernelIT {
             s.put("interrupt_after", interruptAfter);
         }
         cells.add(code);
+        return cells.size() - 1;
+    }
+
+    /** A hand-made execute_request sent straight to the shell port (see kernel_driver.py), as any process could. */
+    private int raw(String kind, String code) {
+        steps.addObject().put("raw", kind).put("code", code);
+        cells.add("(raw " + kind + ") " + code);
         return cells.size() - 1;
     }
 
@@ -80,10 +88,17 @@ class KernelIT {
             + "Display.register(Fragile.class, Display.HTML, f -> { throw new IllegalStateException(\"no html\"); });\n"
             + "new Fragile()");
     private final int afterFailingRenderer = step("x - 1");
+    private final int badSignature = raw("bad_signature", "int injected = 1;");
+    private final int missingSignature = raw("missing_signature", "int injected = 2;");
+    private final int truncatedMessage = raw("truncated", "int injected = 3;");
+    private final int injectedIsUndefined = step("injected");
+    private final int afterBadMessages = step("40 + 2");
 
     @BeforeAll
     void runSession() throws Exception {
-        session = JupyterDriver.run(jupyterDir, steps, Map.of(), 8).report();
+        JupyterDriver.Session s = JupyterDriver.run(jupyterDir, steps, Map.of(), 8);
+        session = s.report();
+        kernelStderr = s.kernelStderr();
     }
 
     @Test
@@ -222,6 +237,19 @@ class KernelIT {
                 r.toString());
         assertTrue(traceback(r).contains("no html"), traceback(r));
         assertEquals("4", result(ok(afterFailingRenderer)).path("text/plain").asText());
+    }
+
+    @Test
+    void badlySignedOrMalformedMessagesAreDroppedAndLogged() {
+        for (int raw : new int[] {badSignature, missingSignature, truncatedMessage}) {
+            assertFalse(cell(raw).path("answered").asBoolean(), "the kernel answered a forged message: " + cell(raw));
+        }
+        JsonNode undefined = error(injectedIsUndefined, "CompileError");
+        assertTrue(undefined.path("evalue").asText().contains("cannot find symbol"), "a forged cell ran: " + undefined);
+        assertEquals("42", result(ok(afterBadMessages)).path("text/plain").asText());
+        for (String why : List.of("its signature is wrong", "its signature is missing", "it is not a Jupyter message")) {
+            assertTrue(kernelStderr.contains("jlens: dropped a message on the shell channel: " + why), kernelStderr);
+        }
     }
 
     // ---- helpers --------------------------------------------------------------------------------------------
