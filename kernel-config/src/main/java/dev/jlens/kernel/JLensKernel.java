@@ -9,10 +9,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import org.dflib.jjava.jupyter.channels.ShellReplyEnvironment;
 import org.dflib.jjava.jupyter.kernel.BaseKernel;
 import org.dflib.jjava.jupyter.kernel.KernelConnectionProperties;
@@ -28,6 +30,7 @@ import org.dflib.jjava.jupyter.messages.Message;
 import org.dflib.jjava.jupyter.messages.publish.PublishError;
 import org.dflib.jjava.jupyter.messages.publish.PublishExecuteInput;
 import org.dflib.jjava.jupyter.messages.publish.PublishExecuteResult;
+import org.dflib.jjava.jupyter.messages.publish.PublishStream;
 import org.dflib.jjava.jupyter.messages.reply.ErrorReply;
 import org.dflib.jjava.jupyter.messages.reply.ExecuteReply;
 import org.dflib.jjava.jupyter.messages.request.ExecuteRequest;
@@ -48,6 +51,8 @@ public final class JLensKernel extends BaseKernel {
     private final KernelIO kernelIO;
     private final CompletableFuture<Session> session;
     private final AtomicBoolean cellWaiting;
+    /** What killed the previous kernel, shown (once) on stderr before the first cell's output. */
+    private final AtomicReference<String> startupNotice = new AtomicReference<>();
 
     private JLensKernel(KernelIO io, CompletableFuture<Session> session, AtomicBoolean cellWaiting) {
         super("JLens", VERSION,
@@ -72,8 +77,14 @@ public final class JLensKernel extends BaseKernel {
             System.exit(2);
         }
         Trace.mark("main");
-        exitWithParent();
-        serve(Path.of(args[0]));
+        Optional<KernelState> state = KernelState.fromSystemProperty();
+        String previousDeath = state.flatMap(KernelState::takeOverFromPrevious).orElse(null);
+        if (previousDeath != null) {
+            KernelLog.warn(previousDeath.substring("jlens: ".length()));
+        }
+        exitWithParent(state);
+        serve(Path.of(args[0]), previousDeath);
+        state.ifPresent(KernelState::markCleanExit);
         // Halt rather than exit: ZeroMQ's I/O threads are still tearing down and would print stack traces
         // about closed channels; nothing is left to clean up.
         System.out.flush();
@@ -81,8 +92,11 @@ public final class JLensKernel extends BaseKernel {
         Runtime.getRuntime().halt(0);
     }
 
-    /** Serves one Jupyter connection until the client asks the kernel to shut down. */
-    static void serve(Path connectionFile) throws Exception {
+    /**
+     * Serves one Jupyter connection until the client asks the kernel to shut down; {@code notice} (may be null)
+     * is shown on stderr before the first cell's output.
+     */
+    static void serve(Path connectionFile, String notice) throws Exception {
         // JShell starts while the sockets bind and the client says hello; the first cell waits for it.
         CompletableFuture<Session> session = new CompletableFuture<>();
         AtomicBoolean cellWaiting = new AtomicBoolean();
@@ -103,6 +117,7 @@ public final class JLensKernel extends BaseKernel {
         KernelConnectionProperties props = KernelConnectionProperties.parse(Files.readString(connectionFile));
         GuardedConnection connection = new GuardedConnection(props);
         JLensKernel kernel = new JLensKernel(new KernelIO(), session, cellWaiting);
+        kernel.startupNotice.set(notice);
         kernel.becomeHandlerForConnection(connection);
         kernel.onStartup();
         connection.connect();
@@ -111,9 +126,10 @@ public final class JLensKernel extends BaseKernel {
     }
 
     /** Jupyter may die without a shutdown request; a kernel left behind would hold its pipes open. */
-    private static void exitWithParent() {
+    private static void exitWithParent(Optional<KernelState> state) {
         ProcessHandle.current().parent().ifPresent(parent -> parent.onExit().thenRun(() -> {
             KernelLog.warn("parent process exited; shutting down");
+            state.ifPresent(KernelState::markCleanExit);
             Runtime.getRuntime().halt(0);
         }));
     }
@@ -144,6 +160,7 @@ public final class JLensKernel extends BaseKernel {
 
     @Override
     public void onShutdown(boolean restart) {
+        KernelState.fromSystemProperty().ifPresent(KernelState::markCleanExit);
         Display.installSink(null);
         if (session.isDone() && !session.isCompletedExceptionally()) {
             session.join().close();
@@ -174,6 +191,10 @@ public final class JLensKernel extends BaseKernel {
         kernelIO.attach(env, request.isStdinEnabled());
         env.defer(() -> kernelIO.detach(env));
         cellWaiting.set(true);
+        String notice = startupNotice.getAndSet(null);
+        if (notice != null) {
+            env.publish(new PublishStream(PublishStream.StreamType.ERR, notice + "\n"));
+        }
         try {
             Trace.mark("execute " + count + " received");
             Object result = session().evalCell(request.getCode(), count);
