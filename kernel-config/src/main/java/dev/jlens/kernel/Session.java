@@ -345,6 +345,9 @@ final class Session implements AutoCloseable {
             return;
         }
         String className = t instanceof EvalException ee ? ee.getExceptionClassName() : t.getClass().getName();
+        if (className.equals(SystemExit.class.getName())) {
+            className = SystemExit.class.getSimpleName(); // the kernel's class, not the user's concern
+        }
         tb.add(prefix + className + (t.getMessage() == null ? "" : ": " + t.getMessage()));
         for (StackTraceElement f : userFrames(t.getStackTrace())) {
             tb.add("    at " + frameText(f));

@@ -22,7 +22,8 @@ import jdk.jshell.execution.DirectExecutionControl;
  * an interrupt first interrupts the thread (sleeps, waits and loops that check the flag stop at once), then,
  * if the code keeps running, stops the thread, and as a last resort abandons it to a fresh worker so the
  * kernel itself stays usable. One worker thread (not a pool) serves all cells so thread-local state such as
- * DJL's NDScope behaves as in a plain program.
+ * DJL's NDScope behaves as in a plain program. Snippet classes are loaded with their {@code System.exit} calls
+ * rewritten ({@link ExitGuard}).
  */
 final class WorkerExecutionControl extends DirectExecutionControl {
 
@@ -75,6 +76,18 @@ final class WorkerExecutionControl extends DirectExecutionControl {
                 }
             }
         }
+    }
+
+    @Override
+    public void load(ClassBytecodes[] cbcs)
+            throws ClassInstallException, NotImplementedException, EngineTerminationException {
+        super.load(ExitGuard.guard(cbcs));
+    }
+
+    @Override
+    public void redefine(ClassBytecodes[] cbcs)
+            throws ClassInstallException, NotImplementedException, EngineTerminationException {
+        super.redefine(ExitGuard.guard(cbcs));
     }
 
     @Override

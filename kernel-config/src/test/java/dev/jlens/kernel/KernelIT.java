@@ -88,6 +88,9 @@ class KernelIT {
             + "Display.register(Fragile.class, Display.HTML, f -> { throw new IllegalStateException(\"no html\"); });\n"
             + "new Fragile()");
     private final int afterFailingRenderer = step("x - 1");
+    private final int exitCall = step("System.exit(3)");
+    private final int exitInMethod = step("void quit() { Runtime.getRuntime().halt(1); }\nquit();");
+    private final int afterExit = step("x + 3");
     private final int badSignature = raw("bad_signature", "int injected = 1;");
     private final int missingSignature = raw("missing_signature", "int injected = 2;");
     private final int truncatedMessage = raw("truncated", "int injected = 3;");
@@ -237,6 +240,18 @@ class KernelIT {
                 r.toString());
         assertTrue(traceback(r).contains("no html"), traceback(r));
         assertEquals("4", result(ok(afterFailingRenderer)).path("text/plain").asText());
+    }
+
+    @Test
+    void exitCallsAreErrorsAndTheKernelKeepsItsState() {
+        for (int cell : new int[] {exitCall, exitInMethod}) {
+            JsonNode r = error(cell, "SystemExit");
+            assertTrue(r.path("evalue").asText().contains("was called: the kernel keeps running")
+                    && r.path("evalue").asText().contains("Kernel > Restart"), r.toString());
+        }
+        assertTrue(error(exitCall, "SystemExit").path("evalue").asText().startsWith("System.exit(3)"));
+        assertTrue(traceback(error(exitInMethod, "SystemExit")).contains("at quit (In ["));
+        assertEquals("8", result(ok(afterExit)).path("text/plain").asText());
     }
 
     @Test

@@ -20,7 +20,7 @@ import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.io.TempDir;
 import tech.tablesaw.api.Table;
 
-/** The cell evaluator on its own (no Jupyter): splitting, results, errors, magics, interrupts. */
+/** The cell evaluator on its own (no Jupyter): splitting, results, errors, magics, interrupts, exit calls. */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class SessionTest {
 
@@ -114,6 +114,29 @@ class SessionTest {
         assertTrue(unknown.evalue().contains("%timeit"), unknown.evalue());
         CellError missing = fails("%classpath /definitely/not/here.jar");
         assertTrue(missing.evalue().contains("/definitely/not/here.jar"), missing.evalue());
+    }
+
+    @Test
+    void exitCallsInCellsAreErrorsAndTheSessionLivesOn() {
+        eval("int survivor = 41;");
+        List<String> cells = List.of(
+                "System.exit(3)",
+                "Runtime.getRuntime().exit(4);",
+                "Runtime.getRuntime().halt(5);",
+                "void quit(int s) { System.exit(s); }\nquit(6);",
+                "class Quitter { void go() { Runtime.getRuntime().halt(7); } }\nnew Quitter().go();",
+                "java.util.function.IntConsumer q = System::exit;\nq.accept(8);",
+                "java.util.function.IntConsumer h = Runtime.getRuntime()::halt;\nh.accept(9);",
+                "Runnable r = () -> Runtime.getRuntime().exit(10);\nr.run();",
+                "try { System.exit(11); } catch (Exception e) { System.out.println(\"swallowed\"); }");
+        for (int i = 0; i < cells.size(); i++) {
+            CellError e = fails(cells.get(i));
+            assertEquals("SystemExit", e.ename(), cells.get(i));
+            assertTrue(e.evalue().contains("(" + (i + 3) + ") was called") && e.evalue().contains("keeps running")
+                    && e.evalue().contains("Restart"), e.evalue());
+            assertFalse(String.join("\n", e.traceback()).contains("ExitTrap"), e.traceback().toString());
+        }
+        assertEquals(42, eval("survivor + 1"), "state is kept");
     }
 
     @Test
