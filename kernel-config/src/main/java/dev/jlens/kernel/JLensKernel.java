@@ -200,7 +200,7 @@ public final class JLensKernel extends BaseKernel {
             Object result = session().evalCell(request.getCode(), count);
             Trace.mark("execute " + count + " evaluated");
             if (result != Session.NO_RESULT && result != null && !request.isSilent()) {
-                env.publish(new PublishExecuteResult(count, getRenderer().render(result)));
+                publishResult(env, count, result);
             }
             env.defer().reply(new ExecuteReply(count, Map.of()));
         } catch (CellError e) {
@@ -215,6 +215,38 @@ public final class JLensKernel extends BaseKernel {
             }
             replyError(env, count, e.getClass().getSimpleName(), String.valueOf(e.getMessage()), traceback);
         }
+    }
+
+    /**
+     * Renders a cell's result on the cell thread (rendering calls the result's toString and registered
+     * renderers: user code that may loop, fail or be slow), within {@link KernelRenderer#LIMIT_MILLIS} and
+     * stoppable by an interrupt request. What cannot be rendered shows as a plain summary with the reason; a
+     * renderer that throws is also reported as the cell's error.
+     */
+    private void publishResult(ShellReplyEnvironment env, int count, Object result) {
+        DisplayData data;
+        try {
+            data = session().callOnWorker(() -> {
+                try {
+                    return getRenderer().render(result);
+                } catch (ThreadDeath stopped) {
+                    throw stopped;
+                } catch (RuntimeException | Error e) {
+                    throw RenderFailure.of(e); // its message and causes are read here, on the cell thread
+                }
+            }, KernelRenderer.LIMIT_MILLIS);
+        } catch (WorkerExecutionControl.TimeLimitException e) {
+            data = KernelRenderer.summary(result, "rendering it took longer than " + KernelRenderer.limitText()
+                    + " and was stopped; -Djlens.render.timeoutMillis sets the limit");
+        } catch (WorkerExecutionControl.InterruptedByUserException e) {
+            data = KernelRenderer.summary(result, "rendering it was interrupted");
+        } catch (ExecutionException e) {
+            RenderFailure f = e.getCause() instanceof RenderFailure rf ? rf : RenderFailure.of(e.getCause());
+            env.publish(new PublishExecuteResult(count, KernelRenderer.summary(result,
+                    "rendering it failed: " + f.ename())));
+            throw new CellError(f.ename(), f.evalue(), f.traceback());
+        }
+        env.publish(new PublishExecuteResult(count, data));
     }
 
     @Override

@@ -10,6 +10,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
@@ -141,6 +143,15 @@ final class Session implements AutoCloseable {
      * in a declaration or statement, or when its last expression ends with {@code ;}.
      */
     Object evalCell(String cell, int executionCount) {
+        control.beginCell();
+        try {
+            return evalLines(cell, executionCount);
+        } finally {
+            control.endCell();
+        }
+    }
+
+    private Object evalLines(String cell, int executionCount) {
         Object result = NO_RESULT;
         String[] lines = cell.split("\n", -1);
         StringBuilder chunk = new StringBuilder();
@@ -166,6 +177,15 @@ final class Session implements AutoCloseable {
             result = evalJava(chunk.toString(), executionCount, chunkFirstLine);
         }
         return result;
+    }
+
+    /**
+     * Runs kernel code that calls into user objects (rendering a result) on the cell thread, interruptible and
+     * stopped after {@code limitMillis}; see {@link WorkerExecutionControl#callOnWorker}.
+     */
+    <T> T callOnWorker(Callable<T> task, long limitMillis) throws WorkerExecutionControl.TimeLimitException,
+            WorkerExecutionControl.InterruptedByUserException, ExecutionException {
+        return control.callOnWorker(task, limitMillis);
     }
 
     private Object magic(String kind, String name, String args) {
@@ -461,6 +481,16 @@ final class Session implements AutoCloseable {
     /** Interrupts the running cell, if any. */
     void interrupt() {
         control.interrupt();
+    }
+
+    /** Whether cell code is running on the worker right now. */
+    boolean isRunning() {
+        return control.isRunning();
+    }
+
+    /** Whether a cell is being evaluated: compiled or run. */
+    boolean isEvaluating() {
+        return control.isCellActive();
     }
 
     @Override

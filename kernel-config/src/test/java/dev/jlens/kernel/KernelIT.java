@@ -91,6 +91,11 @@ class KernelIT {
     private final int exitCall = step("System.exit(3)");
     private final int exitInMethod = step("void quit() { Runtime.getRuntime().halt(1); }\nquit();");
     private final int afterExit = step("x + 3");
+    private final int endlessResult = step("class Endless { public String toString() { while (true) { } } }\n"
+            + "new Endless()");
+    private final int endlessResultInterrupted = step("new Endless()", 1.5);
+    private final int endlessDisplayInterrupted = step("display(new Endless());", 1.5);
+    private final int afterEndless = step("40 + 2");
     private final int badSignature = raw("bad_signature", "int injected = 1;");
     private final int missingSignature = raw("missing_signature", "int injected = 2;");
     private final int truncatedMessage = raw("truncated", "int injected = 3;");
@@ -99,7 +104,9 @@ class KernelIT {
 
     @BeforeAll
     void runSession() throws Exception {
-        JupyterDriver.Session s = JupyterDriver.run(jupyterDir, steps, Map.of(), 8);
+        // Renders stop after 6 s here (10 s by default).
+        JupyterDriver.Session s = JupyterDriver.run(jupyterDir, steps, Map.of("JLENS_JAVA_OPTS",
+                "-Xmx2g -Djlens.render.timeoutMillis=6000"), 8);
         session = s.report();
         kernelStderr = s.kernelStderr();
     }
@@ -252,6 +259,24 @@ class KernelIT {
         assertTrue(error(exitCall, "SystemExit").path("evalue").asText().startsWith("System.exit(3)"));
         assertTrue(traceback(error(exitInMethod, "SystemExit")).contains("at quit (In ["));
         assertEquals("8", result(ok(afterExit)).path("text/plain").asText());
+    }
+
+    @Test
+    void endlessToStringIsStoppedAtTheRenderLimitOrOnInterrupt() {
+        JsonNode timedOut = ok(endlessResult);
+        String text = result(timedOut).path("text/plain").asText();
+        assertTrue(text.matches("Endless@[0-9a-f]+ \\(rendering it took longer than 6 s and was stopped;.*"), text);
+        assertTrue(timedOut.path("elapsed_s").asDouble() < 40, "render limit overrun: " + timedOut.path("elapsed_s"));
+
+        JsonNode interrupted = ok(endlessResultInterrupted);
+        assertTrue(result(interrupted).path("text/plain").asText().matches("Endless@[0-9a-f]+ \\(rendering it was"
+                + " interrupted\\)"), interrupted.toString());
+        assertTrue(interrupted.path("elapsed_s").asDouble() < 15, "interrupt took " + interrupted.path("elapsed_s"));
+
+        // display(x) renders on the cell's thread: the ordinary cell interrupt stops it.
+        JsonNode display = error(endlessDisplayInterrupted, "Interrupted");
+        assertTrue(display.path("elapsed_s").asDouble() < 30, "interrupt took " + display.path("elapsed_s"));
+        assertEquals("42", result(ok(afterEndless)).path("text/plain").asText());
     }
 
     @Test

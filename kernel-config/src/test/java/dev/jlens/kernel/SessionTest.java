@@ -45,6 +45,15 @@ class SessionTest {
         return assertThrows(CellError.class, () -> eval(cell));
     }
 
+    /** Waits until the cell's code runs (JShell compiles first; an interrupt test must not race that). */
+    private void awaitRunning(CompletableFuture<Object> cell) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!session.isRunning() && !cell.isDone() && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        Thread.sleep(200);
+    }
+
     @Test
     void lastExpressionIsTheResultUnlessItEndsWithSemicolon() {
         assertEquals(42, eval("40 + 2"));
@@ -140,6 +149,16 @@ class SessionTest {
     }
 
     @Test
+    void kernelCodeOnTheWorkerIsStoppedAtItsTimeLimit() throws Exception {
+        long start = System.nanoTime();
+        assertThrows(WorkerExecutionControl.TimeLimitException.class,
+                () -> session.callOnWorker(() -> { while (true) { Thread.onSpinWait(); } }, 300));
+        assertTrue((System.nanoTime() - start) / 1e9 < 10, "time limit overrun");
+        assertEquals("ok", session.callOnWorker(() -> "ok", 1000));
+        assertEquals(5, eval("2 + 3"), "cells run after a stopped render");
+    }
+
+    @Test
     void classpathMagicMakesNewClassesUsable(@TempDir Path dir) throws Exception {
         Path src = dir.resolve("src/extra/Greeter.java");
         Files.createDirectories(src.getParent());
@@ -155,7 +174,7 @@ class SessionTest {
         eval("int kept = 11;");
         for (String cell : List.of("Thread.sleep(60_000);", "long n = 0;\nwhile (true) { n++; }")) {
             CompletableFuture<Object> running = CompletableFuture.supplyAsync(() -> eval(cell));
-            Thread.sleep(500);
+            awaitRunning(running);
             long start = System.nanoTime();
             session.interrupt();
             Exception e = assertThrows(Exception.class, () -> running.get(20, TimeUnit.SECONDS));
@@ -163,6 +182,24 @@ class SessionTest {
             assertTrue((System.nanoTime() - start) / 1e9 < 10, "interrupt was slow");
         }
         assertEquals(11, eval("kept"));
+    }
+
+    @Test
+    void interruptWhileTheCellCompilesIsNotLost() throws Exception {
+        // The interrupt lands while JShell compiles (or runs) one of the first snippets: the rest must not run.
+        StringBuilder cell = new StringBuilder();
+        for (int i = 0; i < 40; i++) {
+            cell.append("int pad").append(i).append(" = ").append(i).append(";\n");
+        }
+        cell.append("Thread.sleep(60_000);");
+        CompletableFuture<Object> running = CompletableFuture.supplyAsync(() -> eval(cell.toString()));
+        while (!session.isEvaluating() && !running.isDone()) {
+            Thread.onSpinWait();
+        }
+        session.interrupt();
+        Exception e = assertThrows(Exception.class, () -> running.get(20, TimeUnit.SECONDS));
+        assertTrue(e.getCause() instanceof CellError ce && ce.ename().equals("Interrupted"), e.toString());
+        assertEquals(4, eval("2 + 2"));
     }
 
     @Test
