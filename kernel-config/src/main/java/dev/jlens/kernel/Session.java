@@ -24,6 +24,7 @@ import jdk.jshell.Snippet;
 import jdk.jshell.SnippetEvent;
 import jdk.jshell.SourceCodeAnalysis;
 import jdk.jshell.UnresolvedReferenceException;
+import jdk.jshell.VarSnippet;
 import jdk.jshell.spi.ExecutionControl;
 import jdk.jshell.spi.ExecutionControlProvider;
 import jdk.jshell.spi.ExecutionEnv;
@@ -53,9 +54,14 @@ final class Session implements AutoCloseable {
 
     private static final Pattern MAGIC = Pattern.compile("^\\s*%(%?)(\\w+)\\s*(.*)$");
 
+    private static final Set<String> PRIMITIVES =
+            Set.of("boolean", "byte", "char", "short", "int", "long", "float", "double");
+
     private final JShell shell;
     private final WorkerExecutionControl control;
     private final Map<String, Origin> origins = new HashMap<>();
+    /** Variables the cell being evaluated declared: reset to free the heap if the cell runs out of it. */
+    private final List<VarSnippet> declaredInCell = new ArrayList<>();
 
     /** Where a snippet came from: the cell's execution count and the cell line it starts on (1-based). */
     private record Origin(int executionCount, int firstLine) {}
@@ -144,9 +150,16 @@ final class Session implements AutoCloseable {
      */
     Object evalCell(String cell, int executionCount) {
         control.beginCell();
+        declaredInCell.clear();
         try {
             return evalLines(cell, executionCount);
+        } catch (CellError e) {
+            if (e.ename().equals("OutOfMemoryError")) {
+                throw afterHeapExhaustion(e);
+            }
+            throw e;
         } finally {
+            declaredInCell.clear();
             control.endCell();
         }
     }
@@ -186,6 +199,32 @@ final class Session implements AutoCloseable {
     <T> T callOnWorker(Callable<T> task, long limitMillis) throws WorkerExecutionControl.TimeLimitException,
             WorkerExecutionControl.InterruptedByUserException, ExecutionException {
         return control.callOnWorker(task, limitMillis);
+    }
+
+    /**
+     * After an OutOfMemoryError: resets the reference variables this cell declared (their partial values would
+     * keep the heap full, and a cell that failed has no result to keep) and says how full the heap is now.
+     */
+    private CellError afterHeapExhaustion(CellError e) {
+        List<String> released = new ArrayList<>();
+        for (VarSnippet v : List.copyOf(declaredInCell)) {
+            if (!PRIMITIVES.contains(v.typeName()) && shell.status(v) == Snippet.Status.VALID
+                    && tryEval(v.name() + " = null;")) {
+                released.add(v.name());
+            }
+        }
+        System.gc();
+        Runtime rt = Runtime.getRuntime();
+        long usedMb = (rt.totalMemory() - rt.freeMemory()) >> 20;
+        long maxMb = rt.maxMemory() >> 20;
+        List<String> tb = new ArrayList<>(e.traceback());
+        if (!released.isEmpty()) {
+            tb.add("note: the heap ran out; " + String.join(", ", released) + " (declared in this cell) "
+                    + (released.size() == 1 ? "was" : "were") + " set to null so the memory can be reclaimed");
+        }
+        tb.add("note: heap in use now: " + usedMb + " MB of " + maxMb + " MB" + (usedMb > maxMb / 2
+                ? " (variables from earlier cells still hold it: set them to null to free it)" : ""));
+        return new CellError(e.ename(), e.evalue(), tb);
     }
 
     private Object magic(String kind, String name, String args) {
@@ -267,6 +306,9 @@ final class Session implements AutoCloseable {
                 origins.put(s.id(), new Origin(executionCount, snippetLine));
                 if (e.status() == Snippet.Status.REJECTED) {
                     throw compileError(s, snippetLine);
+                }
+                if (s instanceof VarSnippet v && e.status().isDefined()) {
+                    declaredInCell.add(v);
                 }
                 JShellException ex = e.exception();
                 if (ex != null) {
@@ -369,12 +411,32 @@ final class Session implements AutoCloseable {
             className = SystemExit.class.getSimpleName(); // the kernel's class, not the user's concern
         }
         tb.add(prefix + className + (t.getMessage() == null ? "" : ": " + t.getMessage()));
+        // Deep recursion (a StackOverflowError has 1024 frames) shows as one frame and a count.
+        String previous = null;
+        int repeats = 0;
         for (StackTraceElement f : userFrames(t.getStackTrace())) {
-            tb.add("    at " + frameText(f));
+            String line = "    at " + frameText(f);
+            if (line.equals(previous)) {
+                repeats++;
+                continue;
+            }
+            if (repeats > 0) {
+                tb.add(repeatedNote(repeats));
+            }
+            tb.add(line);
+            previous = line;
+            repeats = 0;
+        }
+        if (repeats > 0) {
+            tb.add(repeatedNote(repeats));
         }
         if (t.getCause() != null) {
             appendThrowable(tb, t.getCause(), "Caused by: ", seen);
         }
+    }
+
+    private static String repeatedNote(int repeats) {
+        return "    ... the frame above repeated " + repeats + " more time" + (repeats == 1 ? "" : "s");
     }
 
     /** The frames down to the last one in cell code; without cell frames, those above the kernel's. */

@@ -91,6 +91,13 @@ class KernelIT {
     private final int exitCall = step("System.exit(3)");
     private final int exitInMethod = step("void quit() { Runtime.getRuntime().halt(1); }\nquit();");
     private final int afterExit = step("x + 3");
+    private final int stackOverflow = step("int f(int n) { return f(n + 1) + 1; }\nf(0)");
+    private final int afterStackOverflow = step("x + 4");
+    // -Xmx2g (below): 80 MB arrays fill the heap after about 25 rounds.
+    private final int heapExhaustion = step("long[][] hog = new long[100_000][];\n"
+            + "for (int i = 0; ; i++) hog[i] = new long[10_000_000];");
+    private final int hogReleased = step("hog == null");
+    private final int gigabyteAfterExhaustion = step("new byte[1 << 30].length");
     private final int endlessResult = step("class Endless { public String toString() { while (true) { } } }\n"
             + "new Endless()");
     private final int endlessResultInterrupted = step("new Endless()", 1.5);
@@ -259,6 +266,25 @@ class KernelIT {
         assertTrue(error(exitCall, "SystemExit").path("evalue").asText().startsWith("System.exit(3)"));
         assertTrue(traceback(error(exitInMethod, "SystemExit")).contains("at quit (In ["));
         assertEquals("8", result(ok(afterExit)).path("text/plain").asText());
+    }
+
+    @Test
+    void stackOverflowIsReportedAndTheKernelGoesOn() {
+        JsonNode r = error(stackOverflow, "StackOverflowError");
+        assertTrue(r.path("traceback").size() < 10, "recursion should collapse to a few lines: " + traceback(r));
+        assertTrue(traceback(r).contains("at f (In [") && traceback(r).contains("more times"), traceback(r));
+        assertEquals("9", result(ok(afterStackOverflow)).path("text/plain").asText());
+    }
+
+    @Test
+    void heapExhaustionIsReportedAndTheHeapIsFreedAgain() {
+        JsonNode r = error(heapExhaustion, "OutOfMemoryError");
+        assertTrue(r.path("evalue").asText().contains("Java heap space"), r.toString());
+        assertTrue(traceback(r).contains("hog (declared in this cell) was set to null"), traceback(r));
+        assertTrue(traceback(r).contains("heap in use now:"), traceback(r));
+        assertEquals("true", result(ok(hogReleased)).path("text/plain").asText());
+        // Half the 2 GB heap in one array: possible only if the partial value no longer pins the heap.
+        assertEquals("1073741824", result(ok(gigabyteAfterExhaustion)).path("text/plain").asText());
     }
 
     @Test

@@ -149,6 +149,15 @@ class SessionTest {
     }
 
     @Test
+    void stackOverflowIsReportedCompactly() {
+        CellError e = fails("int down(int n) { return down(n + 1) + 1; }\ndown(0)");
+        assertEquals("StackOverflowError", e.ename());
+        assertTrue(e.traceback().size() < 10, "recursion should collapse: " + e.traceback().size() + " lines");
+        assertTrue(e.traceback().stream().anyMatch(l -> l.matches(".*repeated \\d+ more times")), e.traceback().toString());
+        assertEquals(3, eval("1 + 2"));
+    }
+
+    @Test
     void kernelCodeOnTheWorkerIsStoppedAtItsTimeLimit() throws Exception {
         long start = System.nanoTime();
         assertThrows(WorkerExecutionControl.TimeLimitException.class,
