@@ -1,7 +1,5 @@
 package dev.jlens.kernel;
 
-import java.io.File;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -52,13 +50,15 @@ final class Session implements AutoCloseable {
     /** Returned for a cell with nothing to show (no expression at the end, or one ending in {@code ;}). */
     static final Object NO_RESULT = new Object();
 
-    private static final Pattern MAGIC = Pattern.compile("^\\s*%(%?)(\\w+)\\s*(.*)$");
+    /** A magic line: {@code %name args} or {@code %%name args}; names start with a letter. */
+    private static final Pattern MAGIC = Pattern.compile("^\\s*%(%?)([A-Za-z]\\w*)\\s*(.*)$");
 
     private static final Set<String> PRIMITIVES =
             Set.of("boolean", "byte", "char", "short", "int", "long", "float", "double");
 
     private final JShell shell;
     private final WorkerExecutionControl control;
+    private final Magics magics;
     private final Map<String, Origin> origins = new HashMap<>();
     /** Variables the cell being evaluated declared: reset to free the heap if the cell runs out of it. */
     private final List<VarSnippet> declaredInCell = new ArrayList<>();
@@ -69,6 +69,7 @@ final class Session implements AutoCloseable {
     private Session(JShell shell, WorkerExecutionControl control) {
         this.shell = shell;
         this.control = control;
+        this.magics = new Magics(this);
     }
 
     /** Starts JShell with the project's imports. */
@@ -152,7 +153,15 @@ final class Session implements AutoCloseable {
         control.beginCell();
         declaredInCell.clear();
         try {
-            return evalLines(cell, executionCount);
+            Matcher first = MAGIC.matcher(firstNonBlankLine(cell));
+            if (first.matches() && first.group(1).equals("%")) {
+                // A cell magic owns the whole cell: its first line names it, the rest is its body.
+                int bodyStart = cell.indexOf('\n', cell.indexOf("%%")) + 1;
+                String body = bodyStart == 0 ? "" : cell.substring(bodyStart);
+                return magics.cell(first.group(2), first.group(3).trim(), body, executionCount,
+                        countNewlines(cell, bodyStart) + 1);
+            }
+            return evalLines(cell, executionCount, 1);
         } catch (CellError e) {
             if (e.ename().equals("OutOfMemoryError")) {
                 throw afterHeapExhaustion(e);
@@ -164,32 +173,52 @@ final class Session implements AutoCloseable {
         }
     }
 
-    private Object evalLines(String cell, int executionCount) {
+    /** Evaluates Java code with line magics between its statements; {@code firstLine} numbers its first line. */
+    Object evalLines(String code, int executionCount, int firstLine) {
         Object result = NO_RESULT;
-        String[] lines = cell.split("\n", -1);
+        String[] lines = code.split("\n", -1);
         StringBuilder chunk = new StringBuilder();
-        int chunkFirstLine = 1;
+        int chunkFirstLine = firstLine;
         for (int i = 0; i < lines.length; i++) {
             Matcher m = MAGIC.matcher(lines[i]);
-            if (m.matches() && chunk.toString().isBlank()) {
-                result = magic(m.group(1).isEmpty() ? "%" : "%%", m.group(2), m.group(3).trim());
-                chunkFirstLine = i + 2;
-                chunk.setLength(0);
+            if (!m.matches()) {
+                chunk.append(lines[i]).append('\n');
                 continue;
             }
-            if (m.matches()) {
-                result = evalJava(chunk.toString(), executionCount, chunkFirstLine);
-                result = magic(m.group(1).isEmpty() ? "%" : "%%", m.group(2), m.group(3).trim());
-                chunkFirstLine = i + 2;
-                chunk.setLength(0);
-                continue;
+            if (!chunk.toString().isBlank()) {
+                evalJava(chunk.toString(), executionCount, chunkFirstLine);
             }
-            chunk.append(lines[i]).append('\n');
+            if (!m.group(1).isEmpty()) {
+                String msg = "cell magic %%" + m.group(2) + " must be on the cell's first line";
+                throw new CellError("MagicError", msg, List.of("MagicError at line " + (firstLine + i) + ": " + msg));
+            }
+            result = magics.line(m.group(2), m.group(3).trim(), executionCount, firstLine + i);
+            chunkFirstLine = firstLine + i + 1;
+            chunk.setLength(0);
         }
         if (!chunk.toString().isBlank()) {
             result = evalJava(chunk.toString(), executionCount, chunkFirstLine);
         }
         return result;
+    }
+
+    private static String firstNonBlankLine(String cell) {
+        for (String line : cell.split("\n")) {
+            if (!line.isBlank()) {
+                return line;
+            }
+        }
+        return "";
+    }
+
+    /** Adds a jar or class directory to the compiler's and the class loader's path. */
+    void addToClasspath(Path path) {
+        shell.addToClasspath(path.toString());
+    }
+
+    /** The worker that runs cells, for magics that time them. */
+    WorkerExecutionControl control() {
+        return control;
     }
 
     /**
@@ -199,6 +228,28 @@ final class Session implements AutoCloseable {
     <T> T callOnWorker(Callable<T> task, long limitMillis) throws WorkerExecutionControl.TimeLimitException,
             WorkerExecutionControl.InterruptedByUserException, ExecutionException {
         return control.callOnWorker(task, limitMillis);
+    }
+
+    /** A session variable and its current value. */
+    record Variable(String name, String type, Object value) {}
+
+    /** The session's variables in declaration order, without JShell's {@code $1}-style result variables. */
+    List<Variable> variables() {
+        List<Variable> out = new ArrayList<>();
+        for (VarSnippet v : shell.variables().toList()) {
+            if (v.name().startsWith("$") || shell.status(v) != Snippet.Status.VALID) {
+                continue;
+            }
+            Object value;
+            try {
+                value = control.takeResult(shell.varValue(v));
+            } catch (IllegalStateException | IllegalArgumentException e) {
+                continue; // dropped or replaced in between
+            }
+            out.add(new Variable(v.name(), v.typeName(), value));
+        }
+        control.clearResults();
+        return out;
     }
 
     /**
@@ -225,30 +276,6 @@ final class Session implements AutoCloseable {
         tb.add("note: heap in use now: " + usedMb + " MB of " + maxMb + " MB" + (usedMb > maxMb / 2
                 ? " (variables from earlier cells still hold it: set them to null to free it)" : ""));
         return new CellError(e.ename(), e.evalue(), tb);
-    }
-
-    private Object magic(String kind, String name, String args) {
-        if (kind.equals("%") && name.equals("classpath")) {
-            if (args.isEmpty()) {
-                throw new CellError("MagicError", "%classpath needs a path",
-                        List.of("usage: %classpath path/to/lib.jar [more.jar dir/ ...] (" + File.pathSeparator
-                                + "-separated also works)"));
-            }
-            List<String> added = new ArrayList<>();
-            for (String part : args.split("[\\s" + File.pathSeparator + "]+")) {
-                Path p = Path.of(part).toAbsolutePath().normalize();
-                if (!Files.exists(p)) {
-                    throw new CellError("MagicError", "%classpath: no such file or directory: " + p,
-                            List.of("%classpath: no such file or directory: " + p));
-                }
-                shell.addToClasspath(p.toString());
-                added.add(p.toString());
-            }
-            System.out.println("added to classpath: " + String.join(", ", added));
-            return NO_RESULT;
-        }
-        throw new CellError("MagicError", "unknown magic " + kind + name,
-                List.of("unknown magic " + kind + name + "; available: %classpath"));
     }
 
     private Object evalJava(String code, int executionCount, int firstLine) {
@@ -557,6 +584,7 @@ final class Session implements AutoCloseable {
 
     @Override
     public void close() {
+        magics.close();
         shell.close();
     }
 

@@ -1,5 +1,6 @@
 package dev.jlens.kernel;
 
+import java.lang.reflect.Field;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.util.Collections;
@@ -48,6 +49,7 @@ final class WorkerExecutionControl extends DirectExecutionControl {
     private final AtomicLong keys = new AtomicLong();
     private volatile Worker worker = new Worker();
     private volatile Run current;
+    private volatile ExecutionTimes timing;
     /** A cell is being evaluated (compiled or run). */
     private volatile boolean cellActive;
     /** The cell was interrupted: none of its further snippets runs (also when JShell was still compiling). */
@@ -136,6 +138,19 @@ final class WorkerExecutionControl extends DirectExecutionControl {
                 ? invokeUser(doitMethod) // nested evaluation from user code: already on the worker
                 : runSnippet(doitMethod);
         return store(value);
+    }
+
+    /** A variable's current value, kept as an object like a snippet's result (see {@link #takeResult}). */
+    @Override
+    public String varValue(String className, String varName) throws RunException, EngineTerminationException,
+            InternalException {
+        try {
+            Field field = findClass(className).getDeclaredField(varName);
+            field.setAccessible(true);
+            return store(field.get(null));
+        } catch (Throwable e) {
+            throw new InternalException(e.toString());
+        }
     }
 
     private String store(Object value) {
@@ -250,11 +265,20 @@ final class WorkerExecutionControl extends DirectExecutionControl {
             run.outcome.completeExceptionally(new InterruptedException("interrupted before it started"));
             return run;
         }
+        ExecutionTimes times = timing;
         run.worker.tasks.add(() -> {
+            ExecutionTimes.Mark mark = times == null ? null : times.start();
             try {
-                run.outcome.complete(task.call());
+                Object value = task.call();
+                if (mark != null) {
+                    mark.stop();
+                }
+                run.outcome.complete(value);
             } catch (Throwable t) {
                 // Includes ThreadDeath from stop(): it must end here, not kill the worker.
+                if (mark != null) {
+                    mark.stop();
+                }
                 run.outcome.completeExceptionally(t);
             }
         });
@@ -327,6 +351,11 @@ final class WorkerExecutionControl extends DirectExecutionControl {
     /** Whether a cell is being evaluated (compiled or run). */
     boolean isCellActive() {
         return cellActive;
+    }
+
+    /** Starts adding the wall and CPU time of everything the worker runs to {@code times}; null stops. */
+    void measure(ExecutionTimes times) {
+        this.timing = times;
     }
 
     /**

@@ -19,6 +19,7 @@ import java.util.Base64;
 import java.util.List;
 import java.util.Map;
 import javax.imageio.ImageIO;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
@@ -40,6 +41,8 @@ class KernelIT {
 
     @TempDir
     static Path jupyterDir;
+
+    private FakeMavenRepository maven;
 
     private int step(String code) {
         return step(code, null);
@@ -108,14 +111,30 @@ class KernelIT {
     private final int truncatedMessage = raw("truncated", "int injected = 3;");
     private final int injectedIsUndefined = step("injected");
     private final int afterBadMessages = step("40 + 2");
+    private final int mavenMagic = step("%maven test.fake:greeter:1.0");
+    private final int mavenClassUsable = step("fake.Greeter.greet(\"notebook\")");
+    private final int timeLine = step("%time Thread.sleep(300)");
+    private final int timeCell = step("%%time\nint s = 0;\nfor (int i = 0; i < 10; i++) s += i;\ns");
+    private final int whos = step("%whos");
+    private final int lsmagic = step("%lsmagic");
+    private final int unknownMagic = step("%nope");
 
     @BeforeAll
     void runSession() throws Exception {
-        // Renders stop after 6 s here (10 s by default).
+        // Renders stop after 6 s here (10 s by default); %maven uses a fake repository and a fresh local one.
+        maven = new FakeMavenRepository(jupyterDir.resolve("maven"));
         JupyterDriver.Session s = JupyterDriver.run(jupyterDir, steps, Map.of("JLENS_JAVA_OPTS",
-                "-Xmx2g -Djlens.render.timeoutMillis=6000"), 8);
+                "-Xmx2g -Djlens.render.timeoutMillis=6000 -Dmaven.repo.local=" + jupyterDir.resolve("m2")
+                        + " -Djlens.maven.repos=" + maven.url()), 8);
         session = s.report();
         kernelStderr = s.kernelStderr();
+    }
+
+    @AfterAll
+    void stopRepository() {
+        if (maven != null) {
+            maven.close();
+        }
     }
 
     @Test
@@ -316,6 +335,45 @@ class KernelIT {
         for (String why : List.of("its signature is wrong", "its signature is missing", "it is not a Jupyter message")) {
             assertTrue(kernelStderr.contains("jlens: dropped a message on the shell channel: " + why), kernelStderr);
         }
+    }
+
+    @Test
+    void mavenMagicAddsAnArtifactFromARepository() {
+        JsonNode r = ok(mavenMagic);
+        assertTrue(streams(r, "stdout").contains("greeter-1.0.jar") && streams(r, "stdout").contains("greeter-api"),
+                r.toString());
+        assertEquals("hello, notebook", result(ok(mavenClassUsable)).path("text/plain").asText());
+        assertTrue(maven.requests().contains("GET /test/fake/greeter-api/1.0/greeter-api-1.0.jar"),
+                maven.requests().toString());
+    }
+
+    @Test
+    void timeMagicsPrintCpuAndWallTime() {
+        String line = streams(ok(timeLine), "stdout");
+        assertTrue(line.matches("(?s)CPU times: user .+, sys .+, total: .+\nWall time: ([3-9]\\d\\d ms|[\\d.]+ s)\n.*"),
+                line);
+        JsonNode cell = ok(timeCell);
+        assertTrue(streams(cell, "stdout").contains("Wall time: "), cell.toString());
+        assertEquals("45", result(cell).path("text/plain").asText());
+    }
+
+    @Test
+    void whosShowsTheSessionsVariablesAsATable() {
+        JsonNode data = result(ok(whos));
+        String html = data.path("text/html").asText();
+        assertTrue(html.contains("<table") && html.contains("Data/Info"), html);
+        for (String name : List.of(">x<", ">int<", ">t<", ">hog<", ">long[][]<")) {
+            assertTrue(html.contains(name), name + " missing from %whos: " + html);
+        }
+    }
+
+    @Test
+    void lsmagicAndUnknownMagicsNameTheMagics() {
+        String listing = streams(ok(lsmagic), "stdout");
+        assertTrue(listing.contains("%maven") && listing.contains("%%time") && listing.contains("%whos"), listing);
+        JsonNode r = error(unknownMagic, "MagicError");
+        assertTrue(r.path("evalue").asText().contains("%nope") && r.path("evalue").asText().contains("%maven"),
+                r.toString());
     }
 
     // ---- helpers --------------------------------------------------------------------------------------------
