@@ -118,6 +118,9 @@ class KernelIT {
     private final int whos = step("%whos");
     private final int lsmagic = step("%lsmagic");
     private final int unknownMagic = step("%nope");
+    private final int tokenIdOutOfRange = step("HookedTransformer m = HookedTransformer.load(Path.of("
+            + javaString(Path.of(JupyterDriver.requiredProperty("jlens.root"), "data/models/attn-only-2l").toString()) + "));\n"
+            + "m.forward(new long[] {1, 99999})");
 
     @BeforeAll
     void runSession() throws Exception {
@@ -376,7 +379,22 @@ class KernelIT {
                 r.toString());
     }
 
+    /** Needs the library's token-id check (a separate change): until then the id reaches libtorch's embedding. */
+    @Test
+    void outOfRangeTokenIdIsAnErrorNamingTheIdPositionAndValidRange() {
+        JsonNode r = cell(tokenIdOutOfRange);
+        assertEquals("error", r.path("status").asText(), r.toString());
+        String evalue = r.path("evalue").asText();
+        assertTrue(evalue.contains("99999") && evalue.contains("position 1") && evalue.contains("valid ids are 0.."),
+                evalue);
+        assertTrue(session.path("alive_at_end").asBoolean(), "kernel died");
+    }
+
     // ---- helpers --------------------------------------------------------------------------------------------
+
+    private static String javaString(String s) {
+        return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+    }
 
     private JsonNode cell(int index) {
         JsonNode r = session.path("results").path(index);
