@@ -9,11 +9,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
-import org.dflib.jjava.jupyter.channels.JupyterConnection;
+import java.util.concurrent.atomic.AtomicReference;
 import org.dflib.jjava.jupyter.channels.ShellReplyEnvironment;
 import org.dflib.jjava.jupyter.kernel.BaseKernel;
 import org.dflib.jjava.jupyter.kernel.KernelConnectionProperties;
@@ -29,6 +30,7 @@ import org.dflib.jjava.jupyter.messages.Message;
 import org.dflib.jjava.jupyter.messages.publish.PublishError;
 import org.dflib.jjava.jupyter.messages.publish.PublishExecuteInput;
 import org.dflib.jjava.jupyter.messages.publish.PublishExecuteResult;
+import org.dflib.jjava.jupyter.messages.publish.PublishStream;
 import org.dflib.jjava.jupyter.messages.reply.ErrorReply;
 import org.dflib.jjava.jupyter.messages.reply.ExecuteReply;
 import org.dflib.jjava.jupyter.messages.request.ExecuteRequest;
@@ -49,6 +51,8 @@ public final class JLensKernel extends BaseKernel {
     private final KernelIO kernelIO;
     private final CompletableFuture<Session> session;
     private final AtomicBoolean cellWaiting;
+    /** What killed the previous kernel, shown (once) on stderr before the first cell's output. */
+    private final AtomicReference<String> startupNotice = new AtomicReference<>();
 
     private JLensKernel(KernelIO io, CompletableFuture<Session> session, AtomicBoolean cellWaiting) {
         super("JLens", VERSION,
@@ -73,8 +77,14 @@ public final class JLensKernel extends BaseKernel {
             System.exit(2);
         }
         Trace.mark("main");
-        exitWithParent();
-        serve(Path.of(args[0]));
+        Optional<KernelState> state = KernelState.fromSystemProperty();
+        String previousDeath = state.flatMap(KernelState::takeOverFromPrevious).orElse(null);
+        if (previousDeath != null) {
+            KernelLog.warn(previousDeath.substring("jlens: ".length()));
+        }
+        exitWithParent(state);
+        serve(Path.of(args[0]), previousDeath);
+        state.ifPresent(KernelState::markCleanExit);
         // Halt rather than exit: ZeroMQ's I/O threads are still tearing down and would print stack traces
         // about closed channels; nothing is left to clean up.
         System.out.flush();
@@ -82,8 +92,11 @@ public final class JLensKernel extends BaseKernel {
         Runtime.getRuntime().halt(0);
     }
 
-    /** Serves one Jupyter connection until the client asks the kernel to shut down. */
-    static void serve(Path connectionFile) throws Exception {
+    /**
+     * Serves one Jupyter connection until the client asks the kernel to shut down; {@code notice} (may be null)
+     * is shown on stderr before the first cell's output.
+     */
+    static void serve(Path connectionFile, String notice) throws Exception {
         // JShell starts while the sockets bind and the client says hello; the first cell waits for it.
         CompletableFuture<Session> session = new CompletableFuture<>();
         AtomicBoolean cellWaiting = new AtomicBoolean();
@@ -102,8 +115,9 @@ public final class JLensKernel extends BaseKernel {
         starter.start();
 
         KernelConnectionProperties props = KernelConnectionProperties.parse(Files.readString(connectionFile));
-        JupyterConnection connection = new JupyterConnection(props);
+        GuardedConnection connection = new GuardedConnection(props);
         JLensKernel kernel = new JLensKernel(new KernelIO(), session, cellWaiting);
+        kernel.startupNotice.set(notice);
         kernel.becomeHandlerForConnection(connection);
         kernel.onStartup();
         connection.connect();
@@ -112,9 +126,10 @@ public final class JLensKernel extends BaseKernel {
     }
 
     /** Jupyter may die without a shutdown request; a kernel left behind would hold its pipes open. */
-    private static void exitWithParent() {
+    private static void exitWithParent(Optional<KernelState> state) {
         ProcessHandle.current().parent().ifPresent(parent -> parent.onExit().thenRun(() -> {
-            System.err.println("jlens: parent process exited; shutting down");
+            KernelLog.warn("parent process exited; shutting down");
+            state.ifPresent(KernelState::markCleanExit);
             Runtime.getRuntime().halt(0);
         }));
     }
@@ -145,6 +160,7 @@ public final class JLensKernel extends BaseKernel {
 
     @Override
     public void onShutdown(boolean restart) {
+        KernelState.fromSystemProperty().ifPresent(KernelState::markCleanExit);
         Display.installSink(null);
         if (session.isDone() && !session.isCompletedExceptionally()) {
             session.join().close();
@@ -175,12 +191,16 @@ public final class JLensKernel extends BaseKernel {
         kernelIO.attach(env, request.isStdinEnabled());
         env.defer(() -> kernelIO.detach(env));
         cellWaiting.set(true);
+        String notice = startupNotice.getAndSet(null);
+        if (notice != null) {
+            env.publish(new PublishStream(PublishStream.StreamType.ERR, notice + "\n"));
+        }
         try {
             Trace.mark("execute " + count + " received");
             Object result = session().evalCell(request.getCode(), count);
             Trace.mark("execute " + count + " evaluated");
             if (result != Session.NO_RESULT && result != null && !request.isSilent()) {
-                env.publish(new PublishExecuteResult(count, getRenderer().render(result)));
+                publishResult(env, count, result);
             }
             env.defer().reply(new ExecuteReply(count, Map.of()));
         } catch (CellError e) {
@@ -195,6 +215,38 @@ public final class JLensKernel extends BaseKernel {
             }
             replyError(env, count, e.getClass().getSimpleName(), String.valueOf(e.getMessage()), traceback);
         }
+    }
+
+    /**
+     * Renders a cell's result on the cell thread (rendering calls the result's toString and registered
+     * renderers: user code that may loop, fail or be slow), within {@link KernelRenderer#LIMIT_MILLIS} and
+     * stoppable by an interrupt request. What cannot be rendered shows as a plain summary with the reason; a
+     * renderer that throws is also reported as the cell's error.
+     */
+    private void publishResult(ShellReplyEnvironment env, int count, Object result) {
+        DisplayData data;
+        try {
+            data = session().callOnWorker(() -> {
+                try {
+                    return getRenderer().render(result);
+                } catch (ThreadDeath stopped) {
+                    throw stopped;
+                } catch (RuntimeException | Error e) {
+                    throw RenderFailure.of(e); // its message and causes are read here, on the cell thread
+                }
+            }, KernelRenderer.LIMIT_MILLIS);
+        } catch (WorkerExecutionControl.TimeLimitException e) {
+            data = KernelRenderer.summary(result, "rendering it took longer than " + KernelRenderer.limitText()
+                    + " and was stopped; -Djlens.render.timeoutMillis sets the limit");
+        } catch (WorkerExecutionControl.InterruptedByUserException e) {
+            data = KernelRenderer.summary(result, "rendering it was interrupted");
+        } catch (ExecutionException e) {
+            RenderFailure f = e.getCause() instanceof RenderFailure rf ? rf : RenderFailure.of(e.getCause());
+            env.publish(new PublishExecuteResult(count, KernelRenderer.summary(result,
+                    "rendering it failed: " + f.ename())));
+            throw new CellError(f.ename(), f.evalue(), f.traceback());
+        }
+        env.publish(new PublishExecuteResult(count, data));
     }
 
     @Override

@@ -15,6 +15,32 @@ import org.dflib.jjava.jupyter.kernel.display.Renderer;
  */
 final class KernelRenderer extends Renderer {
 
+    /**
+     * How long rendering one result may take (toString, registered renderers) before it is stopped and the
+     * result shows as a plain summary: {@code -Djlens.render.timeoutMillis=...}, default 10 s.
+     */
+    static final long LIMIT_MILLIS = Long.getLong("jlens.render.timeoutMillis", 10_000);
+
+    /** The limit as people say it: "10 s", or "1500 ms". */
+    static String limitText() {
+        return LIMIT_MILLIS % 1000 == 0 ? LIMIT_MILLIS / 1000 + " s" : LIMIT_MILLIS + " ms";
+    }
+
+    /** "Name@1b6d3586": what can be said about an object without calling any of its methods. */
+    static String identity(Object value) {
+        if (value == null) {
+            return "null";
+        }
+        // Classes declared in cells live in JShell's wrapper classes (REPL.$JShell$12$Point): show Point.
+        String name = value.getClass().getName().replaceFirst("^REPL\\.\\$JShell\\$\\d+\\$", "");
+        return name + "@" + Integer.toHexString(System.identityHashCode(value));
+    }
+
+    /** The plain-text stand-in for a result that could not be rendered, with the reason. */
+    static DisplayData summary(Object value, String why) {
+        return new DisplayData(identity(value) + " (" + why + ")");
+    }
+
     @Override
     public DisplayData render(Object value, Map<String, Object> params) {
         if (value instanceof DisplayData data) {

@@ -1,7 +1,5 @@
 package dev.jlens.kernel;
 
-import java.io.File;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -10,6 +8,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
@@ -22,6 +22,7 @@ import jdk.jshell.Snippet;
 import jdk.jshell.SnippetEvent;
 import jdk.jshell.SourceCodeAnalysis;
 import jdk.jshell.UnresolvedReferenceException;
+import jdk.jshell.VarSnippet;
 import jdk.jshell.spi.ExecutionControl;
 import jdk.jshell.spi.ExecutionControlProvider;
 import jdk.jshell.spi.ExecutionEnv;
@@ -49,11 +50,18 @@ final class Session implements AutoCloseable {
     /** Returned for a cell with nothing to show (no expression at the end, or one ending in {@code ;}). */
     static final Object NO_RESULT = new Object();
 
-    private static final Pattern MAGIC = Pattern.compile("^\\s*%(%?)(\\w+)\\s*(.*)$");
+    /** A magic line: {@code %name args} or {@code %%name args}; names start with a letter. */
+    private static final Pattern MAGIC = Pattern.compile("^\\s*%(%?)([A-Za-z]\\w*)\\s*(.*)$");
+
+    private static final Set<String> PRIMITIVES =
+            Set.of("boolean", "byte", "char", "short", "int", "long", "float", "double");
 
     private final JShell shell;
     private final WorkerExecutionControl control;
+    private final Magics magics;
     private final Map<String, Origin> origins = new HashMap<>();
+    /** Variables the cell being evaluated declared: reset to free the heap if the cell runs out of it. */
+    private final List<VarSnippet> declaredInCell = new ArrayList<>();
 
     /** Where a snippet came from: the cell's execution count and the cell line it starts on (1-based). */
     private record Origin(int executionCount, int firstLine) {}
@@ -61,6 +69,7 @@ final class Session implements AutoCloseable {
     private Session(JShell shell, WorkerExecutionControl control) {
         this.shell = shell;
         this.control = control;
+        this.magics = new Magics(this);
     }
 
     /** Starts JShell with the project's imports. */
@@ -141,26 +150,51 @@ final class Session implements AutoCloseable {
      * in a declaration or statement, or when its last expression ends with {@code ;}.
      */
     Object evalCell(String cell, int executionCount) {
+        control.beginCell();
+        declaredInCell.clear();
+        try {
+            Matcher first = MAGIC.matcher(firstNonBlankLine(cell));
+            if (first.matches() && first.group(1).equals("%")) {
+                // A cell magic owns the whole cell: its first line names it, the rest is its body.
+                int bodyStart = cell.indexOf('\n', cell.indexOf("%%")) + 1;
+                String body = bodyStart == 0 ? "" : cell.substring(bodyStart);
+                return magics.cell(first.group(2), first.group(3).trim(), body, executionCount,
+                        countNewlines(cell, bodyStart) + 1);
+            }
+            return evalLines(cell, executionCount, 1);
+        } catch (CellError e) {
+            if (e.ename().equals("OutOfMemoryError")) {
+                throw afterHeapExhaustion(e);
+            }
+            throw e;
+        } finally {
+            declaredInCell.clear();
+            control.endCell();
+        }
+    }
+
+    /** Evaluates Java code with line magics between its statements; {@code firstLine} numbers its first line. */
+    Object evalLines(String code, int executionCount, int firstLine) {
         Object result = NO_RESULT;
-        String[] lines = cell.split("\n", -1);
+        String[] lines = code.split("\n", -1);
         StringBuilder chunk = new StringBuilder();
-        int chunkFirstLine = 1;
+        int chunkFirstLine = firstLine;
         for (int i = 0; i < lines.length; i++) {
             Matcher m = MAGIC.matcher(lines[i]);
-            if (m.matches() && chunk.toString().isBlank()) {
-                result = magic(m.group(1).isEmpty() ? "%" : "%%", m.group(2), m.group(3).trim());
-                chunkFirstLine = i + 2;
-                chunk.setLength(0);
+            if (!m.matches()) {
+                chunk.append(lines[i]).append('\n');
                 continue;
             }
-            if (m.matches()) {
-                result = evalJava(chunk.toString(), executionCount, chunkFirstLine);
-                result = magic(m.group(1).isEmpty() ? "%" : "%%", m.group(2), m.group(3).trim());
-                chunkFirstLine = i + 2;
-                chunk.setLength(0);
-                continue;
+            if (!chunk.toString().isBlank()) {
+                evalJava(chunk.toString(), executionCount, chunkFirstLine);
             }
-            chunk.append(lines[i]).append('\n');
+            if (!m.group(1).isEmpty()) {
+                String msg = "cell magic %%" + m.group(2) + " must be on the cell's first line";
+                throw new CellError("MagicError", msg, List.of("MagicError at line " + (firstLine + i) + ": " + msg));
+            }
+            result = magics.line(m.group(2), m.group(3).trim(), executionCount, firstLine + i);
+            chunkFirstLine = firstLine + i + 1;
+            chunk.setLength(0);
         }
         if (!chunk.toString().isBlank()) {
             result = evalJava(chunk.toString(), executionCount, chunkFirstLine);
@@ -168,28 +202,80 @@ final class Session implements AutoCloseable {
         return result;
     }
 
-    private Object magic(String kind, String name, String args) {
-        if (kind.equals("%") && name.equals("classpath")) {
-            if (args.isEmpty()) {
-                throw new CellError("MagicError", "%classpath needs a path",
-                        List.of("usage: %classpath path/to/lib.jar [more.jar dir/ ...] (" + File.pathSeparator
-                                + "-separated also works)"));
+    private static String firstNonBlankLine(String cell) {
+        for (String line : cell.split("\n")) {
+            if (!line.isBlank()) {
+                return line;
             }
-            List<String> added = new ArrayList<>();
-            for (String part : args.split("[\\s" + File.pathSeparator + "]+")) {
-                Path p = Path.of(part).toAbsolutePath().normalize();
-                if (!Files.exists(p)) {
-                    throw new CellError("MagicError", "%classpath: no such file or directory: " + p,
-                            List.of("%classpath: no such file or directory: " + p));
-                }
-                shell.addToClasspath(p.toString());
-                added.add(p.toString());
-            }
-            System.out.println("added to classpath: " + String.join(", ", added));
-            return NO_RESULT;
         }
-        throw new CellError("MagicError", "unknown magic " + kind + name,
-                List.of("unknown magic " + kind + name + "; available: %classpath"));
+        return "";
+    }
+
+    /** Adds a jar or class directory to the compiler's and the class loader's path. */
+    void addToClasspath(Path path) {
+        shell.addToClasspath(path.toString());
+    }
+
+    /** The worker that runs cells, for magics that time them. */
+    WorkerExecutionControl control() {
+        return control;
+    }
+
+    /**
+     * Runs kernel code that calls into user objects (rendering a result) on the cell thread, interruptible and
+     * stopped after {@code limitMillis}; see {@link WorkerExecutionControl#callOnWorker}.
+     */
+    <T> T callOnWorker(Callable<T> task, long limitMillis) throws WorkerExecutionControl.TimeLimitException,
+            WorkerExecutionControl.InterruptedByUserException, ExecutionException {
+        return control.callOnWorker(task, limitMillis);
+    }
+
+    /** A session variable and its current value. */
+    record Variable(String name, String type, Object value) {}
+
+    /** The session's variables in declaration order, without JShell's {@code $1}-style result variables. */
+    List<Variable> variables() {
+        List<Variable> out = new ArrayList<>();
+        for (VarSnippet v : shell.variables().toList()) {
+            if (v.name().startsWith("$") || shell.status(v) != Snippet.Status.VALID) {
+                continue;
+            }
+            Object value;
+            try {
+                value = control.takeResult(shell.varValue(v));
+            } catch (IllegalStateException | IllegalArgumentException e) {
+                continue; // dropped or replaced in between
+            }
+            out.add(new Variable(v.name(), v.typeName(), value));
+        }
+        control.clearResults();
+        return out;
+    }
+
+    /**
+     * After an OutOfMemoryError: resets the reference variables this cell declared (their partial values would
+     * keep the heap full, and a cell that failed has no result to keep) and says how full the heap is now.
+     */
+    private CellError afterHeapExhaustion(CellError e) {
+        List<String> released = new ArrayList<>();
+        for (VarSnippet v : List.copyOf(declaredInCell)) {
+            if (!PRIMITIVES.contains(v.typeName()) && shell.status(v) == Snippet.Status.VALID
+                    && tryEval(v.name() + " = null;")) {
+                released.add(v.name());
+            }
+        }
+        System.gc();
+        Runtime rt = Runtime.getRuntime();
+        long usedMb = (rt.totalMemory() - rt.freeMemory()) >> 20;
+        long maxMb = rt.maxMemory() >> 20;
+        List<String> tb = new ArrayList<>(e.traceback());
+        if (!released.isEmpty()) {
+            tb.add("note: the heap ran out; " + String.join(", ", released) + " (declared in this cell) "
+                    + (released.size() == 1 ? "was" : "were") + " set to null so the memory can be reclaimed");
+        }
+        tb.add("note: heap in use now: " + usedMb + " MB of " + maxMb + " MB" + (usedMb > maxMb / 2
+                ? " (variables from earlier cells still hold it: set them to null to free it)" : ""));
+        return new CellError(e.ename(), e.evalue(), tb);
     }
 
     private Object evalJava(String code, int executionCount, int firstLine) {
@@ -247,6 +333,9 @@ final class Session implements AutoCloseable {
                 origins.put(s.id(), new Origin(executionCount, snippetLine));
                 if (e.status() == Snippet.Status.REJECTED) {
                     throw compileError(s, snippetLine);
+                }
+                if (s instanceof VarSnippet v && e.status().isDefined()) {
+                    declaredInCell.add(v);
                 }
                 JShellException ex = e.exception();
                 if (ex != null) {
@@ -345,13 +434,36 @@ final class Session implements AutoCloseable {
             return;
         }
         String className = t instanceof EvalException ee ? ee.getExceptionClassName() : t.getClass().getName();
+        if (className.equals(SystemExit.class.getName())) {
+            className = SystemExit.class.getSimpleName(); // the kernel's class, not the user's concern
+        }
         tb.add(prefix + className + (t.getMessage() == null ? "" : ": " + t.getMessage()));
+        // Deep recursion (a StackOverflowError has 1024 frames) shows as one frame and a count.
+        String previous = null;
+        int repeats = 0;
         for (StackTraceElement f : userFrames(t.getStackTrace())) {
-            tb.add("    at " + frameText(f));
+            String line = "    at " + frameText(f);
+            if (line.equals(previous)) {
+                repeats++;
+                continue;
+            }
+            if (repeats > 0) {
+                tb.add(repeatedNote(repeats));
+            }
+            tb.add(line);
+            previous = line;
+            repeats = 0;
+        }
+        if (repeats > 0) {
+            tb.add(repeatedNote(repeats));
         }
         if (t.getCause() != null) {
             appendThrowable(tb, t.getCause(), "Caused by: ", seen);
         }
+    }
+
+    private static String repeatedNote(int repeats) {
+        return "    ... the frame above repeated " + repeats + " more time" + (repeats == 1 ? "" : "s");
     }
 
     /** The frames down to the last one in cell code; without cell frames, those above the kernel's. */
@@ -460,8 +572,19 @@ final class Session implements AutoCloseable {
         control.interrupt();
     }
 
+    /** Whether cell code is running on the worker right now. */
+    boolean isRunning() {
+        return control.isRunning();
+    }
+
+    /** Whether a cell is being evaluated: compiled or run. */
+    boolean isEvaluating() {
+        return control.isCellActive();
+    }
+
     @Override
     public void close() {
+        magics.close();
         shell.close();
     }
 

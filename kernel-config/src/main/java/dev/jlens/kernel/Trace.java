@@ -7,14 +7,11 @@ final class Trace {
     private static final long JVM_START_MILLIS = ProcessHandle.current().info().startInstant()
             .map(java.time.Instant::toEpochMilli).orElse(System.currentTimeMillis());
 
-    /** The process's real stderr: during a cell System.err goes to the notebook. */
-    private static final java.io.PrintStream ERR = System.err;
-
     private Trace() {}
 
     static void mark(String what) {
         if (ON) {
-            ERR.printf("jlens-trace %6d ms  %s%n", System.currentTimeMillis() - JVM_START_MILLIS, what);
+            KernelLog.ERR.printf("jlens-trace %6d ms  %s%n", System.currentTimeMillis() - JVM_START_MILLIS, what);
         }
     }
 }

@@ -60,7 +60,7 @@ final class Warmup {
         Throwable[] failure = new Throwable[1];
         Thread server = new Thread(() -> {
             try {
-                JLensKernel.serve(connectionFile);
+                JLensKernel.serve(connectionFile, null);
             } catch (Throwable t) {
                 failure[0] = t;
             }

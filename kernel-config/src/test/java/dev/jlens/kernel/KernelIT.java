@@ -13,15 +13,13 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
-import java.net.URISyntaxException;
-import java.net.URL;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
+import java.util.Map;
 import javax.imageio.ImageIO;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
@@ -34,15 +32,17 @@ import org.junit.jupiter.api.io.TempDir;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class KernelIT {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
-    private static final String PYTHON = "/usr/bin/python3";
+    private static final ObjectMapper JSON = JupyterDriver.JSON;
 
     private final List<String> cells = new ArrayList<>();
     private final ArrayNode steps = JSON.createArrayNode();
     private JsonNode session;
+    private String kernelStderr;
 
     @TempDir
     static Path jupyterDir;
+
+    private FakeMavenRepository maven;
 
     private int step(String code) {
         return step(code, null);
@@ -54,6 +54,13 @@ class KernelIT {
             s.put("interrupt_after", interruptAfter);
         }
         cells.add(code);
+        return cells.size() - 1;
+    }
+
+    /** A hand-made execute_request sent straight to the shell port (see kernel_driver.py), as any process could. */
+    private int raw(String kind, String code) {
+        steps.addObject().put("raw", kind).put("code", code);
+        cells.add("(raw " + kind + ") " + code);
         return cells.size() - 1;
     }
 
@@ -84,38 +91,53 @@ class KernelIT {
             + "Display.register(Fragile.class, Display.HTML, f -> { throw new IllegalStateException(\"no html\"); });\n"
             + "new Fragile()");
     private final int afterFailingRenderer = step("x - 1");
+    private final int exitCall = step("System.exit(3)");
+    private final int exitInMethod = step("void quit() { Runtime.getRuntime().halt(1); }\nquit();");
+    private final int afterExit = step("x + 3");
+    private final int stackOverflow = step("int f(int n) { return f(n + 1) + 1; }\nf(0)");
+    private final int afterStackOverflow = step("x + 4");
+    // -Xmx2g (below): 80 MB arrays fill the heap after about 25 rounds.
+    private final int heapExhaustion = step("long[][] hog = new long[100_000][];\n"
+            + "for (int i = 0; ; i++) hog[i] = new long[10_000_000];");
+    private final int hogReleased = step("hog == null");
+    private final int gigabyteAfterExhaustion = step("new byte[1 << 30].length");
+    private final int endlessResult = step("class Endless { public String toString() { while (true) { } } }\n"
+            + "new Endless()");
+    private final int endlessResultInterrupted = step("new Endless()", 1.5);
+    private final int endlessDisplayInterrupted = step("display(new Endless());", 1.5);
+    private final int afterEndless = step("40 + 2");
+    private final int badSignature = raw("bad_signature", "int injected = 1;");
+    private final int missingSignature = raw("missing_signature", "int injected = 2;");
+    private final int truncatedMessage = raw("truncated", "int injected = 3;");
+    private final int injectedIsUndefined = step("injected");
+    private final int afterBadMessages = step("40 + 2");
+    private final int mavenMagic = step("%maven test.fake:greeter:1.0");
+    private final int mavenClassUsable = step("fake.Greeter.greet(\"notebook\")");
+    private final int timeLine = step("%time Thread.sleep(300)");
+    private final int timeCell = step("%%time\nint s = 0;\nfor (int i = 0; i < 10; i++) s += i;\ns");
+    private final int whos = step("%whos");
+    private final int lsmagic = step("%lsmagic");
+    private final int unknownMagic = step("%nope");
+    private final int tokenIdOutOfRange = step("HookedTransformer m = HookedTransformer.load(Path.of("
+            + javaString(Path.of(JupyterDriver.requiredProperty("jlens.root"), "data/models/attn-only-2l").toString()) + "));\n"
+            + "m.forward(new long[] {1, 99999})");
 
     @BeforeAll
     void runSession() throws Exception {
-        Path jar = Path.of(requiredProperty("jlens.kernel.jar"));
-        assertTrue(Files.isRegularFile(jar), "kernel jar not built: " + jar);
-        Path moduleDir = jar.getParent().getParent();
-        Path launcher = moduleDir.resolve("bin/jlens-kernel");
-        assertTrue(Files.isExecutable(launcher), "launcher missing or not executable: " + launcher);
-        String spec = Files.readString(moduleDir.resolve("src/main/jupyter/kernel.json"))
-                .replace("@LAUNCHER@", launcher.toString());
-        Path specDir = Files.createDirectories(jupyterDir.resolve("kernels/jlens-it"));
-        Files.writeString(specDir.resolve("kernel.json"), spec);
-        assertTrue(Files.isExecutable(Path.of(PYTHON)), PYTHON + " is missing; install: apt-get install -y "
-                + "jupyter-notebook jupyter-nbconvert python3-nbclient");
+        // Renders stop after 6 s here (10 s by default); %maven uses a fake repository and a fresh local one.
+        maven = new FakeMavenRepository(jupyterDir.resolve("maven"));
+        JupyterDriver.Session s = JupyterDriver.run(jupyterDir, steps, Map.of("JLENS_JAVA_OPTS",
+                "-Xmx2g -Djlens.render.timeoutMillis=6000 -Dmaven.repo.local=" + jupyterDir.resolve("m2")
+                        + " -Djlens.maven.repos=" + maven.url()), 8);
+        session = s.report();
+        kernelStderr = s.kernelStderr();
+    }
 
-        ProcessBuilder pb = new ProcessBuilder(PYTHON, resource("kernel_driver.py").toString(), "jlens-it");
-        pb.environment().put("JUPYTER_PATH", jupyterDir.toString());
-        pb.environment().put("JUPYTER_RUNTIME_DIR", jupyterDir.resolve("runtime").toString());
-        pb.environment().put("JUPYTER_DATA_DIR", jupyterDir.resolve("data").toString());
-        pb.environment().put("JLENS_JAVA_OPTS", "-Xmx2g");
-        Path out = jupyterDir.resolve("session.json");
-        Path err = jupyterDir.resolve("session.err");
-        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
-        Process p = pb.start();
-        p.getOutputStream().write(JSON.writeValueAsBytes(steps));
-        p.getOutputStream().close();
-        if (!p.waitFor(8, TimeUnit.MINUTES)) {
-            p.destroyForcibly();
-            fail("kernel session did not finish in 8 minutes; stderr:\n" + Files.readString(err));
+    @AfterAll
+    void stopRepository() {
+        if (maven != null) {
+            maven.close();
         }
-        assertEquals(0, p.exitValue(), "kernel driver failed; stderr:\n" + Files.readString(err));
-        session = JSON.readTree(out.toFile());
     }
 
     @Test
@@ -256,7 +278,123 @@ class KernelIT {
         assertEquals("4", result(ok(afterFailingRenderer)).path("text/plain").asText());
     }
 
+    @Test
+    void exitCallsAreErrorsAndTheKernelKeepsItsState() {
+        for (int cell : new int[] {exitCall, exitInMethod}) {
+            JsonNode r = error(cell, "SystemExit");
+            assertTrue(r.path("evalue").asText().contains("was called: the kernel keeps running")
+                    && r.path("evalue").asText().contains("Kernel > Restart"), r.toString());
+        }
+        assertTrue(error(exitCall, "SystemExit").path("evalue").asText().startsWith("System.exit(3)"));
+        assertTrue(traceback(error(exitInMethod, "SystemExit")).contains("at quit (In ["));
+        assertEquals("8", result(ok(afterExit)).path("text/plain").asText());
+    }
+
+    @Test
+    void stackOverflowIsReportedAndTheKernelGoesOn() {
+        JsonNode r = error(stackOverflow, "StackOverflowError");
+        assertTrue(r.path("traceback").size() < 10, "recursion should collapse to a few lines: " + traceback(r));
+        assertTrue(traceback(r).contains("at f (In [") && traceback(r).contains("more times"), traceback(r));
+        assertEquals("9", result(ok(afterStackOverflow)).path("text/plain").asText());
+    }
+
+    @Test
+    void heapExhaustionIsReportedAndTheHeapIsFreedAgain() {
+        JsonNode r = error(heapExhaustion, "OutOfMemoryError");
+        assertTrue(r.path("evalue").asText().contains("Java heap space"), r.toString());
+        assertTrue(traceback(r).contains("hog (declared in this cell) was set to null"), traceback(r));
+        assertTrue(traceback(r).contains("heap in use now:"), traceback(r));
+        assertEquals("true", result(ok(hogReleased)).path("text/plain").asText());
+        // Half the 2 GB heap in one array: possible only if the partial value no longer pins the heap.
+        assertEquals("1073741824", result(ok(gigabyteAfterExhaustion)).path("text/plain").asText());
+    }
+
+    @Test
+    void endlessToStringIsStoppedAtTheRenderLimitOrOnInterrupt() {
+        JsonNode timedOut = ok(endlessResult);
+        String text = result(timedOut).path("text/plain").asText();
+        assertTrue(text.matches("Endless@[0-9a-f]+ \\(rendering it took longer than 6 s and was stopped;.*"), text);
+        assertTrue(timedOut.path("elapsed_s").asDouble() < 40, "render limit overrun: " + timedOut.path("elapsed_s"));
+
+        JsonNode interrupted = ok(endlessResultInterrupted);
+        assertTrue(result(interrupted).path("text/plain").asText().matches("Endless@[0-9a-f]+ \\(rendering it was"
+                + " interrupted\\)"), interrupted.toString());
+        assertTrue(interrupted.path("elapsed_s").asDouble() < 15, "interrupt took " + interrupted.path("elapsed_s"));
+
+        // display(x) renders on the cell's thread: the ordinary cell interrupt stops it.
+        JsonNode display = error(endlessDisplayInterrupted, "Interrupted");
+        assertTrue(display.path("elapsed_s").asDouble() < 30, "interrupt took " + display.path("elapsed_s"));
+        assertEquals("42", result(ok(afterEndless)).path("text/plain").asText());
+    }
+
+    @Test
+    void badlySignedOrMalformedMessagesAreDroppedAndLogged() {
+        for (int raw : new int[] {badSignature, missingSignature, truncatedMessage}) {
+            assertFalse(cell(raw).path("answered").asBoolean(), "the kernel answered a forged message: " + cell(raw));
+        }
+        JsonNode undefined = error(injectedIsUndefined, "CompileError");
+        assertTrue(undefined.path("evalue").asText().contains("cannot find symbol"), "a forged cell ran: " + undefined);
+        assertEquals("42", result(ok(afterBadMessages)).path("text/plain").asText());
+        for (String why : List.of("its signature is wrong", "its signature is missing", "it is not a Jupyter message")) {
+            assertTrue(kernelStderr.contains("jlens: dropped a message on the shell channel: " + why), kernelStderr);
+        }
+    }
+
+    @Test
+    void mavenMagicAddsAnArtifactFromARepository() {
+        JsonNode r = ok(mavenMagic);
+        assertTrue(streams(r, "stdout").contains("greeter-1.0.jar") && streams(r, "stdout").contains("greeter-api"),
+                r.toString());
+        assertEquals("hello, notebook", result(ok(mavenClassUsable)).path("text/plain").asText());
+        assertTrue(maven.requests().contains("GET /test/fake/greeter-api/1.0/greeter-api-1.0.jar"),
+                maven.requests().toString());
+    }
+
+    @Test
+    void timeMagicsPrintCpuAndWallTime() {
+        String line = streams(ok(timeLine), "stdout");
+        assertTrue(line.matches("(?s)CPU times: user .+, sys .+, total: .+\nWall time: ([3-9]\\d\\d ms|[\\d.]+ s)\n.*"),
+                line);
+        JsonNode cell = ok(timeCell);
+        assertTrue(streams(cell, "stdout").contains("Wall time: "), cell.toString());
+        assertEquals("45", result(cell).path("text/plain").asText());
+    }
+
+    @Test
+    void whosShowsTheSessionsVariablesAsATable() {
+        JsonNode data = result(ok(whos));
+        String html = data.path("text/html").asText();
+        assertTrue(html.contains("<table") && html.contains("Data/Info"), html);
+        for (String name : List.of(">x<", ">int<", ">t<", ">hog<", ">long[][]<")) {
+            assertTrue(html.contains(name), name + " missing from %whos: " + html);
+        }
+    }
+
+    @Test
+    void lsmagicAndUnknownMagicsNameTheMagics() {
+        String listing = streams(ok(lsmagic), "stdout");
+        assertTrue(listing.contains("%maven") && listing.contains("%%time") && listing.contains("%whos"), listing);
+        JsonNode r = error(unknownMagic, "MagicError");
+        assertTrue(r.path("evalue").asText().contains("%nope") && r.path("evalue").asText().contains("%maven"),
+                r.toString());
+    }
+
+    /** Needs the library's token-id check (a separate change): until then the id reaches libtorch's embedding. */
+    @Test
+    void outOfRangeTokenIdIsAnErrorNamingTheIdPositionAndValidRange() {
+        JsonNode r = cell(tokenIdOutOfRange);
+        assertEquals("error", r.path("status").asText(), r.toString());
+        String evalue = r.path("evalue").asText();
+        assertTrue(evalue.contains("99999") && evalue.contains("position 1") && evalue.contains("valid ids are 0.."),
+                evalue);
+        assertTrue(session.path("alive_at_end").asBoolean(), "kernel died");
+    }
+
     // ---- helpers --------------------------------------------------------------------------------------------
+
+    private static String javaString(String s) {
+        return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+    }
 
     private JsonNode cell(int index) {
         JsonNode r = session.path("results").path(index);
@@ -321,19 +459,5 @@ class KernelIT {
         StringBuilder sb = new StringBuilder();
         r.path("traceback").forEach(l -> sb.append(l.asText()).append('\n'));
         return sb.toString();
-    }
-
-    private static String requiredProperty(String name) {
-        String v = System.getProperty(name);
-        if (v == null || v.isBlank()) {
-            fail("system property " + name + " is not set (run through Maven: mvn verify)");
-        }
-        return v;
-    }
-
-    private static Path resource(String name) throws URISyntaxException {
-        URL url = KernelIT.class.getResource(name);
-        assertNotNull(url, "test resource missing: " + name);
-        return Path.of(url.toURI());
     }
 }

@@ -42,6 +42,7 @@ class KernelLifecycleIT {
         ProcessBuilder pb = new ProcessBuilder("sh", "-c", "\"$0\" \"$1\" >/dev/null 2>&1 & echo $!; wait",
                 launcher.toString(), connection.toString());
         pb.environment().put("JLENS_JAVA_OPTS", "-Xmx512m");
+        pb.environment().put("JLENS_STATE_DIR", dir.resolve("state").toString());
         Process parent = pb.start();
         long kernelPid;
         try (BufferedReader r = new BufferedReader(
