@@ -414,6 +414,7 @@ public final class HookedTransformer implements AutoCloseable {
 
     /** Positions and the additive mask for {@code batch}, continuing from {@code cache}. */
     private ForwardInputs inputs(Batch batch, Optional<KvCache> cache) {
+        checkTokenIds(batch);
         int b = batch.size(), p = batch.length();
         int past = cache.map(KvCache::length).orElse(0);
         cache.ifPresent(c -> c.extend(batch.mask()));
@@ -450,6 +451,22 @@ public final class HookedTransformer implements AutoCloseable {
         NDArray pos = owned(manager.create(positions, new Shape(b, p)));
         NDArray m = manager.create(mask, new Shape(b, 1, p, total));
         return new ForwardInputs(tokens, pos, m, cache);
+    }
+
+    /** Every id, padding included (it reaches the embedding too), must index the vocabulary. */
+    private void checkTokenIds(Batch batch) {
+        long[][] ids = batch.ids();
+        int vocab = cfg.dVocab();
+        for (int r = 0; r < ids.length; r++) {
+            for (int j = 0; j < ids[r].length; j++) {
+                long id = ids[r][j];
+                if (id < 0 || id >= vocab) {
+                    throw new IllegalArgumentException("token id " + id + " at batch " + r + ", position " + j
+                            + " is outside the vocabulary: valid ids are 0.." + (vocab - 1) + " (d_vocab = " + vocab
+                            + ")");
+                }
+            }
+        }
     }
 
     private static NDArray owned(NDArray borrowed) {

@@ -309,6 +309,20 @@ class HookedTransformerTest {
     }
 
     @Test
+    void tokenIdsOutsideTheVocabularyNameIdPositionAndRangeBeforeTheEngine() {
+        for (HookedTransformer m : both()) {
+            int v = m.cfg().dVocab();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> m.forward(new long[][] {{1, 2}, {3, v}}));
+            assertEquals("token id " + v + " at batch 1, position 1 is outside the vocabulary: valid ids are 0.."
+                    + (v - 1) + " (d_vocab = " + v + ")", e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> m.runWithCache(new long[] {-1}, NameFilter.all()));
+            assertTrue(e.getMessage().startsWith("token id -1 at batch 0, position 0"), e.getMessage());
+            assertEquals(List.of(1L, (long) v), List.of(1L, (long) m.forward(new long[] {0, v - 1}).getShape().get(2)));
+        }
+    }
+
+    @Test
     void loopsInsideAScopeDoNotGrowNativeMemory() {
         ai.djl.ndarray.BaseNDManager mgr = (ai.djl.ndarray.BaseNDManager) llama.manager();
         long[] t = tokens(8, 512, 15);
