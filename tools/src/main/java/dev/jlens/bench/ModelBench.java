@@ -46,7 +46,7 @@ import java.util.stream.Stream;
  *   <li>{@code run_with_cache_resid_post}: {@code runWithCache(resid_post)} vs a plain {@code forward}.</li>
  *   <li>{@code generate_kv_cache}: greedy generation with vs without the KV cache.</li>
  *   <li>{@code forward_vs_python}: the forward vs plain PyTorch eager in a Python subprocess
- *       ({@code bench/python/gpt2_forward.py --serve}) whose runs alternate with the JVM's, each at its best thread
+ *       ({@code tools/bench/python/gpt2_forward.py --serve}) whose runs alternate with the JVM's, each at its best thread
  *       count; {@code forward_djl_threads} and {@code forward_python_threads} report every setting.</li>
  *   <li>{@code load_peak_rss}: peak RSS of a fresh JVM that loads the saved model ({@link LoadProbe}) vs the weights'
  *       bytes; {@code load_rss_growth} and {@code load_jvm_heap_used} split it up.</li>
@@ -59,7 +59,7 @@ public final class ModelBench {
     public static final String NAME = "model";
 
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final String SCRIPT = "bench/python/gpt2_forward.py";
+    private static final String SCRIPT = "tools/bench/python/gpt2_forward.py";
     private static final long[] PROMPT = {464, 3290, 318, 257};   // any few ids; taken modulo the vocabulary
 
     private ModelBench() {}
@@ -67,7 +67,7 @@ public final class ModelBench {
     /**
      * What to measure and how often. {@code python} runs the Python baseline ({@code pythonExe} empty: the first of
      * {@code $JLENS_PYTHON}, {@code python3}, {@code /usr/bin/python3} that imports torch; {@code pythonScript}
-     * empty: {@code bench/python/gpt2_forward.py} under {@code -Djlens.root} or a parent of the working directory).
+     * empty: {@code tools/bench/python/gpt2_forward.py} under {@code -Djlens.root} or a parent of the working directory).
      */
     public record Options(ModelConfig cfg, int seq, List<Integer> batches, int warmup, int runs, int genTokens,
                           int genRuns, List<Integer> djlThreads, List<Integer> pythonThreads, boolean python,

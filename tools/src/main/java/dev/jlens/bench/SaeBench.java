@@ -41,7 +41,7 @@ import java.util.Set;
  *       {@link SparseCoder#trainStep} runs it in the SAE trainer: through {@link SparseDecode#trainTopK} while no
  *       latent is dead ({@code sae_train_step}), and through {@link SparseCoder#trainForward} with dense latents while
  *       AuxK is active ({@code sae_dense_train_step}); both
- *       against the dense step in Python ({@code bench/python/sae_step.py}, torch at one thread, its BLAS at its
+ *       against the dense step in Python ({@code tools/bench/python/sae_step.py}, torch at one thread, its BLAS at its
  *       default). {@code *_gflops}: FLOPs a dense step performs, {@code 10 B dIn dSae} (encoder and decoder
  *       {@code 2 B dIn dSae} each forward; backward: decoder input and weight gradients and the encoder weight
  *       gradient, the input needs none), per second, against the peak.</li>
@@ -57,13 +57,13 @@ public final class SaeBench {
     /** The bench's name in {@code lab bench NAME} and in every output line. */
     public static final String NAME = "sae";
 
-    private static final String SCRIPT = "bench/python/sae_step.py";
+    private static final String SCRIPT = "tools/bench/python/sae_step.py";
 
     private SaeBench() {}
 
     /**
      * What to measure. {@code pythonExe} empty: the first of {@code $JLENS_PYTHON}, {@code python3},
-     * {@code /usr/bin/python3} that imports torch; {@code pythonScript} empty: {@code bench/python/sae_step.py}
+     * {@code /usr/bin/python3} that imports torch; {@code pythonScript} empty: {@code tools/bench/python/sae_step.py}
      * under {@code -Djlens.root} or a parent of the working directory. Without a usable Python the baseline
      * fields are null and the note says why.
      */

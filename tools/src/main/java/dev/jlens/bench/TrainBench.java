@@ -32,7 +32,7 @@ import java.util.SplittableRandom;
 
 /**
  * Training throughput of {@link Trainer} against the same model and step in plain PyTorch eager mode
- * ({@code bench/python/train_step.py}): same initial weights (saved here, loaded there), same batches, same loss,
+ * ({@code tools/bench/python/train_step.py}): same initial weights (saved here, loaded there), same batches, same loss,
  * clipping, AdamW groups and learning rate per step. Java and Python rounds alternate so that both see the same
  * load on a shared machine; the figures are medians over rounds. Prints JSON lines
  * {@code {"bench":"train","metric":...,"value":...,"unit":...,"baseline":...,"ratio":...}} (ratio = value / baseline)
@@ -41,7 +41,7 @@ import java.util.SplittableRandom;
  * <pre>
  *   java ... dev.jlens.bench.TrainBench [--d-model 128 --layers 4 --heads 4 --kv-heads 2 --d-mlp 384 --vocab 64
  *        --seq 128 --batch 16 --rounds 5 --steps-per-round 10 --warmup 3 --threads 1 --torch-threads 1
- *        --python /usr/bin/python3 --script bench/python/train_step.py]
+ *        --python /usr/bin/python3 --script tools/bench/python/train_step.py]
  * </pre>
  *
  * {@code --threads} sets {@code ai.djl.pytorch.num_threads} for the Java side; {@code --torch-threads} is the
@@ -64,7 +64,7 @@ public final class TrainBench {
         int threads = intArg(a, "threads", 1), torchThreads = intArg(a, "torch-threads", 1);
         boolean foreach = Boolean.parseBoolean(a.getOrDefault("foreach", "false"));
         String python = a.getOrDefault("python", "/usr/bin/python3");
-        Path script = Path.of(a.getOrDefault("script", "bench/python/train_step.py"));
+        Path script = Path.of(a.getOrDefault("script", "tools/bench/python/train_step.py"));
         long seed = Long.parseLong(a.getOrDefault("seed", "0"));
         if (!Files.isRegularFile(script)) {
             throw new IllegalArgumentException("baseline script " + script.toAbsolutePath() + " not found; run from the "
