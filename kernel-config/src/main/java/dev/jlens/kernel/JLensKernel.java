@@ -1,6 +1,7 @@
 package dev.jlens.kernel;
 
 import dev.jlens.notebook.Display;
+import dev.jlens.notebook.NotebookMemory;
 import java.io.InputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -106,6 +107,7 @@ public final class JLensKernel extends BaseKernel {
                 if (!cellWaiting.get()) {
                     s.warmUp(); // only while no cell waits: a waiting cell warms things up itself
                 }
+                installMemory();
                 session.complete(s);
             } catch (Throwable t) {
                 session.completeExceptionally(t);
@@ -123,6 +125,22 @@ public final class JLensKernel extends BaseKernel {
         connection.connect();
         Trace.mark("connected");
         connection.waitUntilClose();
+    }
+
+    /**
+     * Arrays that cells no longer reach are freed by the garbage collector, as in Python (see NotebookMemory);
+     * {@code JLENS_MEMORY=manual} keeps DJL's own rule (an array lives until it or its manager is closed).
+     */
+    private static void installMemory() {
+        String mode = System.getenv().getOrDefault("JLENS_MEMORY", "auto");
+        if (mode.equals("manual")) {
+            return;
+        }
+        try {
+            NotebookMemory.install(null);
+        } catch (RuntimeException | LinkageError e) {
+            KernelLog.warn("arrays will not be freed automatically (close them, or use NDScope): " + e);
+        }
     }
 
     /** Jupyter may die without a shutdown request; a kernel left behind would hold its pipes open. */

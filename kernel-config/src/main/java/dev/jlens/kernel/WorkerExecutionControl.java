@@ -17,6 +17,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import dev.jlens.notebook.NotebookMemory;
 import jdk.jshell.execution.DirectExecutionControl;
 import jdk.jshell.spi.SPIResolutionException;
 
@@ -268,7 +269,7 @@ final class WorkerExecutionControl extends DirectExecutionControl {
         ExecutionTimes times = timing;
         run.worker.tasks.add(() -> {
             ExecutionTimes.Mark mark = times == null ? null : times.start();
-            try {
+            try (AutoCloseable memory = NotebookMemory.installed() ? NotebookMemory.userCode() : () -> { }) {
                 Object value = task.call();
                 if (mark != null) {
                     mark.stop();
