@@ -4,8 +4,9 @@ A fresh kernel is started through Jupyter's own client, like a notebook front en
 Then, in cells of that one kernel:
   - closed: N iterations of runWithCache(all hooks) + forward, each result closed by hand (try-with-resources);
   - unclosed: the same N iterations with nothing closed, as a TransformerLens user writes them;
-  - cell_scope: the candidate design of a per-cell scope, which frees a cell's arrays only when the cell ends,
-    measured as a loop inside one NDScope (fewer iterations: it holds everything until the end).
+  - cell_scope: the other candidate design, a per-cell scope that frees a cell's arrays only when the cell ends,
+    measured as a loop inside one NDScope in a second kernel started without memory management
+    (JLENS_MEMORY=manual; fewer iterations: it holds everything until the end).
 The two timed variants alternate in blocks so that load on a shared machine hits both alike. Resident memory is
 the kernel process's VmRSS, read from /proc. Metrics:
   - rss_growth_unclosed: resident memory after the unclosed cells (kernel idle, 2 s later) minus before them (goal
@@ -82,11 +83,11 @@ def rss_kb(pid):
 
 
 class Kernel:
-    def __init__(self):
+    def __init__(self, env=None):
         from jupyter_client.manager import KernelManager
 
         self.km = KernelManager(kernel_name=KERNEL)
-        self.km.start_kernel()
+        self.km.start_kernel(env=dict(os.environ, **(env or {})))
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=180)
@@ -175,6 +176,12 @@ def main():
         emit("time_per_iteration_closed", closed_s / a.iterations * 1e3, "ms")
         emit("time_per_iteration_unclosed", unclosed_s / a.iterations * 1e3, "ms")
         emit("time_ratio", unclosed_s / closed_s, "x", goal=1.1, note="unclosed / closed, blocks alternated")
+    finally:
+        k.close()
+    k = Kernel({"JLENS_MEMORY": "manual"})
+    try:
+        k.run(RSS_HELPER)
+        k.run(SETUP % {"batch": a.batch})
         n = a.cell_scope_iterations
         start = rss_kb(k.pid)
         out = k.run(CELL_SCOPE % {"n": n})
