@@ -47,11 +47,12 @@ public final class Checkpoints {
     }
 
     /**
-     * Writes {@code CHECKPOINTS/step-N/} atomically with {@code writer} and returns it. {@code beforeCommit} (may be
-     * null) runs after every file is flushed and before the rename (tests use it to simulate a crash). A step saved
+     * Writes {@code CHECKPOINTS/step-N/} atomically with {@code writer} and returns it. {@code beforeCommit}
+     * runs after every file is flushed and before the rename (tests use it to simulate a crash). A step saved
      * before keeps its directory: its content is the same state.
      */
     public static Path commitStep(Path checkpointsDir, int step, Writer writer, Runnable beforeCommit) {
+        java.util.Objects.requireNonNull(beforeCommit, "beforeCommit (use () -> { } for none)");
         Path target = checkpointsDir.resolve(stepName(step));
         Path tmp = checkpointsDir.resolve(TMP_PREFIX + target.getFileName() + "-" + ProcessHandle.current().pid()
                 + "-" + System.nanoTime());
@@ -62,7 +63,7 @@ public final class Checkpoints {
                 for (Path f : (Iterable<Path>) files::iterator) fsync(f, false);
             }
             fsync(tmp, true);
-            if (beforeCommit != null) beforeCommit.run();
+            beforeCommit.run();
             if (Files.exists(target)) {
                 // The same step was saved before (a resumed run interrupted at once): its content is this state.
                 deleteTree(tmp);

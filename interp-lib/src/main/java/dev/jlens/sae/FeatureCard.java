@@ -39,7 +39,7 @@ public final class FeatureCard implements HtmlRenderable {
         // header
         h.append("<div style=\"display:flex;align-items:baseline;gap:12px;flex-wrap:wrap\">")
                 .append("<span style=\"font-size:18px;font-weight:600\">Latent ").append(latent).append("</span>")
-                .append("<span style=\"color:#777\">").append(esc(cfg.hookName())).append(" &middot; ")
+                .append("<span style=\"color:#777\">").append(esc(cfg.hookPoint().orElse("no hook point"))).append(" &middot; ")
                 .append(esc(cfg.kind().architecture())).append(" &middot; ").append(cfg.dSae()).append(" latents</span></div>");
         long fires = views.fires(latent);
         double density = views.density(latent);

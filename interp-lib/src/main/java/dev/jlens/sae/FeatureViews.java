@@ -141,11 +141,11 @@ public final class FeatureViews {
         Objects.requireNonNull(sae, "sae");
         Objects.requireNonNull(options, "options");
         if (batches == null || batches.isEmpty()) throw new IllegalArgumentException("no data: pass at least one batch");
-        String hook = sae.cfg().hookName();
-        if (hook.isEmpty()) {
+        if (sae.cfg().hookPoint().isEmpty()) {
             throw new IllegalArgumentException("the dictionary has no hook point; set it with cfg.withHook(name), e.g. "
                     + "blocks.0.hook_resid_post");
         }
+        String hook = sae.cfg().hookName();
         if (sae.cfg().nSources() != 1) {
             throw new IllegalArgumentException("feature views read one hook point; this dictionary has "
                     + sae.cfg().nSources() + " sources (a crosscoder: see Crosscoder)");
@@ -387,7 +387,7 @@ public final class FeatureViews {
 
     /** Whether the hook point writes to the residual stream (where the logit effect is defined). */
     public boolean residualHook() {
-        return RESIDUAL.matcher(sae.cfg().hookName()).find() && sae.cfg().dIn() == model.cfg().dModel();
+        return sae.cfg().hookPoint().map(h -> RESIDUAL.matcher(h).find()).orElse(false) && sae.cfg().dIn() == model.cfg().dModel();
     }
 
     private float[][] logitEffects() {

@@ -18,17 +18,18 @@ import java.util.Optional;
  * @param dSae           number of latents
  * @param kind           the architecture and its hyperparameters
  * @param nSources       1 for an SAE; the number of models (or hook points) for a crosscoder
- * @param hookName       the hook point the input is read at, e.g. {@code blocks.2.hook_resid_pre}
+ * @param hookPoint      the hook point the input is read at, e.g. {@code blocks.2.hook_resid_pre}; empty for
+ *                       activations that do not come from a model
  * @param modelName      the model the dictionary was trained on, when known
  * @param inputScale     raw activation -> normalised activation factor (1 when not normalised)
  * @param applyBDecToInput whether the encoder sees {@code x - b_dec} (SAELens's {@code apply_b_dec_to_input})
  */
-public record SaeConfig(int dIn, int dSae, Kind kind, int nSources, String hookName, Optional<String> modelName,
+public record SaeConfig(int dIn, int dSae, Kind kind, int nSources, Optional<String> hookPoint, Optional<String> modelName,
                         double inputScale, boolean applyBDecToInput) {
 
     public SaeConfig {
         Objects.requireNonNull(kind, "kind");
-        Objects.requireNonNull(hookName, "hookName");
+        Objects.requireNonNull(hookPoint, "hookPoint");
         Objects.requireNonNull(modelName, "modelName");
         if (dIn <= 0 || dSae <= 0) throw new IllegalArgumentException("dIn and dSae must be positive, got " + dIn + ", " + dSae);
         if (nSources <= 0 || dIn % nSources != 0) {
@@ -40,34 +41,43 @@ public record SaeConfig(int dIn, int dSae, Kind kind, int nSources, String hookN
         kind.validate(dSae);
     }
 
-    /** An SAE of {@code dSae} latents over {@code dIn}-wide activations (hook "unknown" until set). */
+    /** An SAE of {@code dSae} latents over {@code dIn}-wide activations (no hook point until set). */
     public static SaeConfig of(int dIn, int dSae, Kind kind) {
-        return new SaeConfig(dIn, dSae, kind, 1, "", Optional.empty(), 1.0, true);
+        return new SaeConfig(dIn, dSae, kind, 1, Optional.empty(), Optional.empty(), 1.0, true);
+    }
+
+    /**
+     * The hook point the input is read at, e.g. {@code blocks.2.hook_resid_pre}; throws when the dictionary was
+     * trained on activations that do not come from a model ({@link #hookPoint()} is empty).
+     */
+    public String hookName() {
+        return hookPoint.orElseThrow(() -> new IllegalStateException("this dictionary has no hook point: it was trained "
+                + "on activations that were not read from a model; give it one with cfg.withHook(\"blocks.L.hook_...\")"));
     }
 
     public SaeConfig withHook(String name) {
-        return new SaeConfig(dIn, dSae, kind, nSources, name, modelName, inputScale, applyBDecToInput);
+        return new SaeConfig(dIn, dSae, kind, nSources, Optional.of(name), modelName, inputScale, applyBDecToInput);
     }
 
     public SaeConfig withModel(String name) {
-        return new SaeConfig(dIn, dSae, kind, nSources, hookName, Optional.ofNullable(name), inputScale, applyBDecToInput);
+        return new SaeConfig(dIn, dSae, kind, nSources, hookPoint, Optional.ofNullable(name), inputScale, applyBDecToInput);
     }
 
     public SaeConfig withInputScale(double scale) {
-        return new SaeConfig(dIn, dSae, kind, nSources, hookName, modelName, scale, applyBDecToInput);
+        return new SaeConfig(dIn, dSae, kind, nSources, hookPoint, modelName, scale, applyBDecToInput);
     }
 
     /** A crosscoder over {@code n} sources: {@code dIn} must be {@code n * d_model}. */
     public SaeConfig withSources(int n) {
-        return new SaeConfig(dIn, dSae, kind, n, hookName, modelName, inputScale, applyBDecToInput);
+        return new SaeConfig(dIn, dSae, kind, n, hookPoint, modelName, inputScale, applyBDecToInput);
     }
 
     public SaeConfig withKind(Kind newKind) {
-        return new SaeConfig(dIn, dSae, newKind, nSources, hookName, modelName, inputScale, applyBDecToInput);
+        return new SaeConfig(dIn, dSae, newKind, nSources, hookPoint, modelName, inputScale, applyBDecToInput);
     }
 
     public SaeConfig withApplyBDecToInput(boolean apply) {
-        return new SaeConfig(dIn, dSae, kind, nSources, hookName, modelName, inputScale, apply);
+        return new SaeConfig(dIn, dSae, kind, nSources, hookPoint, modelName, inputScale, apply);
     }
 
     /** Width of one source's activations ({@code dIn / nSources}). */
@@ -78,7 +88,7 @@ public record SaeConfig(int dIn, int dSae, Kind kind, int nSources, String hookN
     @Override
     public String toString() {
         return String.format(Locale.ROOT, "SaeConfig[%s %d -> %d%s%s%s]", kind, dIn, dSae,
-                nSources > 1 ? " sources=" + nSources : "", hookName.isEmpty() ? "" : " at " + hookName,
+                nSources > 1 ? " sources=" + nSources : "", hookPoint.map(h -> " at " + h).orElse(""),
                 inputScale == 1.0 ? "" : String.format(Locale.ROOT, " scale=%.4g", inputScale));
     }
 

@@ -21,7 +21,7 @@ final class SaeConfigJson {
         o.put("d_in", c.dIn());
         o.put("d_sae", c.dSae());
         o.put("n_sources", c.nSources());
-        o.put("hook_name", c.hookName());
+        if (c.hookPoint().isPresent()) o.put("hook_name", c.hookName()); else o.putNull("hook_name");
         if (c.modelName().isPresent()) o.put("model_name", c.modelName().get()); else o.putNull("model_name");
         o.put("input_scale", c.inputScale());
         o.put("apply_b_dec_to_input", c.applyBDecToInput());
@@ -71,7 +71,8 @@ final class SaeConfigJson {
                     + "'; valid: standard, topk, batchtopk, jumprelu, matryoshka_batchtopk");
         };
         return new SaeConfig(o.path("d_in").asInt(), o.path("d_sae").asInt(), kind, o.path("n_sources").asInt(1),
-                o.path("hook_name").asText(""),
+                o.hasNonNull("hook_name") && !o.get("hook_name").asText().isEmpty()
+                        ? Optional.of(o.get("hook_name").asText()) : Optional.empty(),
                 o.hasNonNull("model_name") ? Optional.of(o.get("model_name").asText()) : Optional.empty(),
                 o.path("input_scale").asDouble(1.0), o.path("apply_b_dec_to_input").asBoolean(true));
     }

@@ -135,14 +135,14 @@ public final class SaeLens {
         c.put("device", "cpu");
         c.put("apply_b_dec_to_input", cfg.applyBDecToInput());
         c.put("normalize_activations", "none");   // inputScale is folded into the weights
-        c.put("reshape_activations", cfg.hookName().endsWith("hook_z") ? "hook_z" : "none");
+        c.put("reshape_activations", cfg.hookPoint().orElse("").endsWith("hook_z") ? "hook_z" : "none");
         ObjectNode m = c.putObject("metadata");
         m.put("sae_lens_version", LAYOUT_VERSION);
         m.put("sae_lens_training_version", LAYOUT_VERSION);
         if (cfg.modelName().isPresent()) m.put("model_name", cfg.modelName().get());
         else m.putNull("model_name");
-        if (cfg.hookName().isEmpty()) m.putNull("hook_name");
-        else m.put("hook_name", cfg.hookName());
+        if (cfg.hookPoint().isPresent()) m.put("hook_name", cfg.hookName());
+        else m.putNull("hook_name");
         m.putNull("hook_head_index");
         if (cfg.kind() instanceof SaeConfig.TopK tk) {
             c.put("k", tk.k());
@@ -288,7 +288,7 @@ public final class SaeLens {
         }
         SaeConfig cfg;
         try {
-            cfg = new SaeConfig(dIn, dSae, kind, 1, hook == null ? "" : hook, Optional.ofNullable(model), 1.0, applyBDec);
+            cfg = new SaeConfig(dIn, dSae, kind, 1, Optional.ofNullable(hook).filter(h -> !h.isEmpty()), Optional.ofNullable(model), 1.0, applyBDec);
         } catch (IllegalArgumentException e) {
             throw new CheckpointException(cfgFile, e.getMessage(), e);
         }

@@ -75,13 +75,13 @@ public final class SaeSplice implements AutoCloseable {
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(sae, "sae");
         SaeConfig cfg = sae.cfg();
-        String hook = cfg.hookName();
         if (cfg.nSources() != 1) {
             throw new IllegalArgumentException("a crosscoder over " + cfg.nSources() + " sources cannot be spliced in at one hook point");
         }
-        if (hook.isEmpty()) {
+        if (cfg.hookPoint().isEmpty()) {
             throw new IllegalArgumentException("the SAE has no hook name; set one with cfg.withHook(\"blocks.L.hook_resid_pre\")");
         }
+        String hook = cfg.hookName();
         if (!model.hookNames().contains(hook)) {
             throw new IllegalArgumentException("the SAE reads hook point '" + hook + "', which this model does not have. Nearest: "
                     + Names.nearest(hook, model.hookNames(), 5));

@@ -225,7 +225,7 @@ public final class SaeTrainer implements AutoCloseable {
         }
         AbstractSae a = (AbstractSae) sae;
         a.setInputScale(scale);
-        if (c.hookName().isEmpty() && !source.hookName().isEmpty()) a.setHookName(source.hookName());
+        if (c.hookPoint().isEmpty()) source.hookPoint().ifPresent(a::setHookName);
         DictionarySlot s = new DictionarySlot(name, sae, owned, cfg);
         slots.put(name, s);
         return s;

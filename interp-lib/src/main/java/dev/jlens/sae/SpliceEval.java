@@ -57,9 +57,9 @@ public record SpliceEval(String hookName, long tokens, double cleanLoss, double 
     public static SpliceEval run(HookedTransformer model, SparseCoder sae, List<Batch> batches, Set<Long> ignoreTokens) {
         Objects.requireNonNull(ignoreTokens, "ignoreTokens");
         if (batches.isEmpty()) throw new IllegalArgumentException("SpliceEval needs at least one batch");
-        String hook = sae.cfg().hookName();
         // attach-time checks (hook exists, widths agree) with their messages; the splice itself is not used here
         SaeSplice.attach(model, sae, false).close();
+        String hook = sae.cfg().hookName();
 
         double ceClean = 0, ceSpliced = 0, ceAblated = 0, klS = 0, klA = 0;
         long nCe = 0, nKl = 0;

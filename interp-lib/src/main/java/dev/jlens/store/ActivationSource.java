@@ -3,6 +3,8 @@ package dev.jlens.store;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 
+import java.util.Optional;
+
 /**
  * Batches of activation vectors {@code [batch, width]} for training sparse dictionaries, addressed by step so that a
  * resumed run sees exactly the batches it would have seen. Batches hold raw activations;
@@ -18,9 +20,9 @@ public interface ActivationSource {
         return 1;
     }
 
-    /** The hook point the activations are read at ({@code ""} when they do not come from a model). */
-    default String hookName() {
-        return "";
+    /** The hook point the activations are read at; empty when they do not come from a model. */
+    default Optional<String> hookPoint() {
+        return Optional.empty();
     }
 
     /**

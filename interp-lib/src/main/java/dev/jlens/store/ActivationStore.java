@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.stream.Collectors;
 
 /**
@@ -248,9 +249,14 @@ public abstract sealed class ActivationStore implements ActivationSource, AutoCl
     }
 
     /** The hook point, or the sources' hook points joined with commas when they differ. */
-    @Override
     public String hookName() {
         return hooks.stream().distinct().collect(Collectors.joining(","));
+    }
+
+    /** {@link #hookName()}: a store always reads a model's hook points. */
+    @Override
+    public Optional<String> hookPoint() {
+        return Optional.of(hookName());
     }
 
     /** Batch {@code step} of raw activations {@code [batchSize, width]}, attached to {@code manager}. */
@@ -286,8 +292,8 @@ public abstract sealed class ActivationStore implements ActivationSource, AutoCl
             }
 
             @Override
-            public String hookName() {
-                return hooks.get(s);
+            public Optional<String> hookPoint() {
+                return Optional.of(hooks.get(s));
             }
 
             @Override
@@ -334,8 +340,8 @@ public abstract sealed class ActivationStore implements ActivationSource, AutoCl
         return this instanceof CachedStore;
     }
 
-    /** Rows held in an on-disk cache: none for a streaming store. */
-    public abstract long rows();
+    /** Rows held in an on-disk cache; empty for a streaming store, which has no fixed number of rows. */
+    public abstract OptionalLong rows();
 
     /** The cache directory, if this store reads one. */
     public Optional<Path> cacheDir() {

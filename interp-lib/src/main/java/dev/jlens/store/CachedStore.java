@@ -3,6 +3,7 @@ package dev.jlens.store;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.OptionalLong;
 
 /**
  * An activation store that reads rows from an on-disk cache ({@link StreamingStore#cache(Path, long)},
@@ -30,8 +31,8 @@ public final class CachedStore extends ActivationStore {
 
     /** Rows in the cache. */
     @Override
-    public long rows() {
-        return cache.rows();
+    public OptionalLong rows() {
+        return OptionalLong.of(cache.rows());
     }
 
     /** The cache directory. */

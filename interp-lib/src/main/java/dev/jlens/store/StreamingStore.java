@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.zip.CRC32;
 
 /**
@@ -79,10 +80,10 @@ public final class StreamingStore extends ActivationStore {
         return Optional.of(options);
     }
 
-    /** 0: a streaming store holds no rows on disk. */
+    /** Empty: a streaming store reads as many rows as its batches ask for. */
     @Override
-    public long rows() {
-        return 0;
+    public OptionalLong rows() {
+        return OptionalLong.empty();
     }
 
     @Override

@@ -97,7 +97,7 @@ final class RunDir {
 
     /**
      * Writes the checkpoint of step {@code step} atomically (the trainer's files, then the state file) and deletes all
-     * but the newest {@code keep}; returns its directory. {@code beforeCommit} (may be null) runs after every file is
+     * but the newest {@code keep}; returns its directory. {@code beforeCommit} runs after every file is
      * written and before the rename (tests use it to simulate a crash).
      */
     Path save(int step, TrainingLoop.Format format, Writer writer, int keep, Runnable beforeCommit) {

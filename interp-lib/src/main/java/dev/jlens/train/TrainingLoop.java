@@ -175,7 +175,7 @@ public final class TrainingLoop {
     private final Steps steps;
     private final String description;
     private ProgressSink progress = ProgressSink.bar();
-    private Runnable beforeCommit;   // test hook: runs before a checkpoint's rename
+    private Runnable beforeCommit = () -> { };   // test hook: runs before a checkpoint's rename
     private RunDir run;
     private int step;
     private Path lastCheckpoint;
@@ -217,7 +217,7 @@ public final class TrainingLoop {
 
     /** Test hook: runs after a checkpoint's files are written and before its atomic rename. */
     void beforeCommit(Runnable hook) {
-        this.beforeCommit = hook;
+        this.beforeCommit = java.util.Objects.requireNonNull(hook, "hook");
     }
 
     /**

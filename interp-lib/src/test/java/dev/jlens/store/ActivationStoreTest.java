@@ -377,7 +377,7 @@ class ActivationStoreTest {
              CachedStore cached = stream.cache(dir, 350);
              NDManager m = root.newSubManager()) {
             assertTrue(cached.isCached());
-            assertEquals(350, cached.rows());
+            assertEquals(350, cached.rows().getAsLong());
             assertEquals(List.of(RESID1), cached.hookNames());
             assertEquals(stream.normalizationScale(), cached.normalizationScale(), 1e-9, "scale kept in the manifest");
             float[] raw = stream.rawRows(350);
@@ -454,7 +454,7 @@ class ActivationStoreTest {
         Files.write(dir.resolve("shard_00002.safetensors"), new byte[] {1, 2, 3});
 
         try (StreamingStore s = store(tokens).rowsPerShard(50).build(); ActivationStore done = s.cache(dir, 200)) {
-            assertEquals(200, done.rows());
+            assertEquals(200, done.rows().getAsLong());
         }
         CacheManifest resumed = CacheManifest.read(dir), full = CacheManifest.read(reference);
         assertEquals(full.shards(), resumed.shards(), "same shards, sizes, checksums and cursors");
@@ -517,7 +517,7 @@ class ActivationStoreTest {
         }
         try (StreamingStore s = store(padded(37)).rowsPerShard(50).build();
              CachedStore more = s.cache(dir, 180)) {
-            assertEquals(180, more.rows(), "a larger nRows extends the cache");
+            assertEquals(180, more.rows().getAsLong(), "a larger nRows extends the cache");
             float[] raw = s.rawRows(180);
             assertArrayEquals(row(raw, D, 170), more.cachedRow(170));
         }
