@@ -8,12 +8,15 @@ import dev.jlens.model.arch.ModelConfig;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import dev.jlens.hook.Hook;
 import dev.jlens.hook.HookFn;
+import dev.jlens.hook.HookNames;
 import dev.jlens.hook.HookPoint;
 import dev.jlens.hook.HookRegistry;
 import dev.jlens.hook.HookScope;
@@ -211,6 +214,44 @@ public final class HookedTransformer implements AutoCloseable {
         return cfg.nLayers();
     }
 
+    /** True for LayerNorm models (the norms centre the residual), false for RMSNorm ones. */
+    boolean normCentres() {
+        return arch.normCentres();
+    }
+
+    /**
+     * The full name of a hook point of this model from a short name and a layer, as TransformerLens's
+     * {@code get_act_name}: {@code actName("resid_pre", -1)} is the last block's {@code blocks.L.hook_resid_pre}
+     * (negative layers count from the end). See {@link HookNames} for the short names; a layer outside
+     * {@code [-n_layers, n_layers)} or a point this model lacks throws.
+     */
+    public String actName(String name, int layer) {
+        return actName(name, layer, null);
+    }
+
+    /** {@link #actName(String, int)} in a sublayer: {@code actName("scale", 0, "ln1")}; see {@link HookNames}. */
+    public String actName(String name, int layer, String sublayer) {
+        int n = cfg.nLayers();
+        if (layer < -n || layer >= n) {
+            throw new IllegalArgumentException("layer " + layer + " is out of range: this model has " + n
+                    + " layers, valid layers are [" + (-n) + ", " + n + ")");
+        }
+        String full = HookNames.actName(name, layer < 0 ? layer + n : layer, sublayer);
+        hooks.get(full);   // throws naming the nearest points if this model has none of that name
+        return full;
+    }
+
+    /**
+     * The name without a layer: {@code actName("embed")} is {@code "hook_embed"}, {@code actName("scale")} is
+     * {@code "ln_final.hook_scale"}, a block name gives the suffix every layer shares ({@code "hook_resid_pre"}).
+     */
+    public String actName(String name) {
+        String full = HookNames.actName(name);
+        for (String h : hooks.names()) if (h.equals(full) || h.endsWith("." + full)) return full;
+        throw new IllegalArgumentException("this model has no hook point '" + full + "'" + (full.equals(name) ? ""
+                : " (from '" + name + "')") + "; nearest: " + hooks.nearest(full, 5));
+    }
+
     /** The model's final normalisation applied to a residual {@code [..., d_model]} (no hooks). */
     public NDArray finalNorm(NDArray resid) {
         return arch.finalNorm(resid);
@@ -332,6 +373,93 @@ public final class HookedTransformer implements AutoCloseable {
         return requireTokenizer().toStrTokens(text, true);
     }
 
+    /** The text of each token id on its own, as TransformerLens's {@code to_str_tokens} given ids. */
+    public List<String> toStrTokens(long[] ids) {
+        return requireTokenizer().toStrTokens(ids);
+    }
+
+    /**
+     * The id of a text that is exactly one token (tokenized without BOS), as TransformerLens's
+     * {@code to_single_token}; a text of several tokens, or none, throws naming them.
+     */
+    public long toSingleToken(String text) {
+        long[] ids = requireTokenizer().toTokens(text, false);
+        if (ids.length != 1) {
+            throw new IllegalArgumentException(Vocabulary.quote(text) + " is " + ids.length + " tokens, not one: "
+                    + (ids.length == 0 ? "[]" : toStrTokens(ids).stream().map(t -> "|" + t + "|").toList()));
+        }
+        return ids[0];
+    }
+
+    /**
+     * The unembedding direction of each token: columns of {@link #W_U()}, {@code [n, d_model]} (TransformerLens's
+     * {@code tokens_to_residual_directions}). The logit of token {@code t} is the final norm's output dotted with its
+     * direction; as the final norm's weight is not folded into {@code W_U} here, direct logit attribution must
+     * apply it first ({@link ActivationCache#logitAttribution(NDArray, int, long...)} does). A copy, owned like a
+     * forward result.
+     */
+    public NDArray tokensToResidualDirections(long[] ids) {
+        if (ids.length == 0) throw new IllegalArgumentException("no token ids given");
+        NDArray out;
+        try (NDScope scope = new NDScope()) {
+            NDList rows = new NDList();
+            for (long id : ids) rows.add(unembedWeight().get(checkedId(id)));
+            out = NDArrays.stack(rows, 0);
+            NDScope.unregister(out);
+        }
+        return handOut(out);
+    }
+
+    /** The unembedding direction of one token {@code [d_model]}: column {@code id} of {@link #W_U()}. */
+    public NDArray tokensToResidualDirections(long id) {
+        NDArray out;
+        try (NDScope scope = new NDScope()) {
+            out = unembedWeight().get(checkedId(id)).duplicate();
+            NDScope.unregister(out);
+        }
+        return handOut(out);
+    }
+
+    /** The unembedding direction {@code [d_model]} of a text that is one token ({@link #toSingleToken}). */
+    public NDArray tokensToResidualDirections(String token) {
+        return tokensToResidualDirections(toSingleToken(token));
+    }
+
+    private long checkedId(long id) {
+        if (id < 0 || id >= cfg.dVocab()) {
+            throw new IllegalArgumentException("token id " + id + " is outside the vocabulary: valid ids are 0.."
+                    + (cfg.dVocab() - 1));
+        }
+        return id;
+    }
+
+    /** Owned like a forward result: by the model's output manager and the caller's scope, if any. */
+    private NDArray handOut(NDArray out) {
+        out.attach(outputs);
+        NDScope.register(out);
+        return out;
+    }
+
+    /**
+     * TransformerLens's {@code utils.test_prompt}: how the model ranks {@code answer} after {@code prompt}. The prompt
+     * is tokenized with BOS, the answer without, after prepending a space unless it starts with one (as
+     * TransformerLens does by default); an answer of several tokens is scored token by token, teacher-forced. Shows
+     * the top 10 predictions at each answer token; prints like TransformerLens and renders as a table.
+     */
+    public PromptTestResult testPrompt(String prompt, String answer) {
+        return testPrompt(prompt, answer, 10);
+    }
+
+    /** {@link #testPrompt(String, String)} showing the {@code topK} best predictions. */
+    public PromptTestResult testPrompt(String prompt, String answer, int topK) {
+        return testPrompt(prompt, answer, topK, true);
+    }
+
+    /** {@link #testPrompt(String, String, int)}; {@code prependSpace} false keeps the answer as given. */
+    public PromptTestResult testPrompt(String prompt, String answer, int topK, boolean prependSpace) {
+        return PromptTestResult.run(this, prompt, answer, topK, prependSpace);
+    }
+
     /** Texts tokenized with BOS and left-padded into one batch (the layout generation uses). */
     public Batch toBatch(java.util.List<String> texts) {
         return requireTokenizer().batch(texts, true, Tokenizer.Padding.LEFT);
@@ -372,6 +500,21 @@ public final class HookedTransformer implements AutoCloseable {
     /** Logits for a tokenized (padded) batch. */
     public NDArray forward(Batch batch) {
         return run(batch, Optional.empty(), OptionalInt.empty(), outputs);
+    }
+
+    /** {@link #residualAt(Batch, int)} for a text (tokenized with BOS). */
+    public NDArray residualAt(String text, int layer) {
+        return residualAt(toTokens(text), layer);
+    }
+
+    /** {@link #residualAt(Batch, int)} for one sequence. */
+    public NDArray residualAt(long[] tokens, int layer) {
+        return residualAt(new long[][] {tokens}, layer);
+    }
+
+    /** {@link #residualAt(Batch, int)} for equal-length sequences. */
+    public NDArray residualAt(long[][] tokens, int layer) {
+        return residualAt(Batch.of(tokens), layer);
     }
 
     /** The residual stream entering block {@code layer} ({@code blocks.L.hook_resid_pre}), skipping later blocks. */
@@ -497,6 +640,21 @@ public final class HookedTransformer implements AutoCloseable {
         }
     }
 
+    /** {@link #lossPerToken(Batch)} of a text (tokenized with BOS): {@code [1, pos - 1]}. */
+    public NDArray lossPerToken(String text) {
+        return lossPerToken(toTokens(text));
+    }
+
+    /** {@link #lossPerToken(Batch)} of one sequence: {@code [1, pos - 1]}. */
+    public NDArray lossPerToken(long[] tokens) {
+        return lossPerToken(new long[][] {tokens});
+    }
+
+    /** {@link #lossPerToken(Batch)} of equal-length sequences. */
+    public NDArray lossPerToken(long[][] tokens) {
+        return lossPerToken(Batch.of(tokens));
+    }
+
     /** Next-token cross-entropy at each position {@code [batch, pos - 1]}; 0 where the target is padding. */
     public NDArray lossPerToken(Batch batch) {
         NDArray logits = forward(batch);
@@ -536,6 +694,16 @@ public final class HookedTransformer implements AutoCloseable {
         hooks.resetHooks();
     }
 
+    /** Runs a text (tokenized with BOS) with the given hooks attached for this call only; returns the logits. */
+    public NDArray runWithHooks(String text, Hook... hookList) {
+        return runWithHooks(toTokens(text), hookList);
+    }
+
+    /** Runs one sequence with the given hooks attached for this call only; returns the logits. */
+    public NDArray runWithHooks(long[] tokens, Hook... hookList) {
+        return runWithHooks(new long[][] {tokens}, hookList);
+    }
+
     /** Runs with the given hooks attached for this call only; returns the logits. */
     public NDArray runWithHooks(long[][] tokens, Hook... hookList) {
         return runWithHooks(Batch.of(tokens), hookList);
@@ -560,7 +728,27 @@ public final class HookedTransformer implements AutoCloseable {
 
     /** Runs a text (tokenized with BOS) and records every activation. */
     public ActivationCache runWithCache(String text) {
-        return runWithCache(new long[][] {toTokens(text)}, NameFilter.all());
+        return runWithCache(text, NameFilter.all());
+    }
+
+    /** Runs a text (tokenized with BOS) and records the selected activations. */
+    public ActivationCache runWithCache(String text, NameFilter filter) {
+        return runWithCache(toTokens(text), filter);
+    }
+
+    /** Runs one sequence and records every activation. */
+    public ActivationCache runWithCache(long[] tokens) {
+        return runWithCache(tokens, NameFilter.all());
+    }
+
+    /** Runs equal-length sequences and records every activation. */
+    public ActivationCache runWithCache(long[][] tokens) {
+        return runWithCache(tokens, NameFilter.all());
+    }
+
+    /** Runs a batch and records every activation. */
+    public ActivationCache runWithCache(Batch batch) {
+        return runWithCache(batch, NameFilter.all());
     }
 
     /** Runs a batch and records the selected activations; the cache also holds the logits. */
@@ -578,6 +766,21 @@ public final class HookedTransformer implements AutoCloseable {
             throw e;
         }
         return cache;
+    }
+
+    /** {@link #runWithGradients(Batch, NameFilter, Function)} for a text (tokenized with BOS). */
+    public ActivationCache runWithGradients(String text, NameFilter filter, Function<NDArray, NDArray> lossFn) {
+        return runWithGradients(toTokens(text), filter, lossFn);
+    }
+
+    /** {@link #runWithGradients(Batch, NameFilter, Function)} for one sequence. */
+    public ActivationCache runWithGradients(long[] tokens, NameFilter filter, Function<NDArray, NDArray> lossFn) {
+        return runWithGradients(new long[][] {tokens}, filter, lossFn);
+    }
+
+    /** {@link #runWithGradients(Batch, NameFilter, Function)} for equal-length sequences. */
+    public ActivationCache runWithGradients(long[][] tokens, NameFilter filter, Function<NDArray, NDArray> lossFn) {
+        return runWithGradients(Batch.of(tokens), filter, lossFn);
     }
 
     /**
@@ -629,6 +832,11 @@ public final class HookedTransformer implements AutoCloseable {
     /** Generates from a prompt; see {@link Generation}. */
     public Generation.Result generate(String prompt, Generation.Config config) {
         return Generation.run(this, prompt, config);
+    }
+
+    /** Generates a continuation of one token-id prompt. */
+    public Generation.Result generate(long[] prompt, Generation.Config config) {
+        return generate(new long[][] {prompt}, config);
     }
 
     /** Generates continuations of token-id prompts (of any lengths; left-padded internally). */

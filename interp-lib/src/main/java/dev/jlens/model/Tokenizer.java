@@ -177,6 +177,12 @@ public final class Tokenizer implements AutoCloseable {
         return toStrTokens(text, true);
     }
 
+    /** The text of each id decoded on its own, as TransformerLens's to_str_tokens given ids. */
+    public List<String> toStrTokens(long[] ids) {
+        Objects.requireNonNull(ids, "ids");
+        return ids.length == 0 ? List.of() : tokenizer.decodeEach(ids);
+    }
+
     /** Decodes ids to text, keeping special tokens such as {@code <|endoftext|>}. */
     public String decode(long[] ids) {
         return decode(ids, false);

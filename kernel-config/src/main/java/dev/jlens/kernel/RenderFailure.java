@@ -32,7 +32,12 @@ final class RenderFailure extends RuntimeException {
         for (Throwable c = t; c != null && seen.add(c) && tb.size() < 6; c = c.getCause()) {
             tb.add((c == t ? "" : "Caused by: ") + text(c));
         }
-        return new RenderFailure(t.getClass().getSimpleName(), String.valueOf(message(t)), tb);
+        String evalue = String.valueOf(message(t));
+        if (ClosedArrayHint.applies(t)) {
+            evalue += ClosedArrayHint.EVALUE_SUFFIX;
+            tb.add(ClosedArrayHint.NOTE);
+        }
+        return new RenderFailure(t.getClass().getSimpleName(), evalue, tb);
     }
 
     private static String message(Throwable t) {

@@ -426,7 +426,12 @@ final class Session implements AutoCloseable {
         String message = ex.getMessage();
         appendThrowable(tb, ex, "", new LinkedHashSet<>());
         String simple = className.substring(className.lastIndexOf('.') + 1);
-        return new CellError(simple, message == null ? "" : message, tb);
+        String evalue = message == null ? "" : message;
+        if (ClosedArrayHint.applies(ex)) {
+            evalue += ClosedArrayHint.EVALUE_SUFFIX;
+            tb.add(ClosedArrayHint.NOTE);
+        }
+        return new CellError(simple, evalue, tb);
     }
 
     private void appendThrowable(List<String> tb, Throwable t, String prefix, Set<Throwable> seen) {

@@ -149,6 +149,25 @@ class SessionTest {
     }
 
     @Test
+    void usingAClosedArrayExplainsWhatClosedItAndHowToKeepOne() {
+        eval("var closedMgr = ai.djl.ndarray.NDManager.newBaseManager();\n"
+                + "var closedArr = closedMgr.ones(new ai.djl.ndarray.types.Shape(2));\nclosedMgr.close();");
+        for (String use : List.of("closedArr.toFloatArray()", "closedArr.add(1)")) {
+            CellError e = fails(use);
+            assertEquals("IllegalStateException", e.ename(), use);
+            assertTrue(e.evalue().endsWith(ClosedArrayHint.EVALUE_SUFFIX), e.evalue());
+            assertTrue(e.evalue().startsWith(ClosedArrayHint.RELEASED)
+                    || e.evalue().startsWith(ClosedArrayHint.MANAGER_CLOSED), e.evalue());
+            List<String> tb = e.traceback();
+            assertTrue(tb.get(0).startsWith("java.lang.IllegalStateException: "), tb.toString());
+            assertEquals(ClosedArrayHint.NOTE, tb.get(tb.size() - 1));
+        }
+        CellError other = fails("throw new IllegalStateException(\"something else\")");
+        assertEquals("something else", other.evalue());
+        assertFalse(other.traceback().contains(ClosedArrayHint.NOTE));
+    }
+
+    @Test
     void magics() throws Exception {
         CellError unknown = fails("%timeit 1 + 1");
         assertEquals("MagicError", unknown.ename());

@@ -48,6 +48,12 @@ public interface Architecture {
     /** Normalised residual {@code [..., d_model]} to logits {@code [..., d_vocab]}. */
     NDArray unembed(NDArray normed);
 
+    /**
+     * True if the model's norms subtract the mean (LayerNorm), false if they only rescale (RMSNorm): whether a
+     * residual component is centred before the cached scale divides it.
+     */
+    boolean normCentres();
+
     /** The unembedding as {@code [d_vocab, d_model]} (rows are output-token directions). */
     NDArray unembedWeight();
 

@@ -158,6 +158,11 @@ public final class Gpt2 implements Architecture {
     }
 
     @Override
+    public boolean normCentres() {
+        return true;   // LayerNorm
+    }
+
+    @Override
     public NDArray unembedWeight() {
         return lmHead != null ? lmHead : wte;
     }

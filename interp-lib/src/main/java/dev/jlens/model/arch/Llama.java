@@ -171,6 +171,11 @@ public final class Llama implements Architecture {
     }
 
     @Override
+    public boolean normCentres() {
+        return false;   // RMSNorm
+    }
+
+    @Override
     public NDArray unembedWeight() {
         return lmHead != null ? lmHead : embed;
     }
