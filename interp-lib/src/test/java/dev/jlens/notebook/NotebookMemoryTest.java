@@ -93,7 +93,9 @@ class NotebookMemoryTest {
         try (ActivationCache c = model.runWithCache(batch, NameFilter.all())) {
             closed = c;
         }
-        assertThrows(RuntimeException.class, () -> closed.get("blocks.0.hook_resid_pre").toFloatArray());
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> closed.get("blocks.0.hook_resid_pre"));
+        assertTrue(e.getMessage().contains("ActivationCache was closed"), e.getMessage());
         NDArray inScope;
         try (NDScope scope = new NDScope()) {
             inScope = model.forward(batch);
