@@ -112,7 +112,12 @@ final class BuiltinRenderers {
 
     static String chartText(Chart<?, ?> chart) {
         String title = chart.getTitle();
-        return chart.getClass().getSimpleName() + (title == null || title.isEmpty() ? "" : " \"" + title + "\"")
+        // name XChart's chart type, not a project subclass of it (Plots' heatmaps paint their own cell values)
+        Class<?> type = chart.getClass();
+        while (!type.getName().startsWith("org.knowm.xchart.") && type.getSuperclass() != null) {
+            type = type.getSuperclass();
+        }
+        return type.getSimpleName() + (title == null || title.isEmpty() ? "" : " \"" + title + "\"")
                 + " (" + chart.getWidth() + "x" + chart.getHeight() + ")";
     }
 

@@ -85,6 +85,17 @@ class BuiltinRenderersTest {
         }
     }
 
+    @Test
+    void plotsChartsAreNamedByTheirXChartType() {
+        var heatmap = dev.jlens.viz.Plots.heatmap("attn", new double[][] {{1, 0}, {0.5, 0.5}});
+        Map<String, String> bundle = Display.render(heatmap);
+        assertEquals("HeatMapChart \"attn\" (" + heatmap.getWidth() + "x" + heatmap.getHeight() + ")",
+                bundle.get(Display.TEXT));
+        assertTrue(bundle.get(Display.PNG).length() > 100);
+        assertTrue(Display.render(dev.jlens.viz.Plots.bar("b", java.util.List.of("x"), new double[] {1}))
+                .get(Display.TEXT).startsWith("CategoryChart \"b\""));
+    }
+
     private static int count(String s, String part) {
         int n = 0;
         for (int i = s.indexOf(part); i >= 0; i = s.indexOf(part, i + 1)) {
