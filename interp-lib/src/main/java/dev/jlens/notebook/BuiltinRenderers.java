@@ -52,13 +52,14 @@ final class BuiltinRenderers {
         int rows = t.rowCount();
         boolean cut = rows > TABLE_MAX_ROWS;
         StringBuilder sb = new StringBuilder(256 + rows * 32);
-        sb.append("<div class=\"jlens-table\">");
-        sb.append("<table style=\"border-collapse:collapse;font-family:monospace;font-size:12px\">");
+        // The caption is a line under the table, not a <caption>: a caption is as wide as its table, so under a
+        // narrow table it wrapped one word per line, and keeping it on one line (nowrap) stretched the columns. In an
+        // inline block the two sit together, the table keeps its own width and the caption runs past it.
+        sb.append("<div class=\"jlens-table\" style=\"display:inline-block;max-width:100%\">");
+        sb.append("<table style=\"border-collapse:collapse;font-family:monospace;font-size:12px;margin:0\">");
         String caption = (t.name() == null || t.name().isBlank() ? "" : t.name() + " · ")
                 + rows + (rows == 1 ? " row × " : " rows × ") + t.columnCount()
                 + (t.columnCount() == 1 ? " column" : " columns");
-        sb.append("<caption style=\"caption-side:bottom;text-align:left;color:#666\">")
-                .append(Display.escapeHtml(caption)).append("</caption>");
         sb.append("<thead><tr>");
         for (Column<?> c : t.columns()) {
             sb.append("<th style=\"").append(align(c)).append(";border-bottom:1px solid #999;padding:2px 8px\">")
@@ -76,7 +77,11 @@ final class BuiltinRenderers {
             sb.append("</tr>");
             appendRows(sb, t, rows - TABLE_TAIL_ROWS, rows);
         }
-        sb.append("</tbody></table></div>");
+        sb.append("</tbody></table>");
+        sb.append("<div class=\"jlens-table-caption\" style=\"white-space:nowrap;text-align:left;color:#666;"
+                + "font-family:monospace;font-size:12px;padding-top:2px\">")
+                .append(Display.escapeHtml(caption)).append("</div>");
+        sb.append("</div>");
         return sb.toString();
     }
 

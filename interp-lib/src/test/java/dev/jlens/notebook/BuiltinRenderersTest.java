@@ -36,6 +36,23 @@ class BuiltinRenderersTest {
     }
 
     @Test
+    void captionSitsUnderTheTableOnOneLine() {
+        // one narrow column and a long caption: a <caption> would be as narrow as the column and wrap word by word
+        Table t = Table.create("induction scores by head", DoubleColumn.create("s", 0.9, 0.1));
+        String html = Display.render(t).get(Display.HTML);
+        assertFalse(html.contains("<caption"), html);
+        int tableEnd = html.indexOf("</table>");
+        int caption = html.indexOf("class=\"jlens-table-caption\"");
+        assertTrue(tableEnd > 0 && caption > tableEnd, "the caption follows the table: " + html);
+        String captionTag = html.substring(html.lastIndexOf('<', caption), html.indexOf('>', caption));
+        assertTrue(captionTag.contains("white-space:nowrap"), captionTag);
+        assertTrue(html.substring(caption).contains(">induction scores by head · 2 rows × 1 column</div>"), html);
+        // the wrapper shrinks to its content, so the caption is not squeezed and the table keeps its own width
+        assertTrue(html.startsWith("<div class=\"jlens-table\" style=\"display:inline-block"), html);
+        assertTrue(html.endsWith("</div></div>"), html);
+    }
+
+    @Test
     void longTableShowsHeadAndTail() {
         int[] values = new int[100];
         for (int i = 0; i < values.length; i++) {
