@@ -22,6 +22,8 @@ final class BuiltinRenderers {
     static final int TABLE_MAX_ROWS = 20;
     static final int TABLE_HEAD_ROWS = 10;
     static final int TABLE_TAIL_ROWS = 5;
+    /** Table cells up to this many characters do not wrap; longer text wraps to keep the table in the window. */
+    static final int TABLE_NOWRAP_CHARS = 24;
     /**
      * NDArrays with more elements than this are summarized: along each axis longer than {@code 2 *}
      * {@link #ARRAY_EDGE_ITEMS} the preview shows the first and the last {@code ARRAY_EDGE_ITEMS} entries with
@@ -65,7 +67,8 @@ final class BuiltinRenderers {
                 + (t.columnCount() == 1 ? " column" : " columns");
         sb.append("<thead><tr>");
         for (Column<?> c : t.columns()) {
-            sb.append("<th style=\"").append(align(c)).append(";border-bottom:1px solid #999;padding:2px 8px\">")
+            sb.append("<th style=\"").append(align(c))
+                    .append(";border-bottom:1px solid #999;padding:2px 8px;white-space:nowrap\">")
                     .append(Display.escapeHtml(c.name())).append("</th>");
         }
         sb.append("</tr></thead><tbody>");
@@ -92,8 +95,11 @@ final class BuiltinRenderers {
         for (int r = from; r < to; r++) {
             sb.append("<tr>");
             for (Column<?> c : t.columns()) {
-                sb.append("<td style=\"").append(align(c)).append(";padding:2px 8px\">")
-                        .append(Display.escapeHtml(c.getString(r))).append("</td>");
+                String text = c.getString(r);
+                // short values (names, numbers) stay on one line; a browser would break "attn-only-2l" at a hyphen
+                sb.append("<td style=\"").append(align(c)).append(";padding:2px 8px")
+                        .append(text.length() <= TABLE_NOWRAP_CHARS ? ";white-space:nowrap" : "").append("\">")
+                        .append(Display.escapeHtml(text)).append("</td>");
             }
             sb.append("</tr>");
         }

@@ -47,6 +47,11 @@ class BuiltinRenderersTest {
         String captionTag = html.substring(html.lastIndexOf('<', caption), html.indexOf('>', caption));
         assertTrue(captionTag.contains("white-space:nowrap"), captionTag);
         assertTrue(html.substring(caption).contains(">induction scores by head · 2 rows × 1 column</div>"), html);
+        // short cells keep to one line, long text may wrap
+        Table names = Table.create("zoo", StringColumn.create("name", "attn-only-2l", "x".repeat(60)));
+        String namesHtml = Display.render(names).get(Display.HTML);
+        assertTrue(namesHtml.contains("white-space:nowrap\">attn-only-2l</td>"), namesHtml);
+        assertTrue(namesHtml.contains("padding:2px 8px\">" + "x".repeat(60) + "</td>"), namesHtml);
         // the wrapper shrinks to its content, so the caption is not squeezed and the table keeps its own width
         assertTrue(html.startsWith("<div class=\"jlens-table\" style=\"display:inline-block"), html);
         assertTrue(html.endsWith("</div></div>"), html);
@@ -60,7 +65,7 @@ class BuiltinRenderersTest {
         }
         String html = Display.render(Table.create("long", IntColumn.create("v", values))).get(Display.HTML);
         assertEquals(BuiltinRenderers.TABLE_HEAD_ROWS + BuiltinRenderers.TABLE_TAIL_ROWS,
-                count(html, "text-align:right;padding:2px 8px\">"), html);
+                count(html, "<td style=\"text-align:right;padding:2px 8px"), html);
         assertTrue(html.contains(">90<") && html.contains(">990<") && !html.contains(">500<"), html);
         assertTrue(html.contains("…") && html.contains("100 rows"), html);
     }
