@@ -29,7 +29,7 @@ import java.util.stream.Collectors;
  * <p>What is replaced:
  * <ul>
  *   <li>{@link #heads}: heads of {@code blocks.L.attn.hook_z} {@code [batch, pos, head, d_head]}, the heads' outputs
- *       before the output projection (so an ablated head adds nothing but, for {@code zero()}, the bias).</li>
+ *       before the output projection {@code W_O} (the attention bias {@code b_O} is shared by all heads and stays).</li>
  *   <li>{@link #neurons}: neurons of {@code blocks.L.mlp.hook_post} {@code [batch, pos, d_mlp]}.</li>
  *   <li>{@link #positions}: whole positions (axis 1) of any activation whose axis 1 is the position, e.g.
  *       {@code blocks.L.hook_resid_pre} {@code [batch, pos, d_model]}; negative positions count from the end.</li>
