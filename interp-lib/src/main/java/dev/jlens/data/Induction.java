@@ -1,5 +1,10 @@
 package dev.jlens.data;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -189,6 +194,67 @@ public record Induction(int alphabet, int halfLength, long seed) implements Task
         }
         for (int h = 0; h < heads; h++) {
             score[h] /= patternBHQK.length;
+        }
+        return score;
+    }
+
+    /**
+     * {@link #inductionScore(float[][][][], int)} of an attention pattern straight from a cache,
+     * {@code Induction.inductionScore(cache.get("pattern", 1), L)}: {@code [batch, head, q, k]} (averaged over the
+     * batch) or {@code [head, q, k]}, any floating dtype. Only the induction stripe leaves the engine, so long
+     * sequences and big batches cost little.
+     */
+    public static double[] inductionScore(NDArray pattern, int halfLength) {
+        java.util.Objects.requireNonNull(pattern, "pattern");
+        long[] s = pattern.getShape().getShape();
+        if (s.length != 3 && s.length != 4) {
+            throw new IllegalArgumentException("an attention pattern is [batch, head, q, k] or [head, q, k]; got "
+                    + pattern.getShape());
+        }
+        int batch = s.length == 4 ? (int) s[0] : 1;
+        int heads = (int) s[s.length - 3];
+        int t = (int) s[s.length - 2];
+        if (s[s.length - 1] != t) {
+            throw new IllegalArgumentException("pattern " + pattern.getShape() + " is not square in its last two axes "
+                    + "[q, k]");
+        }
+        if (batch == 0 || heads == 0) {
+            throw new IllegalArgumentException("pattern must have at least one batch row and one head, got "
+                    + pattern.getShape());
+        }
+        if (halfLength < 1 || t < 2 * halfLength) {
+            throw new IllegalArgumentException("a pattern over " + t + " positions cannot hold two blocks of "
+                    + halfLength + "; need halfLength >= 1 and q >= 2 * halfLength");
+        }
+        // flat [q, k] offsets of the stripe: query q attends to key q - halfLength + 1, for the last halfLength q
+        long[] stripe = new long[batch * heads * halfLength];
+        for (int r = 0; r < batch * heads; r++) {
+            for (int i = 0; i < halfLength; i++) {
+                int q = t - halfLength + i;
+                stripe[r * halfLength + i] = (long) q * t + (q - halfLength + 1);
+            }
+        }
+        float[] picked;
+        try (NDScope scope = new NDScope()) {
+            NDArray flat = pattern.reshape(batch * heads, (long) t * t);
+            NDArray idx = dev.jlens.util.Tensors.owned(pattern.getManager().create(stripe,
+                    new Shape(batch * heads, halfLength))).toDevice(pattern.getDevice(), false);
+            NDArray g = flat.gather(idx, 1);
+            picked = (g.getDataType() == DataType.FLOAT32 ? g : g.toType(DataType.FLOAT32, false)).toFloatArray();
+        }
+        // the same sums in the same order as the float[][][][] version, so the two agree exactly
+        double[] score = new double[heads];
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                double sum = 0;
+                for (int i = 0; i < halfLength; i++) {
+                    sum += picked[(b * heads + h) * halfLength + i];
+                }
+                score[h] += sum / halfLength;
+            }
+        }
+        for (int h = 0; h < heads; h++) {
+            score[h] /= batch;
         }
         return score;
     }

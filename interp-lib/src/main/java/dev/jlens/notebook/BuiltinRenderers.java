@@ -22,10 +22,15 @@ final class BuiltinRenderers {
     static final int TABLE_MAX_ROWS = 20;
     static final int TABLE_HEAD_ROWS = 10;
     static final int TABLE_TAIL_ROWS = 5;
-    /** NDArrays with more elements than this show a slice of their leading corner. */
+    /** Table cells up to this many characters do not wrap; longer text wraps to keep the table in the window. */
+    static final int TABLE_NOWRAP_CHARS = 24;
+    /**
+     * NDArrays with more elements than this are summarized: along each axis longer than {@code 2 *}
+     * {@link #ARRAY_EDGE_ITEMS} the preview shows the first and the last {@code ARRAY_EDGE_ITEMS} entries with
+     * {@code ...} between (as numpy and PyTorch print), so the last position is always in view.
+     */
     static final int ARRAY_FULL_PREVIEW = 200;
-    static final int ARRAY_PREVIEW_ROWS = 6;
-    static final int ARRAY_PREVIEW_COLS = 8;
+    static final int ARRAY_EDGE_ITEMS = 3;
 
     private BuiltinRenderers() {}
 
@@ -52,16 +57,18 @@ final class BuiltinRenderers {
         int rows = t.rowCount();
         boolean cut = rows > TABLE_MAX_ROWS;
         StringBuilder sb = new StringBuilder(256 + rows * 32);
-        sb.append("<div class=\"jlens-table\">");
-        sb.append("<table style=\"border-collapse:collapse;font-family:monospace;font-size:12px\">");
+        // The caption is a line under the table, not a <caption>: a caption is as wide as its table, so under a
+        // narrow table it wrapped one word per line, and keeping it on one line (nowrap) stretched the columns. In an
+        // inline block the two sit together, the table keeps its own width and the caption runs past it.
+        sb.append("<div class=\"jlens-table\" style=\"display:inline-block;max-width:100%\">");
+        sb.append("<table style=\"border-collapse:collapse;font-family:monospace;font-size:12px;margin:0\">");
         String caption = (t.name() == null || t.name().isBlank() ? "" : t.name() + " · ")
                 + rows + (rows == 1 ? " row × " : " rows × ") + t.columnCount()
                 + (t.columnCount() == 1 ? " column" : " columns");
-        sb.append("<caption style=\"caption-side:bottom;text-align:left;color:#666\">")
-                .append(Display.escapeHtml(caption)).append("</caption>");
         sb.append("<thead><tr>");
         for (Column<?> c : t.columns()) {
-            sb.append("<th style=\"").append(align(c)).append(";border-bottom:1px solid #999;padding:2px 8px\">")
+            sb.append("<th style=\"").append(align(c))
+                    .append(";border-bottom:1px solid #999;padding:2px 8px;white-space:nowrap\">")
                     .append(Display.escapeHtml(c.name())).append("</th>");
         }
         sb.append("</tr></thead><tbody>");
@@ -76,7 +83,11 @@ final class BuiltinRenderers {
             sb.append("</tr>");
             appendRows(sb, t, rows - TABLE_TAIL_ROWS, rows);
         }
-        sb.append("</tbody></table></div>");
+        sb.append("</tbody></table>");
+        sb.append("<div class=\"jlens-table-caption\" style=\"white-space:nowrap;text-align:left;color:#666;"
+                + "font-family:monospace;font-size:12px;padding-top:2px\">")
+                .append(Display.escapeHtml(caption)).append("</div>");
+        sb.append("</div>");
         return sb.toString();
     }
 
@@ -84,8 +95,11 @@ final class BuiltinRenderers {
         for (int r = from; r < to; r++) {
             sb.append("<tr>");
             for (Column<?> c : t.columns()) {
-                sb.append("<td style=\"").append(align(c)).append(";padding:2px 8px\">")
-                        .append(Display.escapeHtml(c.getString(r))).append("</td>");
+                String text = c.getString(r);
+                // short values (names, numbers) stay on one line; a browser would break "attn-only-2l" at a hyphen
+                sb.append("<td style=\"").append(align(c)).append(";padding:2px 8px")
+                        .append(text.length() <= TABLE_NOWRAP_CHARS ? ";white-space:nowrap" : "").append("\">")
+                        .append(Display.escapeHtml(text)).append("</td>");
             }
             sb.append("</tr>");
         }
@@ -112,7 +126,12 @@ final class BuiltinRenderers {
 
     static String chartText(Chart<?, ?> chart) {
         String title = chart.getTitle();
-        return chart.getClass().getSimpleName() + (title == null || title.isEmpty() ? "" : " \"" + title + "\"")
+        // name XChart's chart type, not a project subclass of it (Plots' heatmaps paint their own cell values)
+        Class<?> type = chart.getClass();
+        while (!type.getName().startsWith("org.knowm.xchart.") && type.getSuperclass() != null) {
+            type = type.getSuperclass();
+        }
+        return type.getSimpleName() + (title == null || title.isEmpty() ? "" : " \"" + title + "\"")
                 + " (" + chart.getWidth() + "x" + chart.getHeight() + ")";
     }
 
@@ -168,7 +187,10 @@ final class BuiltinRenderers {
         return sb.append(']').toString();
     }
 
-    /** The preview: the whole array when small, otherwise its leading corner with the slice it shows. */
+    /**
+     * The preview: the whole array when small, otherwise its first and last {@link #ARRAY_EDGE_ITEMS} entries
+     * along every axis longer than twice that, with {@code ...} for what is left out.
+     */
     static String arrayPreview(NDArray a) {
         if (a.isReleased() || a.size() == 0) {
             return "";
@@ -178,22 +200,152 @@ final class BuiltinRenderers {
             return contentOf(a);
         }
         int nd = shape.dimension();
-        StringBuilder index = new StringBuilder();
+        long[] full = shape.getShape();
+        boolean[] cut = new boolean[nd];
+        // Slicing and concatenating make arrays besides the corner pieces: the scope closes all of them.
+        try (NDScope scope = new NDScope()) {
+            NDArray x = a;
+            for (int d = 0; d < nd; d++) {
+                if (full[d] <= 2L * ARRAY_EDGE_ITEMS) {
+                    continue;
+                }
+                cut[d] = true;
+                x = x.get(axisSlice(nd, d, 0, ARRAY_EDGE_ITEMS))
+                        .concat(x.get(axisSlice(nd, d, full[d] - ARRAY_EDGE_ITEMS, full[d])), d);
+            }
+            String[] cells = cellText(x);
+            long[] kept = x.getShape().getShape();
+            StringBuilder sb = new StringBuilder();
+            sb.append("first and last ").append(ARRAY_EDGE_ITEMS).append(" along each axis longer than ")
+                    .append(2 * ARRAY_EDGE_ITEMS).append(":\n");
+            int width = 0;
+            for (String c : cells) {
+                width = Math.max(width, c.length());
+            }
+            appendNested(sb, cells, width, kept, cut, 0, 0);
+            return sb.toString();
+        }
+    }
+
+    /** An index selecting {@code [from, to)} along axis {@code axis} of an {@code nd}-axis array, all of the others. */
+    private static String axisSlice(int nd, int axis, long from, long to) {
+        StringBuilder sb = new StringBuilder();
         for (int i = 0; i < nd; i++) {
             if (i > 0) {
-                index.append(", ");
+                sb.append(", ");
             }
-            if (i < nd - 2) {
-                index.append('0');
+            sb.append(i == axis ? from + ":" + to : ":");
+        }
+        return sb.toString();
+    }
+
+    /** The elements of a small array as text, row-major, in one format for all of them. */
+    private static String[] cellText(NDArray x) {
+        DataType dt = x.getDataType();
+        int n = (int) x.size();
+        String[] out = new String[n];
+        if (dt == DataType.BOOLEAN) {
+            boolean[] v = x.toBooleanArray();
+            for (int i = 0; i < n; i++) {
+                out[i] = Boolean.toString(v[i]);
+            }
+            return out;
+        }
+        if (!dt.isFloating()) {
+            long[] v;
+            if (dt == DataType.INT64) {
+                v = x.toLongArray();
             } else {
-                long limit = (i == nd - 1) ? ARRAY_PREVIEW_COLS : ARRAY_PREVIEW_ROWS;
-                index.append(shape.get(i) > limit ? ":" + limit : ":");
+                try (NDArray l = x.toType(DataType.INT64, false)) {
+                    v = l.toLongArray();
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                out[i] = Long.toString(v[i]);
+            }
+            return out;
+        }
+        double[] v = new double[n];
+        if (dt == DataType.FLOAT64) {
+            v = x.toDoubleArray();
+        } else {
+            float[] f;
+            if (dt == DataType.FLOAT32) {
+                f = x.toFloatArray();
+            } else {
+                try (NDArray c = x.toType(DataType.FLOAT32, false)) {
+                    f = c.toFloatArray();
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                v[i] = f[i];
             }
         }
-        // Indexing makes intermediate arrays besides the slice: the scope closes all of them.
-        try (NDScope scope = new NDScope()) {
-            return "[" + index + "] =\n" + contentOf(a.get(index.toString()));
+        boolean whole = true;
+        double maxAbs = 0;
+        double minAbs = Double.POSITIVE_INFINITY;
+        for (double d : v) {
+            if (!Double.isFinite(d)) {
+                continue;
+            }
+            whole &= d == Math.rint(d) && Math.abs(d) < 1e15;
+            maxAbs = Math.max(maxAbs, Math.abs(d));
+            if (d != 0) {
+                minAbs = Math.min(minAbs, Math.abs(d));
+            }
         }
+        boolean scientific = !whole && (maxAbs >= 1e5 || minAbs < 1e-4);
+        for (int i = 0; i < n; i++) {
+            double d = v[i];
+            if (Double.isNaN(d)) {
+                out[i] = "nan";
+            } else if (Double.isInfinite(d)) {
+                out[i] = d > 0 ? "inf" : "-inf";
+            } else if (whole) {
+                out[i] = (long) d + ".";
+            } else if (scientific) {
+                out[i] = String.format(Locale.ROOT, "%.4e", d);
+            } else {
+                out[i] = String.format(Locale.ROOT, "%.4f", d);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Appends the sub-array at {@code axis} starting at flat element {@code base} as nested brackets, one line per
+     * innermost row, with {@code ...} where an axis was cut.
+     */
+    private static void appendNested(StringBuilder sb, String[] cells, int width, long[] kept, boolean[] cut,
+                                     int axis, int base) {
+        int nd = kept.length;
+        int n = (int) kept[axis];
+        int stride = 1;
+        for (int d = axis + 1; d < nd; d++) {
+            stride *= (int) kept[d];
+        }
+        sb.append('[');
+        for (int i = 0; i < n; i++) {
+            if (i > 0) {
+                if (axis == nd - 1) {
+                    sb.append(", ");
+                } else {
+                    // a blank line between blocks of two or more axes, as numpy prints them
+                    sb.append(",\n").append(axis < nd - 2 ? "\n" : "").append(" ".repeat(axis + 1));
+                }
+            }
+            if (cut[axis] && i == ARRAY_EDGE_ITEMS) {
+                sb.append(axis == nd - 1 ? "..., " : "...,\n" + (axis < nd - 2 ? "\n" : "")
+                        + " ".repeat(axis + 1));
+            }
+            if (axis == nd - 1) {
+                String c = cells[base + i];
+                sb.append(" ".repeat(width - c.length())).append(c);
+            } else {
+                appendNested(sb, cells, width, kept, cut, axis + 1, base + i * stride);
+            }
+        }
+        sb.append(']');
     }
 
     private static String contentOf(NDArray a) {

@@ -8,19 +8,37 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import org.knowm.xchart.AnnotationText;
+import org.knowm.xchart.CategoryChart;
+import org.knowm.xchart.CategoryChartBuilder;
+import org.knowm.xchart.CategorySeries;
 import org.knowm.xchart.HeatMapChart;
 import org.knowm.xchart.HeatMapChartBuilder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.style.Styler;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
-/** One-call XChart plots for notebooks; every chart renders inline as a PNG when it is a cell's result. */
+/**
+ * One-call XChart plots for notebooks; every chart renders inline as a PNG when it is a cell's result.
+ *
+ * <pre>{@code
+ * Plots.line("loss", losses);                                        // y against its index
+ * Plots.line("logit diff", List.of("clean", "L0", "L1"), Map.of("patched", diffs));   // named x positions
+ * Plots.scatter("DLA vs ablation", dla, ablationEffect);
+ * Plots.histogram("neuron 17", cache.get("post", 2), 40);
+ * Plots.bar("head scores", List.of("0.1", "1.4"), scores);
+ * Plots.heatmap("L1", pattern, tokens, tokens, "key", "query");
+ * }</pre>
+ */
 public final class Plots {
 
     /** Default chart size in pixels. */
     public static final int WIDTH = 640;
     public static final int HEIGHT = 360;
+    /** Most points a scatter plot labels one by one. */
+    public static final int MAX_POINT_LABELS = 200;
 
     private Plots() {}
 
@@ -56,6 +74,263 @@ public final class Plots {
     }
 
     /**
+     * A line chart over named x positions (layers, tokens, components): each series has one value per label, in
+     * order, drawn as a line with markers.
+     */
+    public static CategoryChart line(String title, List<String> xLabels, Map<String, double[]> series) {
+        Objects.requireNonNull(xLabels, "xLabels");
+        CategoryChart chart = categoryChart(title, "", "", checkSeries("line chart", xLabels, series));
+        chart.getStyler().setDefaultSeriesRenderStyle(CategorySeries.CategorySeriesRenderStyle.Line);
+        for (Map.Entry<String, double[]> e : new LinkedHashMap<>(series).entrySet()) {
+            chart.addSeries(e.getKey(), xLabels, boxed(e.getValue()));
+        }
+        return chart;
+    }
+
+    /** A scatter plot of the points {@code (x[i], y[i])}. */
+    public static XYChart scatter(String title, double[] x, double[] y) {
+        return scatter(title, "", "", x, y, null);
+    }
+
+    /** A scatter plot of {@code (x[i], y[i])} from two arrays of the same size (flattened). */
+    public static XYChart scatter(String title, NDArray x, NDArray y) {
+        return scatter(title, toDoubles(x, "x"), toDoubles(y, "y"));
+    }
+
+    /**
+     * A scatter plot with axis titles; {@code labels} (or {@code null}) names each point, printed beside it (for up
+     * to {@value #MAX_POINT_LABELS} points, e.g. heads or tokens).
+     */
+    public static XYChart scatter(String title, String xTitle, String yTitle, double[] x, double[] y,
+                                  List<String> labels) {
+        checkPoints("scatter", x, y);
+        if (labels != null && labels.size() != x.length) {
+            throw new IllegalArgumentException("scatter has " + x.length + " points but " + labels.size()
+                    + " labels; pass one label per point or null");
+        }
+        if (labels != null && labels.size() > MAX_POINT_LABELS) {
+            throw new IllegalArgumentException(labels.size() + " point labels would cover the plot; label at most "
+                    + MAX_POINT_LABELS + " points (or plot the rest as another series)");
+        }
+        XYChart chart = scatterChart(title, xTitle, yTitle);
+        chart.getStyler().setLegendVisible(false);
+        chart.addSeries(title == null || title.isEmpty() ? "points" : title, x, y);
+        if (labels != null) {
+            double span = range(y);
+            for (int i = 0; i < x.length; i++) {
+                String label = labels.get(i);
+                if (label == null || label.isEmpty()) continue;
+                // just above the marker, in data coordinates
+                chart.addAnnotation(new AnnotationText(label, x[i], y[i] + 0.035 * span, false));
+            }
+        }
+        return chart;
+    }
+
+    /**
+     * A scatter plot of several named point sets, each {@code {x, y}} (two arrays of the same length), in one
+     * colour each with a legend.
+     */
+    public static XYChart scatter(String title, String xTitle, String yTitle, Map<String, double[][]> series) {
+        Objects.requireNonNull(series, "series");
+        if (series.isEmpty()) throw new IllegalArgumentException("scatter needs at least one series");
+        XYChart chart = scatterChart(title, xTitle, yTitle);
+        chart.getStyler().setLegendVisible(series.size() > 1);
+        for (Map.Entry<String, double[][]> e : new LinkedHashMap<>(series).entrySet()) {
+            double[][] xy = e.getValue();
+            if (xy == null || xy.length != 2) {
+                throw new IllegalArgumentException("scatter series '" + e.getKey() + "' must be {x, y}: two arrays");
+            }
+            checkPoints("scatter series '" + e.getKey() + "'", xy[0], xy[1]);
+            chart.addSeries(e.getKey(), xy[0], xy[1]);
+        }
+        return chart;
+    }
+
+    private static XYChart scatterChart(String title, String xTitle, String yTitle) {
+        XYChart chart = new XYChartBuilder().width(WIDTH).height(HEIGHT).title(title == null ? "" : title)
+                .xAxisTitle(xTitle == null ? "" : xTitle).yAxisTitle(yTitle == null ? "" : yTitle).build();
+        chart.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Scatter);
+        chart.getStyler().setChartBackgroundColor(Color.WHITE);
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
+        chart.getStyler().setMarkerSize(6);
+        chart.getStyler().setXAxisTitleVisible(xTitle != null && !xTitle.isEmpty());
+        chart.getStyler().setYAxisTitleVisible(yTitle != null && !yTitle.isEmpty());
+        return chart;
+    }
+
+    private static void checkPoints(String what, double[] x, double[] y) {
+        Objects.requireNonNull(x, "x");
+        Objects.requireNonNull(y, "y");
+        if (x.length != y.length) {
+            throw new IllegalArgumentException(what + " needs as many x as y values, got " + x.length + " x and "
+                    + y.length + " y");
+        }
+        if (x.length == 0) throw new IllegalArgumentException(what + " has no points");
+    }
+
+    /**
+     * A histogram of {@code values} in {@code bins} equal-width bins from the smallest value to the largest (the
+     * last bin includes the largest); each bar is labelled with its bin's centre. Values must be finite.
+     */
+    public static CategoryChart histogram(String title, double[] values, int bins) {
+        Objects.requireNonNull(values, "values");
+        double[] edges = binEdges(values, bins);
+        long[] counts = binCounts(values, edges);
+        List<Double> centres = new ArrayList<>(bins);
+        List<Long> ys = new ArrayList<>(bins);
+        for (int i = 0; i < bins; i++) {
+            centres.add((edges[i] + edges[i + 1]) / 2);
+            ys.add(counts[i]);
+        }
+        CategoryChart chart = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title(title == null ? "" : title)
+                .xAxisTitle("value").yAxisTitle("count").build();
+        chart.getStyler().setChartBackgroundColor(Color.WHITE);
+        chart.getStyler().setLegendVisible(false);
+        chart.getStyler().setAvailableSpaceFill(0.96);   // bars nearly touch, as bins of a histogram do
+        chart.getStyler().setXAxisMaxLabelCount(12);
+        chart.getStyler().setXAxisDecimalPattern(decimalPattern(edges[bins] - edges[0]));
+        chart.getStyler().setXAxisLabelRotation(bins > 12 ? 45 : 0);
+        chart.addSeries(title == null || title.isEmpty() ? "count" : title, centres, ys);
+        return chart;
+    }
+
+    /** A histogram of every element of {@code values} (any shape, any numeric dtype). */
+    public static CategoryChart histogram(String title, NDArray values, int bins) {
+        return histogram(title, toDoubles(values, "values"), bins);
+    }
+
+    /**
+     * The {@code bins + 1} edges of {@code bins} equal-width bins spanning {@code values} (a single repeated value
+     * gets the bins of {@code [v - 0.5, v + 0.5]}).
+     */
+    static double[] binEdges(double[] values, int bins) {
+        if (bins < 1) throw new IllegalArgumentException("a histogram needs at least one bin, got " + bins);
+        if (values.length == 0) throw new IllegalArgumentException("histogram of no values");
+        double min = Double.POSITIVE_INFINITY, max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < values.length; i++) {
+            double v = values[i];
+            if (!Double.isFinite(v)) {
+                throw new IllegalArgumentException("histogram value " + i + " is " + v + "; drop non-finite values "
+                        + "first");
+            }
+            min = Math.min(min, v);
+            max = Math.max(max, v);
+        }
+        if (min == max) {
+            min -= 0.5;
+            max += 0.5;
+        }
+        double[] edges = new double[bins + 1];
+        for (int i = 0; i <= bins; i++) edges[i] = min + (max - min) * i / bins;
+        edges[bins] = max;
+        return edges;
+    }
+
+    /** How many {@code values} fall in each bin {@code [edges[i], edges[i+1])}, the last bin closed. */
+    static long[] binCounts(double[] values, double[] edges) {
+        int bins = edges.length - 1;
+        long[] counts = new long[bins];
+        double min = edges[0], width = (edges[bins] - edges[0]) / bins;
+        for (double v : values) {
+            int b = (int) Math.floor((v - min) / width);
+            // rounding can put a value on an edge into the neighbouring bin: settle it against the edges themselves
+            if (b > 0 && v < edges[b]) b--;
+            if (b < bins - 1 && v >= edges[b + 1]) b++;
+            counts[Math.max(0, Math.min(bins - 1, b))]++;
+        }
+        return counts;
+    }
+
+    private static String decimalPattern(double span) {
+        if (span >= 100) return "#,##0";
+        if (span >= 10) return "0.#";
+        if (span >= 1) return "0.##";
+        if (span >= 0.01) return "0.####";
+        return "0.##E0";
+    }
+
+    /** A bar chart of one value per category. */
+    public static CategoryChart bar(String title, List<String> categories, double[] values) {
+        Objects.requireNonNull(values, "values");
+        return bar(title, categories, Map.of(title == null || title.isEmpty() ? "value" : title, values));
+    }
+
+    /** A bar chart of one value per category from a 1-D NDArray. */
+    public static CategoryChart bar(String title, List<String> categories, NDArray values) {
+        return bar(title, categories, toDoubles(values, "values"));
+    }
+
+    /** A grouped bar chart: each series has one value per category, bars side by side with a legend. */
+    public static CategoryChart bar(String title, List<String> categories, Map<String, double[]> series) {
+        Objects.requireNonNull(categories, "categories");
+        CategoryChart chart = categoryChart(title, "", "", checkSeries("bar chart", categories, series));
+        chart.getStyler().setDefaultSeriesRenderStyle(CategorySeries.CategorySeriesRenderStyle.Bar);
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);   // inside, it covers the tallest bars
+        chart.getStyler().setXAxisLabelRotation(categories.size() > 12 ? 45 : 0);
+        for (Map.Entry<String, double[]> e : new LinkedHashMap<>(series).entrySet()) {
+            chart.addSeries(e.getKey(), categories, boxed(e.getValue()));
+        }
+        return chart;
+    }
+
+    private static int checkSeries(String what, List<String> labels, Map<String, double[]> series) {
+        Objects.requireNonNull(series, "series");
+        if (labels.isEmpty()) throw new IllegalArgumentException(what + " needs at least one category");
+        if (series.isEmpty()) throw new IllegalArgumentException(what + " needs at least one series");
+        for (Map.Entry<String, double[]> e : series.entrySet()) {
+            double[] v = e.getValue();
+            if (v == null || v.length != labels.size()) {
+                throw new IllegalArgumentException(what + " has " + labels.size() + " categories but series '"
+                        + e.getKey() + "' has " + (v == null ? "no" : Integer.toString(v.length)) + " values");
+            }
+        }
+        return series.size();
+    }
+
+    private static CategoryChart categoryChart(String title, String xTitle, String yTitle, int seriesCount) {
+        CategoryChart chart = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title(title == null ? "" : title)
+                .xAxisTitle(xTitle).yAxisTitle(yTitle).build();
+        chart.getStyler().setChartBackgroundColor(Color.WHITE);
+        chart.getStyler().setLegendVisible(seriesCount > 1);
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
+        chart.getStyler().setXAxisTitleVisible(!xTitle.isEmpty());
+        chart.getStyler().setYAxisTitleVisible(!yTitle.isEmpty());
+        return chart;
+    }
+
+    private static List<Double> boxed(double[] v) {
+        List<Double> out = new ArrayList<>(v.length);
+        for (double d : v) out.add(d);
+        return out;
+    }
+
+    private static double range(double[] v) {
+        double min = Double.POSITIVE_INFINITY, max = Double.NEGATIVE_INFINITY;
+        for (double d : v) {
+            min = Math.min(min, d);
+            max = Math.max(max, d);
+        }
+        return max > min ? max - min : 1;
+    }
+
+    /** Every element of {@code a}, flattened, as doubles. */
+    static double[] toDoubles(NDArray a, String what) {
+        Objects.requireNonNull(a, what);
+        float[] flat;
+        if (a.getDataType() == DataType.FLOAT32) {
+            flat = a.toFloatArray();
+        } else {
+            try (NDArray f = a.toType(DataType.FLOAT32, true)) {
+                flat = f.toFloatArray();
+            }
+        }
+        double[] out = new double[flat.length];
+        for (int i = 0; i < flat.length; i++) out[i] = flat[i];
+        return out;
+    }
+
+    /**
      * A heatmap of {@code values[row][col]} (row 0 at the top), with a colour scale: sequential for
      * non-negative values, diverging around zero for signed ones.
      */
@@ -77,6 +352,16 @@ public final class Plots {
     /** A heatmap of {@code values[row][col]} with row and column labels (e.g. tokens for attention patterns). */
     public static HeatMapChart heatmap(String title, double[][] values, List<String> rowLabels,
                                        List<String> colLabels) {
+        return heatmap(title, values, rowLabels, colLabels, "", "");
+    }
+
+    /**
+     * A heatmap with row and column labels and axis titles: {@code xTitle} under the columns, {@code yTitle} beside
+     * the rows (e.g. {@code "key position"}, {@code "query position"}). Up to 100 cells print their value, in black
+     * on light cells and white on dark ones.
+     */
+    public static HeatMapChart heatmap(String title, double[][] values, List<String> rowLabels,
+                                       List<String> colLabels, String xTitle, String yTitle) {
         Objects.requireNonNull(values, "values");
         int rows = values.length;
         if (rows == 0 || values[0].length == 0) {
@@ -105,8 +390,12 @@ public final class Plots {
         }
         List<String> yLabels = new ArrayList<>(rowLabels);
         java.util.Collections.reverse(yLabels);
-        HeatMapChart chart = new HeatMapChartBuilder().width(WIDTH).height(Math.max(HEIGHT, 40 + rows * 18))
-                .title(title == null ? "" : title).build();
+        boolean titled = xTitle != null && !xTitle.isEmpty() || yTitle != null && !yTitle.isEmpty();
+        HeatMapChart chart = new ValueHeatMapChart(new HeatMapChartBuilder().width(WIDTH)
+                .height(Math.max(HEIGHT, 40 + rows * 18 + (titled ? 20 : 0))).title(title == null ? "" : title)
+                .xAxisTitle(xTitle == null ? "" : xTitle).yAxisTitle(yTitle == null ? "" : yTitle));
+        chart.getStyler().setXAxisTitleVisible(xTitle != null && !xTitle.isEmpty());
+        chart.getStyler().setYAxisTitleVisible(yTitle != null && !yTitle.isEmpty());
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
         chart.getStyler().setShowValue(rows * cols <= 100);
         chart.getStyler().setHeatMapValueDecimalPattern("0.00");
@@ -138,6 +427,12 @@ public final class Plots {
     /** A heatmap of a 2-D NDArray with row and column labels, e.g. an attention pattern over tokens. */
     public static HeatMapChart heatmap(String title, NDArray matrix, List<String> rowLabels, List<String> colLabels) {
         return heatmap(title, toMatrix(matrix), rowLabels, colLabels);
+    }
+
+    /** A heatmap of a 2-D NDArray with row and column labels and axis titles. */
+    public static HeatMapChart heatmap(String title, NDArray matrix, List<String> rowLabels, List<String> colLabels,
+                                       String xTitle, String yTitle) {
+        return heatmap(title, toMatrix(matrix), rowLabels, colLabels, xTitle, yTitle);
     }
 
     private static double[][] toMatrix(NDArray matrix) {

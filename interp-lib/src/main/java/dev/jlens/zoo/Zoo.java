@@ -1,9 +1,17 @@
 package dev.jlens.zoo;
 
 import dev.jlens.model.HookedTransformer;
+import dev.jlens.model.arch.ModelConfig;
+import tech.tablesaw.api.BooleanColumn;
+import tech.tablesaw.api.IntColumn;
+import tech.tablesaw.api.LongColumn;
+import tech.tablesaw.api.StringColumn;
+import tech.tablesaw.api.Table;
 
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
@@ -15,7 +23,7 @@ import java.util.Optional;
  * <pre>{@code
  * HookedTransformer model = Zoo.load("attn-only-2l");   // induction heads in layer 1
  * Zoo.manifest("attn-only-2l").metrics();               // {induction_score_l1_max=0.93, ...}
- * Zoo.table();                                         // every model: task, size, numbers
+ * Zoo.table();                                         // every model: size, task, trained or not, bars
  * }</pre>
  *
  * <p>Each model is trained by its recipe with {@code ./lab zoo train NAME} and re-checked with
@@ -81,6 +89,95 @@ public final class Zoo {
     /** As {@link #manifest(String)}, from the project rooted at {@code root}. */
     public static Manifest manifest(String name, Path root) {
         return Manifest.read(requireDir(name, root).resolve(MANIFEST));
+    }
+
+    /**
+     * Every zoo model, one row each in build order: its family and size (from its {@code config.json}), parameter
+     * count, task and one-line summary, the model it is finetuned from, whether it is trained (a complete model on
+     * disk) and how many of its bars its recorded evaluation meets. A model not trained yet has its size columns
+     * missing and the command that trains it as its summary.
+     */
+    public static Table table() {
+        return table(root());
+    }
+
+    /** As {@link #table()}, for the project rooted at {@code root}. */
+    public static Table table(Path root) {
+        StringColumn name = StringColumn.create("name");
+        StringColumn family = StringColumn.create("family");
+        IntColumn layers = IntColumn.create("layers");
+        IntColumn dModel = IntColumn.create("d_model");
+        IntColumn heads = IntColumn.create("heads");
+        IntColumn vocab = IntColumn.create("vocab");
+        LongColumn params = LongColumn.create("params");
+        StringColumn task = StringColumn.create("task");
+        StringColumn base = StringColumn.create("base");
+        BooleanColumn trained = BooleanColumn.create("trained");
+        StringColumn bars = StringColumn.create("bars");
+        StringColumn summary = StringColumn.create("summary");
+        for (Entry e : CATALOGUE) {
+            Path d = dir(e.name(), root);
+            boolean complete = complete(d);
+            name.append(e.name());
+            base.append(e.base().orElse(""));
+            trained.append(complete);
+            ModelConfig cfg = null;
+            String problem = null;
+            if (Files.isRegularFile(d.resolve("config.json"))) {
+                try {
+                    cfg = ModelConfig.load(d);
+                } catch (IllegalArgumentException | UncheckedIOException ex) {
+                    problem = "config.json unreadable: " + ex.getMessage();
+                }
+            }
+            Manifest m = null;
+            if (Files.isRegularFile(d.resolve(MANIFEST))) {
+                try {
+                    m = Manifest.read(d.resolve(MANIFEST));
+                } catch (IllegalArgumentException | UncheckedIOException ex) {
+                    problem = MANIFEST + " unreadable: " + ex.getMessage();
+                }
+            }
+            if (cfg != null) {
+                family.append(cfg.modelType() + (cfg.attnOnly() ? " attn-only" : ""));
+                layers.append(cfg.nLayers());
+                dModel.append(cfg.dModel());
+                heads.append(cfg.nHeads());
+                vocab.append(cfg.dVocab());
+            } else {
+                family.appendMissing();
+                layers.appendMissing();
+                dModel.appendMissing();
+                heads.appendMissing();
+                vocab.appendMissing();
+            }
+            if (m != null && m.parameters() > 0) params.append(m.parameters());
+            else if (cfg != null) params.append(cfg.parameterCount());
+            else params.appendMissing();
+            task.append(m == null ? "" : m.task());
+            bars.append(m == null ? "" : barsText(m));
+            summary.append(problem != null ? problem : !complete ? "not trained: " + trainCommand(e.name())
+                    : m.summary());
+        }
+        return Table.create("zoo", name, family, layers, dModel, heads, vocab, params, task, base, trained, bars,
+                summary);
+    }
+
+    /**
+     * How the recorded evaluation fares against the manifest's bars: {@code 4/4 met}, or the missed ones with their
+     * values ({@code 1/2 met; missed cot_accuracy 0.91 >= 0.95}). {@code Zoo.manifest(name).table()} has every number.
+     */
+    private static String barsText(Manifest m) {
+        if (m.bars().isEmpty()) return "none";
+        List<String> missed = new ArrayList<>();
+        for (Bar b : m.bars()) {
+            if (b.met(m.metrics())) continue;
+            Double v = m.metrics().get(b.metric());
+            missed.add(b.metric() + " " + (v == null ? "(not recorded)" : Evaluation.format(v)) + " "
+                    + (b.direction() == Bar.Direction.AT_LEAST ? ">=" : "<=") + " " + Evaluation.format(b.threshold()));
+        }
+        String met = (m.bars().size() - missed.size()) + "/" + m.bars().size() + " met";
+        return missed.isEmpty() ? met : met + "; missed " + String.join(", ", missed);
     }
 
     /** True if {@code data/models/NAME} holds a complete model. */

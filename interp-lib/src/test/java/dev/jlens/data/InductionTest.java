@@ -10,6 +10,14 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.jlens.hook.NameFilter;
+import dev.jlens.model.ActivationCache;
+import dev.jlens.model.HookedTransformer;
+import dev.jlens.zoo.Zoo;
 import org.junit.jupiter.api.Test;
 
 class InductionTest {
@@ -197,5 +205,66 @@ class InductionTest {
             p[0][q][src >= 0 ? src : 0] = 1f;
         }
         assertEquals(1.0, Induction.inductionScore(p, task.halfLength())[0], 1e-12);
+    }
+
+    /** {@code a} as nested Java arrays {@code [b][h][q][k]}, copied element by element. */
+    private static float[][][][] nested(NDArray a) {
+        long[] s = a.getShape().getShape();
+        float[] flat = a.toFloatArray();
+        int b = (int) s[0], h = (int) s[1], q = (int) s[2], k = (int) s[3];
+        float[][][][] out = new float[b][h][q][k];
+        for (int i = 0; i < b; i++) for (int j = 0; j < h; j++) for (int r = 0; r < q; r++) {
+            System.arraycopy(flat, ((i * h + j) * q + r) * k, out[i][j][r], 0, k);
+        }
+        return out;
+    }
+
+    @Test
+    void scoreOfACachedPatternEqualsTheScoreOfItsJavaCopy() {
+        Induction task = new Induction(128, 32, 0);
+        long[][] ids = task.examples(Split.TEST, 0, 6).stream().map(Example::ids).toArray(long[][]::new);
+        try (HookedTransformer model = Zoo.load("attn-only-2l");
+             ActivationCache cache = model.runWithCache(ids, NameFilter.of("attn.hook_pattern"))) {
+            for (int layer = 0; layer < model.cfg().nLayers(); layer++) {
+                NDArray pattern = cache.get("pattern", layer);
+                assertEquals(new Shape(6, model.cfg().nHeads(), 65, 65), pattern.getShape());
+                float[][][][] copy = nested(pattern);
+                double[] fromArray = Induction.inductionScore(pattern, task.halfLength());
+                assertArrayEquals(Induction.inductionScore(copy, task.halfLength()), fromArray, 0.0);
+                // one batch row, [head, q, k]
+                try (NDArray row = pattern.get(2)) {
+                    assertArrayEquals(Induction.inductionScore(copy[2], task.halfLength()),
+                            Induction.inductionScore(row, task.halfLength()), 0.0);
+                }
+                if (layer == 1) {
+                    double max = java.util.Arrays.stream(fromArray).max().orElseThrow();
+                    assertTrue(max > 0.7, "layer 1 of attn-only-2l has an induction head, best score " + max);
+                }
+            }
+        }
+    }
+
+    @Test
+    void scoreOfAnArrayWorksForOtherDtypesAndChecksTheShape() {
+        int half = 6;
+        float[][][] p = patterns(half);
+        int t = p[0].length;
+        float[] flat = new float[3 * t * t];
+        for (int h = 0; h < 3; h++) for (int q = 0; q < t; q++) System.arraycopy(p[h][q], 0, flat, (h * t + q) * t, t);
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray a = m.create(flat, new Shape(3, t, t));
+            assertArrayEquals(Induction.inductionScore(p, half), Induction.inductionScore(a, half), 0.0);
+            NDArray doubles = a.toType(DataType.FLOAT64, false);
+            assertArrayEquals(Induction.inductionScore(p, half), Induction.inductionScore(doubles, half), 0.0);
+            int before = m.getManagedArrays().size();
+            Induction.inductionScore(a.expandDims(0).repeat(0, 2), half);
+            assertEquals(before + 2, m.getManagedArrays().size(), "scoring left native arrays behind");
+            IllegalArgumentException rank = assertThrows(IllegalArgumentException.class,
+                    () -> Induction.inductionScore(m.zeros(new Shape(t, t)), half));
+            assertTrue(rank.getMessage().contains("[batch, head, q, k]"), rank.getMessage());
+            assertThrows(IllegalArgumentException.class,
+                    () -> Induction.inductionScore(m.zeros(new Shape(1, 2, t, t - 1)), half));
+            assertThrows(IllegalArgumentException.class, () -> Induction.inductionScore(a, half + 1));
+        }
     }
 }
