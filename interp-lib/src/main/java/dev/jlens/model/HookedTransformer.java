@@ -6,7 +6,6 @@ import dev.jlens.model.arch.ForwardInputs;
 
 import dev.jlens.model.arch.ModelConfig;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
@@ -804,7 +803,7 @@ public final class HookedTransformer implements AutoCloseable {
         }
         ActivationCache grads = new ActivationCache(manager, this);
         try (NDScope scope = new NDScope();
-             GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+             GradientCollector gc = dev.jlens.util.Tensors.gradientCollector()) {
             ForwardInputs in = inputs(batch, Optional.empty());
             NDArray logits = arch.forward(in, OptionalInt.empty());
             NDArray loss = lossFn.apply(logits);

@@ -1,6 +1,5 @@
 package dev.jlens.train;
 
-import ai.djl.engine.Engine;
 import ai.djl.training.GradientCollector;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -330,7 +329,7 @@ public final class TrainingLoop {
      */
     public static GradientCollector gradientCollector() {
         try {
-            return Engine.getInstance().newGradientCollector();
+            return dev.jlens.util.Tensors.gradientCollector();
         } catch (IllegalStateException e) {
             throw new IllegalStateException("cannot record gradients: another GradientCollector is open in this JVM "
                     + "(DJL allows one at a time); close it before training", e);

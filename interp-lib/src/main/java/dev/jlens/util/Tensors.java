@@ -44,4 +44,15 @@ public final class Tensors {
         borrowed.close();
         return copy;
     }
+
+    /**
+     * A new gradient collector that leaves gradient recording off on this thread when it closes. DJL's collector
+     * restores the thread's previous mode, and libtorch starts every thread other than the engine's first with
+     * recording on: without this, an optimizer's in-place update after the collector closes (on a notebook's cell
+     * thread, a worker pool) fails with "a leaf Variable that requires grad is being used in an in-place operation".
+     */
+    public static ai.djl.training.GradientCollector gradientCollector() {
+        ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+        return ai.djl.engine.Engine.getInstance().newGradientCollector();
+    }
 }

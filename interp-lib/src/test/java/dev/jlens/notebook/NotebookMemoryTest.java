@@ -126,6 +126,46 @@ class NotebookMemoryTest {
         assertTrue(NotebookMemory.stats().copiedArrays() > 0);
     }
 
+    /** On a thread of its own, as the kernel's cell thread: libtorch records gradients there by default. */
+    @Test
+    void dictionariesTrainAndResumeInsideACell(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        Throwable[] failure = new Throwable[1];
+        Thread cellThread = new Thread(() -> {
+            try {
+                trainAndResume(dir);
+            } catch (Throwable t) {
+                failure[0] = t;
+            }
+        });
+        cellThread.start();
+        cellThread.join();
+        if (failure[0] != null) throw new AssertionError("training on a new thread failed: " + failure[0], failure[0]);
+    }
+
+    private static void trainAndResume(java.nio.file.Path dir) {
+        var data = new dev.jlens.sae.SyntheticActivations(64, 16, 3);
+        var cfg = dev.jlens.sae.SaeTrainConfig.builder().steps(40).batchSize(64).lr(1e-3).checkpointEvery(20)
+                .logEvery(10).build();
+        double[] fvu = new double[2];
+        cell(() -> {
+            try (var t = dev.jlens.sae.SaeTrainer.of(data, cfg)
+                    .add("topk", dev.jlens.sae.SaeConfig.of(16, 32, new dev.jlens.sae.SaeConfig.TopK(4)))) {
+                t.trainOrResume(dir);
+                fvu[0] = dev.jlens.sae.SaeMetrics.of(t.dictionary("topk"), data.batch(1000, 256, model.manager())).fvu();
+            }
+        });
+        cell(() -> {
+            try (var t = dev.jlens.sae.SaeTrainer.of(data, cfg)
+                    .add("topk", dev.jlens.sae.SaeConfig.of(16, 32, new dev.jlens.sae.SaeConfig.TopK(4)))) {
+                t.trainOrResume(dir);   // the run is complete: loads it
+                fvu[1] = dev.jlens.sae.SaeMetrics.of(t.dictionary("topk"), data.batch(1000, 256, model.manager())).fvu();
+            }
+        });
+        assertTrue(fvu[0] < 1, "fvu " + fvu[0]);
+        assertEquals(fvu[0], fvu[1], 1e-9);
+    }
+
     @Test
     void aLongUnclosedLoopStaysNearTheThreshold() {
         NotebookMemory.collect();
