@@ -41,7 +41,7 @@ import java.util.concurrent.atomic.AtomicReference;
  */
 public final class NotebookMemory {
 
-    /** System property: native growth (MB) between two collections; default 64. */
+    /** System property: native growth (MB) between two collections; default 160. */
     public static final String THRESHOLD_PROPERTY = "jlens.memory.gcThresholdMb";
 
     private static final Field RESOURCES = field(BaseNDManager.class, "resources");
@@ -60,7 +60,7 @@ public final class NotebookMemory {
     private static final AtomicLong COLLECTIONS = new AtomicLong();
     private static final AtomicLong COPIED_ARRAYS = new AtomicLong();
     private static final Semaphore GC_REQUESTS = new Semaphore(0);
-    private static final long THRESHOLD = Long.getLong(THRESHOLD_PROPERTY, 64) << 20;
+    private static final long THRESHOLD = Long.getLong(THRESHOLD_PROPERTY, 160) << 20;
     /** Growth that a finished cell leaves for a collection while the kernel is idle. */
     private static final long IDLE_THRESHOLD = 32L << 20;
 
