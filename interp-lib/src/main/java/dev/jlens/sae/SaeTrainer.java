@@ -443,7 +443,7 @@ public final class SaeTrainer implements AutoCloseable {
             SparseCoder.Context[] ctx = new SparseCoder.Context[n];
             SparseCoder.StepResult[] res = new SparseCoder.StepResult[n];
             // Everything the backward passes read stays alive until they have run: the scope spans both.
-            try (GradientCollector gc = TrainingLoop.gradientCollector()) {
+            try (GradientCollector gc = Tensors.gradientCollector()) {
                 for (int k = 0; k < n; k++) {
                     SparseCoder sae = all.get(k).sae;
                     ctx[k] = new SparseCoder.Context(i, sparsity, all.get(k).latents.deadMask(mgr, cfg.deadAfterTokens()), mgr);

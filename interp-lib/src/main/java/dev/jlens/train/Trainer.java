@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.training.GradientCollector;
+import dev.jlens.util.Tensors;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.model.Batch;
 import dev.jlens.model.HookedTransformer;
@@ -354,7 +355,7 @@ public final class Trainer implements AutoCloseable {
         float loss;
         // Everything the backward pass reads must stay alive until it has run: one scope spans forward and backward.
         try (NDScope scope = new NDScope()) {
-            try (GradientCollector gc = TrainingLoop.gradientCollector()) {
+            try (GradientCollector gc = Tensors.gradientCollector()) {
                 NDArray l = lossFn.loss(model.forward(tb), tb);
                 if (l.getShape().size() != 1) {
                     throw new IllegalStateException("the loss function must return a scalar, got shape " + l.getShape());

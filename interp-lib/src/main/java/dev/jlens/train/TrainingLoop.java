@@ -1,6 +1,5 @@
 package dev.jlens.train;
 
-import ai.djl.training.GradientCollector;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
@@ -321,19 +320,6 @@ public final class TrainingLoop {
         lastCheckpoint = run.save(step, format, steps::save, cadence.keepCheckpoints(), beforeCommit);
         lastCheckpointStep = step;
         return lastCheckpoint;
-    }
-
-    /**
-     * Opens the gradient collector a step records its backward passes with; fails clearly when another one is open
-     * (DJL allows one per JVM).
-     */
-    public static GradientCollector gradientCollector() {
-        try {
-            return dev.jlens.util.Tensors.gradientCollector();
-        } catch (IllegalStateException e) {
-            throw new IllegalStateException("cannot record gradients: another GradientCollector is open in this JVM "
-                    + "(DJL allows one at a time); close it before training", e);
-        }
     }
 
     private Interrupted interrupted() {

@@ -50,9 +50,15 @@ public final class Tensors {
      * restores the thread's previous mode, and libtorch starts every thread other than the engine's first with
      * recording on: without this, an optimizer's in-place update after the collector closes (on a notebook's cell
      * thread, a worker pool) fails with "a leaf Variable that requires grad is being used in an in-place operation".
+     * Fails clearly when another collector is open (DJL allows one per JVM).
      */
     public static ai.djl.training.GradientCollector gradientCollector() {
         ai.djl.pytorch.jni.JniUtils.setGradMode(false);
-        return ai.djl.engine.Engine.getInstance().newGradientCollector();
+        try {
+            return ai.djl.engine.Engine.getInstance().newGradientCollector();
+        } catch (IllegalStateException e) {
+            throw new IllegalStateException("cannot record gradients: another GradientCollector is open in this JVM "
+                    + "(DJL allows one at a time); close it first", e);
+        }
     }
 }

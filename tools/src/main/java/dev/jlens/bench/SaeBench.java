@@ -231,7 +231,7 @@ public final class SaeBench {
     /** One step exactly as a trainer runs it: one scope around forward and backward, the update after it. */
     private static float denseStep(SparseCoder sae, AdamW opt, NDArray x, NDManager m) {
         float loss;
-        try (NDScope scope = new NDScope(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+        try (NDScope scope = new NDScope(); GradientCollector gc = dev.jlens.util.Tensors.gradientCollector()) {
             SparseCoder.Output out = sae.trainForward(x, new SparseCoder.Context(0, 1f, null, m));
             gc.backward(out.loss());
             loss = out.loss().getFloat();
@@ -242,7 +242,7 @@ public final class SaeBench {
 
     private static float sparseStep(SparseCoder sae, AdamW opt, NDArray x, int chunk) {
         float loss;
-        try (NDScope scope = new NDScope(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+        try (NDScope scope = new NDScope(); GradientCollector gc = dev.jlens.util.Tensors.gradientCollector()) {
             loss = SparseDecode.backwardTopK(sae, x, gc, chunk);
         }
         opt.step(1e-4, 1.0);
