@@ -214,7 +214,7 @@ public final class HookedTransformer implements AutoCloseable {
     }
 
     /** True for LayerNorm models (the norms centre the residual), false for RMSNorm ones. */
-    boolean normCentres() {
+    public boolean normCentres() {
         return arch.normCentres();
     }
 

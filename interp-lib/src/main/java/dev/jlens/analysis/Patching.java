@@ -1,0 +1,700 @@
+package dev.jlens.analysis;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
+import dev.jlens.hook.Hook;
+import dev.jlens.hook.NameFilter;
+import dev.jlens.model.Ablate;
+import dev.jlens.model.ActivationCache;
+import dev.jlens.model.Batch;
+import dev.jlens.model.HookedTransformer;
+import dev.jlens.notebook.Progress;
+import dev.jlens.util.Tensors;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.OptionalInt;
+import java.util.Set;
+
+/**
+ * Activation patching: run a prompt set with one activation replaced, for every index of a site, and measure.
+ *
+ * <pre>{@code
+ * var p = Patching.of(model, clean, corrupt, Metric.logitDiff(singular, plural));
+ * PatchResult resid = p.sweep(PatchSite.RESID_PRE, Direction.DENOISE);     // every [layer, pos]
+ * PatchResult heads = p.sweep(PatchSite.Z, Direction.NOISE);               // every [layer, head]
+ * PatchResult byPos = p.sweepByPosition(PatchSite.Z, Direction.DENOISE);   // every [layer, head, pos]
+ * PatchResult path  = p.pathPatch(Direction.NOISE, Receiver.logits());      // each head's direct effect
+ * p.with(Replacement.meanPerPosition(dataset)).sweep(PatchSite.MLP_OUT, Direction.NOISE);
+ * }</pre>
+ *
+ * <p><b>Clean and corrupt</b> are {@code n} prompts each, all of one length; prompt {@code i} of one run pairs with
+ * prompt {@code i} of the other. The value of a run is the metric's mean over the prompts. <b>Denoising</b> patches
+ * the corrupt run with the replacement (by default the clean run's activation), <b>noising</b> the clean run (by
+ * default with the corrupt one's). A position index patches that position of every prompt; a head index patches
+ * that head at every position.
+ *
+ * <p><b>Batching.</b> Many patches run in one forward pass: the run's prompts are repeated once per patch along the
+ * batch dimension, and each copy's hook replaces only its own index ({@code where(mask, source, activation)}, an
+ * exact selection). {@link #rowsPerPass(int)} bounds the rows of a pass; with {@code rowsPerPass(prompts)} every
+ * patch is its own forward pass of exactly the rows a hand-written hook loop would run, and the results are equal
+ * bit for bit. Larger passes agree to float rounding of the batched matrix products.
+ */
+public final class Patching {
+
+    /** Default bound on rows (prompts × patches) per forward pass. */
+    public static final int DEFAULT_ROWS_PER_PASS = 512;
+
+    private final HookedTransformer model;
+    private final long[][] clean;
+    private final long[][] corrupt;
+    private final Metric metric;
+    private final Replacement replacement;
+    private final int rowsPerPass;
+    private double[] baseMetrics;   // clean, corrupt; computed once
+
+    private Patching(HookedTransformer model, long[][] clean, long[][] corrupt, Metric metric,
+                     Replacement replacement, int rowsPerPass) {
+        this.model = model;
+        this.clean = clean;
+        this.corrupt = corrupt;
+        this.metric = metric;
+        this.replacement = replacement;
+        this.rowsPerPass = rowsPerPass;
+    }
+
+    /** Patching between {@code clean} and {@code corrupt} prompts (equal counts, one length), measured by metric. */
+    public static Patching of(HookedTransformer model, long[][] clean, long[][] corrupt, Metric metric) {
+        Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(metric, "metric");
+        long[][] c = copy(clean, "clean");
+        long[][] x = copy(corrupt, "corrupt");
+        if (c.length != x.length) {
+            throw new IllegalArgumentException("clean has " + c.length + " prompts and corrupt " + x.length
+                    + ": they pair up one to one, so the counts must match");
+        }
+        if (c[0].length != x[0].length) {
+            throw new IllegalArgumentException("clean prompts have " + c[0].length + " tokens and corrupt prompts "
+                    + x[0].length + ": patching pairs positions, so the lengths must match");
+        }
+        int vocab = model.cfg().dVocab();
+        checkIds(c, "clean", vocab);
+        checkIds(x, "corrupt", vocab);
+        for (long t : metric.tokens()) {
+            if (t < 0 || t >= vocab) {
+                throw new IllegalArgumentException("metric token " + t + " is outside the vocabulary: valid ids are 0.."
+                        + (vocab - 1) + " (d_vocab = " + vocab + ")");
+            }
+        }
+        if (c[0].length > model.cfg().nCtx()) {
+            throw new IllegalArgumentException("prompts of " + c[0].length + " tokens exceed the model's context of "
+                    + model.cfg().nCtx());
+        }
+        return new Patching(model, c, x, metric, Replacement.other(), DEFAULT_ROWS_PER_PASS);
+    }
+
+    /** One clean and one corrupt prompt. */
+    public static Patching of(HookedTransformer model, long[] clean, long[] corrupt, Metric metric) {
+        return of(model, new long[][] {clean}, new long[][] {corrupt}, metric);
+    }
+
+    /** One clean and one corrupt text, tokenized with BOS. */
+    public static Patching of(HookedTransformer model, String clean, String corrupt, Metric metric) {
+        return of(model, model.toTokens(clean), model.toTokens(corrupt), metric);
+    }
+
+    /** The same experiment replacing activations with {@code r} (the other run's, zero, a mean, a resample). */
+    public Patching with(Replacement r) {
+        return new Patching(model, clean, corrupt, metric, Objects.requireNonNull(r, "replacement"), rowsPerPass);
+    }
+
+    /** The same experiment with another metric. */
+    public Patching with(Metric m) {
+        return of(model, clean, corrupt, m).with(replacement).rowsPerPass(rowsPerPass);
+    }
+
+    /**
+     * The same experiment with at most {@code rows} rows per forward pass (at least one patch of all prompts is
+     * always run together); {@code rowsPerPass(prompts())} runs one forward pass per patch.
+     */
+    public Patching rowsPerPass(int rows) {
+        if (rows < 1) throw new IllegalArgumentException("rowsPerPass must be >= 1, got " + rows);
+        return new Patching(model, clean, corrupt, metric, replacement, rows);
+    }
+
+    public HookedTransformer model() {
+        return model;
+    }
+
+    public Metric metric() {
+        return metric;
+    }
+
+    public Replacement replacement() {
+        return replacement;
+    }
+
+    /** Number of prompt pairs. */
+    public int prompts() {
+        return clean.length;
+    }
+
+    /** Tokens per prompt. */
+    public int length() {
+        return clean[0].length;
+    }
+
+    /** A copy of the clean prompts. */
+    public long[][] clean() {
+        return copy(clean, "clean");
+    }
+
+    /** A copy of the corrupt prompts. */
+    public long[][] corrupt() {
+        return copy(corrupt, "corrupt");
+    }
+
+    /** The metric of the clean run. */
+    public double metricClean() {
+        return baseMetrics()[0];
+    }
+
+    /** The metric of the corrupt run. */
+    public double metricCorrupt() {
+        return baseMetrics()[1];
+    }
+
+    // ------------------------------------------------------------------------------------------- sweeps
+
+    /**
+     * Every index of {@code site}: [layer, pos] for residual and sublayer sites, [layer, head] (all positions) for
+     * head sites.
+     */
+    public PatchResult sweep(PatchSite site, Direction direction) {
+        return run(site, direction, indices(site, false, false));
+    }
+
+    /** Every [layer, head, pos] of a head site ([layer, pos] for the others, as {@link #sweep}). */
+    public PatchResult sweepByPosition(PatchSite site, Direction direction) {
+        return run(site, direction, indices(site, true, false));
+    }
+
+    /** Every layer of a site, all its positions (and heads) at once. */
+    public PatchResult sweepLayers(PatchSite site, Direction direction) {
+        return run(site, direction, indices(site, false, true));
+    }
+
+    /** The chosen indices of {@code site}, each patched on its own. */
+    public PatchResult run(PatchSite site, Direction direction, List<PatchIndex> indices) {
+        Objects.requireNonNull(site, "site");
+        Objects.requireNonNull(direction, "direction");
+        if (indices.isEmpty()) throw new IllegalArgumentException("no indices to patch");
+        int nLayers = model.nLayers();
+        Set<Integer> layers = new LinkedHashSet<>();
+        for (PatchIndex ix : indices) layers.add(checkIndex(site, ix));
+        Map<Integer, String> hooks = new LinkedHashMap<>();
+        for (int l : layers) hooks.put(l, hookName(site, l));
+        try (ActivationCache base = model.runWithCache(base(direction), filter(hooks.values()));
+             ActivationCache other = model.runWithCache(source(direction), filter(hooks.values()))) {
+            Map<Integer, NDArray> sources = new LinkedHashMap<>();
+            int heads = 0;
+            for (Map.Entry<Integer, String> e : hooks.entrySet()) {
+                sources.put(e.getKey(), sourceActivation(e.getValue(), base, other));
+                if (site.isHead()) heads = (int) base.get(e.getValue()).getShape().get(site == PatchSite.PATTERN ? 1 : 2);
+            }
+            int nHeads = heads;
+            for (PatchIndex ix : indices) {
+                if (ix.head().isPresent() && ix.head().getAsInt() >= nHeads) {
+                    throw new IllegalArgumentException("head " + ix.head().getAsInt() + " is out of range for "
+                            + site + ": valid heads are 0.." + (nHeads - 1));
+                }
+            }
+            long[] maskShape = maskShape(site, nHeads);
+            double[] values = runBlocks(base(direction), indices.size(), "patch " + site, (first, count) -> {
+                List<Hook> out = new ArrayList<>();
+                for (Map.Entry<Integer, String> e : hooks.entrySet()) {
+                    boolean[][] masks = new boolean[count][];
+                    boolean any = false;
+                    for (int j = 0; j < count; j++) {
+                        PatchIndex ix = indices.get(first + j);
+                        if (ix.layer() == e.getKey()) {
+                            masks[j] = mask(site, ix, maskShape);
+                            any = true;
+                        }
+                    }
+                    if (any) out.add(replaceWhere(e.getValue(), sources.get(e.getKey()), masks, maskShape));
+                }
+                return out;
+            });
+            return new PatchResult("patching", site, direction, metric.name(), replacement.label(), indices, values,
+                    metricClean(), metricCorrupt(), strTokens(base(direction)[0]), nLayers, nHeads,
+                    Optional.empty());
+        }
+    }
+
+    // ------------------------------------------------------------------------------------- path patching
+
+    /**
+     * Path patching: the direct effect of each sender head on the receivers. For each head of a layer before the
+     * last receiver's (every head for {@link Receiver#logits()}): run the patched run with that head's output
+     * {@code z} taken from the other run (or the replacement) and every other head's {@code z} and every MLP's output
+     * frozen to the patched run's own values, so only the path from the sender through the residual stream
+     * changes; the receivers' inputs ({@code q}, {@code k} or {@code v} of chosen heads) computed in that run are then
+     * patched into a fresh run, and the metric is measured. For the logits receiver the first run's metric is the
+     * result. Values are per [layer, head] of the senders.
+     */
+    public PatchResult pathPatch(Direction direction, Receiver... receivers) {
+        Objects.requireNonNull(direction, "direction");
+        if (receivers.length == 0) throw new IllegalArgumentException("name at least one receiver: "
+                + "Receiver.logits() or Receiver.heads(layer, \"q\"|\"k\"|\"v\", heads...)");
+        boolean toLogits = Arrays.stream(receivers).anyMatch(r -> r.kind() == Receiver.Kind.LOGITS);
+        if (toLogits && receivers.length > 1) {
+            throw new IllegalArgumentException("the logits receiver stands alone: path patch to heads or to the "
+                    + "logits, not both in one call");
+        }
+        int nLayers = model.nLayers();
+        int senderLayers = toLogits ? nLayers
+                : Arrays.stream(receivers).mapToInt(Receiver::layer).max().orElseThrow();
+        for (Receiver r : receivers) if (r.kind() == Receiver.Kind.HEADS) checkLayer(r.layer());
+        List<String> zHooks = new ArrayList<>();
+        List<String> mlpHooks = new ArrayList<>();
+        for (int l = 0; l < nLayers; l++) {
+            zHooks.add(model.actName("z", l));
+            if (!model.cfg().attnOnly()) mlpHooks.add(model.actName("mlp_out", l));
+        }
+        List<String> receiverHooks = new ArrayList<>();
+        for (Receiver r : receivers) {
+            if (r.kind() == Receiver.Kind.HEADS) receiverHooks.add(model.actName(r.input(), r.layer()));
+        }
+        List<String> all = new ArrayList<>(zHooks);
+        all.addAll(mlpHooks);
+        all.addAll(receiverHooks);
+        long[][] baseTokens = base(direction);
+        try (ActivationCache base = model.runWithCache(baseTokens, filter(all));
+             ActivationCache other = model.runWithCache(source(direction), filter(zHooks))) {
+            int nHeads = (int) base.get(zHooks.get(0)).getShape().get(2);
+            for (Receiver r : receivers) {
+                if (r.kind() == Receiver.Kind.HEADS) {
+                    long have = base.get(model.actName(r.input(), r.layer())).getShape().get(2);
+                    for (int h : r.heads()) {
+                        if (h < 0 || h >= have) {
+                            throw new IllegalArgumentException("receiver head " + h + " is out of range for "
+                                    + r.input() + " at layer " + r.layer() + ": valid heads are 0.." + (have - 1));
+                        }
+                    }
+                }
+            }
+            List<PatchIndex> senders = new ArrayList<>();
+            for (int l = 0; l < senderLayers; l++) for (int h = 0; h < nHeads; h++) senders.add(PatchIndex.head(l, h));
+            Map<String, NDArray> sources = new LinkedHashMap<>();
+            for (String z : zHooks) sources.put(z, sourceActivation(z, base, other));
+            long[] zMask = maskShape(PatchSite.Z, nHeads);
+            double[] values = runBlocks(baseTokens, senders.size(), "path patch", (first, count) -> {
+                // stage 1: sender from the source, everything else frozen; record the receivers' inputs
+                List<Hook> hooks = new ArrayList<>();
+                for (int l = 0; l < nLayers; l++) {
+                    boolean[][] masks = new boolean[count][];
+                    for (int j = 0; j < count; j++) {
+                        PatchIndex s = senders.get(first + j);
+                        masks[j] = s.layer() == l ? mask(PatchSite.Z, s, zMask) : new boolean[(int) size(zMask)];
+                    }
+                    String z = zHooks.get(l);
+                    NDArray frozen = base.get(z);
+                    NDArray src = sources.get(z);
+                    hooks.add(Hook.fwd(z, (act, hp) -> {
+                        int k = (int) (act.getShape().get(0) / prompts());
+                        NDArray m = maskArray(act, masks, zMask);
+                        return where(m, tile(src, k), tile(frozen, k));
+                    }));
+                }
+                for (String mlp : mlpHooks) {
+                    NDArray frozen = base.get(mlp);
+                    hooks.add(Hook.fwd(mlp, (act, hp) -> tile(frozen, (int) (act.getShape().get(0) / prompts()))));
+                }
+                if (toLogits) return hooks;
+                Map<String, NDArray> recorded = new LinkedHashMap<>();
+                for (String rh : receiverHooks) {
+                    hooks.add(Hook.fwd(rh, (act, hp) -> {
+                        recorded.put(hp.name(), act.duplicate());
+                        return null;
+                    }));
+                }
+                // stage 2: a fresh run with the receivers' chosen heads patched to the recorded values
+                List<Hook> second = new ArrayList<>();
+                for (Receiver r : receivers) {
+                    String rh = model.actName(r.input(), r.layer());
+                    long h = base.get(rh).getShape().get(2);
+                    boolean[] m = new boolean[(int) h];
+                    for (int head : r.heads()) m[head] = true;
+                    second.add(Hook.fwd(rh, (act, hp) -> {
+                        NDArray mask = Tensors.owned(act.getManager().create(m, new Shape(1, 1, h, 1)));
+                        return where(mask, recorded.get(rh), act);
+                    }));
+                }
+                return new Stage(hooks, second);
+            });
+            return new PatchResult("path patching", PatchSite.Z, direction, metric.name() + " via "
+                    + Arrays.toString(receivers), replacement.label(), senders, values, metricClean(),
+                    metricCorrupt(), strTokens(baseTokens[0]), nLayers, nHeads, Optional.empty());
+        }
+    }
+
+    /** The receiving end of a path: the logits, or an input ({@code q}, {@code k}, {@code v}) of chosen heads. */
+    public record Receiver(Kind kind, int layer, String input, int[] heads) {
+        /** What receives. */
+        public enum Kind { LOGITS, HEADS }
+
+        /** Validates. */
+        public Receiver {
+            if (kind == Kind.HEADS) {
+                if (!Set.of("q", "k", "v").contains(input)) {
+                    throw new IllegalArgumentException("unknown receiver input '" + input + "': valid inputs are q, "
+                            + "k, v");
+                }
+                if (heads.length == 0) throw new IllegalArgumentException("name at least one receiver head");
+                heads = heads.clone();
+            }
+        }
+
+        /** The logits (each sender's direct effect on the output). */
+        public static Receiver logits() {
+            return new Receiver(Kind.LOGITS, -1, "", new int[0]);
+        }
+
+        /** Input {@code q}, {@code k} or {@code v} of {@code heads} at {@code layer}. */
+        public static Receiver heads(int layer, String input, int... heads) {
+            return new Receiver(Kind.HEADS, layer, input, heads);
+        }
+
+        @Override
+        public String toString() {
+            return kind == Kind.LOGITS ? "logits" : "L" + layer + Arrays.toString(heads) + "." + input;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ engine
+
+    /** Hooks for the blocks {@code first .. first + count - 1} of one pass. */
+    @FunctionalInterface
+    interface ChunkHooks {
+        Object hooks(int first, int count);
+    }
+
+    /** Two runs per pass: the first's hooks, then the second's (path patching). */
+    record Stage(List<Hook> first, List<Hook> second) {}
+
+    /**
+     * Runs {@code blocks} patched copies of {@code base}, as many per pass as {@link #rowsPerPass} allows, and
+     * returns the metric of each (mean over its prompts). {@code hooks} returns a list of hooks, or a {@link Stage}.
+     */
+    @SuppressWarnings("unchecked")
+    double[] runBlocks(long[][] base, int blocks, String what, ChunkHooks hooks) {
+        int n = base.length;
+        int perPass = Math.max(1, rowsPerPass / n);
+        int passes = (blocks + perPass - 1) / perPass;
+        double[] out = new double[blocks];
+        Progress progress = passes > 1 ? Progress.start(passes, what) : null;
+        try {
+            for (int first = 0; first < blocks; first += perPass) {
+                int k = Math.min(perPass, blocks - first);
+                Batch batch = Batch.of(tile(base, k));
+                try (NDScope scope = new NDScope()) {
+                    Object h = hooks.hooks(first, k);
+                    NDArray logits;
+                    if (h instanceof Stage s) {
+                        model.runWithHooks(batch, s.first().toArray(Hook[]::new));
+                        logits = s.second().isEmpty() ? null : model.runWithHooks(batch, s.second().toArray(Hook[]::new));
+                        if (logits == null) throw new IllegalStateException("a two-stage pass needs second hooks");
+                    } else {
+                        logits = model.runWithHooks(batch, ((List<Hook>) h).toArray(Hook[]::new));
+                    }
+                    float[] v = metric.perRow(logits, n).toFloatArray();
+                    for (int j = 0; j < k; j++) {
+                        double sum = 0;
+                        for (int i = 0; i < n; i++) sum += v[j * n + i];
+                        out[first + j] = sum / n;
+                    }
+                }
+                if (progress != null) progress.step();
+                Progress.checkInterrupted(what);
+            }
+        } finally {
+            if (progress != null) progress.close();
+        }
+        return out;
+    }
+
+    /** A hook replacing, in each block of rows, the masked entries with {@code source} (one row per prompt). */
+    Hook replaceWhere(String hook, NDArray source, boolean[][] blockMasks, long[] maskShape) {
+        return Hook.fwd(hook, (act, hp) -> {
+            int k = (int) (act.getShape().get(0) / prompts());
+            return where(maskArray(act, blockMasks, maskShape), tile(source, k), act);
+        });
+    }
+
+    /** {@code where(mask, a, b)} with the mask broadcast to {@code b}'s shape (DJL's where does not broadcast). */
+    static NDArray where(NDArray mask, NDArray a, NDArray b) {
+        Shape s = b.getShape();
+        return NDArrays.where(mask.getShape().equals(s) ? mask : mask.broadcast(s),
+                a.getShape().equals(s) ? a : a.broadcast(s), b);
+    }
+
+    /** The boolean mask {@code [rows, maskShape...]} of blocks (null block = nothing patched). */
+    NDArray maskArray(NDArray act, boolean[][] blockMasks, long[] maskShape) {
+        int n = prompts();
+        int per = (int) size(maskShape);
+        int rows = blockMasks.length * n;
+        boolean[] full = new boolean[rows * per];
+        for (int j = 0; j < blockMasks.length; j++) {
+            if (blockMasks[j] == null) continue;
+            for (int i = 0; i < n; i++) System.arraycopy(blockMasks[j], 0, full, (j * n + i) * per, per);
+        }
+        long[] dims = new long[maskShape.length + 1];
+        dims[0] = rows;
+        System.arraycopy(maskShape, 0, dims, 1, maskShape.length);
+        return Tensors.owned(act.getManager().create(full, new Shape(dims)));
+    }
+
+    /** The mask of one index: shape {@code [P, 1]} (positions), {@code [P, H, 1]} (heads), {@code [H, P, 1]} (pattern). */
+    boolean[] mask(PatchSite site, PatchIndex ix, long[] maskShape) {
+        boolean[] m = new boolean[(int) size(maskShape)];
+        int p = length();
+        if (!site.isHead()) {
+            for (int j = 0; j < p; j++) m[j] = ix.pos().isEmpty() || ix.pos().getAsInt() == j;
+            return m;
+        }
+        int heads = (int) (site == PatchSite.PATTERN ? maskShape[0] : maskShape[1]);
+        for (int j = 0; j < p; j++) {
+            for (int h = 0; h < heads; h++) {
+                boolean on = (ix.head().isEmpty() || ix.head().getAsInt() == h)
+                        && (ix.pos().isEmpty() || ix.pos().getAsInt() == j);
+                m[site == PatchSite.PATTERN ? h * p + j : j * heads + h] = on;
+            }
+        }
+        return m;
+    }
+
+    long[] maskShape(PatchSite site, int heads) {
+        int p = length();
+        if (!site.isHead()) return new long[] {p, 1};
+        return site == PatchSite.PATTERN ? new long[] {heads, p, 1} : new long[] {p, heads, 1};
+    }
+
+    static long size(long[] shape) {
+        long s = 1;
+        for (long d : shape) s *= d;
+        return s;
+    }
+
+    /** {@code x} ({@code [n, ...]}) repeated {@code k} times along the batch. */
+    static NDArray tile(NDArray x, int k) {
+        if (k == 1) return x;
+        long[] reps = new long[x.getShape().dimension()];
+        Arrays.fill(reps, 1);
+        reps[0] = k;
+        return x.tile(reps);
+    }
+
+    static long[][] tile(long[][] base, int k) {
+        long[][] rows = new long[base.length * k][];
+        for (int j = 0; j < k; j++) for (int i = 0; i < base.length; i++) rows[j * base.length + i] = base[i];
+        return rows;
+    }
+
+    /** The prompts that are patched. */
+    long[][] base(Direction d) {
+        return d == Direction.DENOISE ? corrupt : clean;
+    }
+
+    /** The prompts activations come from. */
+    long[][] source(Direction d) {
+        return d == Direction.DENOISE ? clean : corrupt;
+    }
+
+    /**
+     * The replacement activation of {@code hook} for each prompt {@code [n, ...]} (the patched run's shape), from the
+     * other run, zero, or the dataset; owned by {@code base}'s manager.
+     */
+    NDArray sourceActivation(String hook, ActivationCache base, ActivationCache other) {
+        NDArray act = base.get(hook);
+        Shape shape = act.getShape();
+        int n = prompts(), p = length();
+        boolean pattern = hook.endsWith("hook_pattern") || hook.endsWith("hook_attn_scores");
+        NDArray out;
+        if (replacement instanceof Replacement.Other) {
+            return other.get(hook);
+        } else if (replacement instanceof Replacement.Zero) {
+            out = act.zerosLike();
+        } else if (replacement instanceof Replacement.Mean mean) {
+            long[][] data = mean.dataset();
+            boolean perPos = mean.perPosition() || pattern;
+            if (perPos && data[0].length < p) {
+                throw new IllegalArgumentException("a per-position mean needs dataset sequences of at least " + p
+                        + " tokens (the prompts' length), got " + data[0].length);
+            }
+            try (ActivationCache ds = model.runWithCache(data, filter(List.of(hook)));
+                 NDScope scope = new NDScope()) {
+                NDArray d = crop(ds.get(hook), pattern, p);
+                NDArray m = perPos ? d.mean(new int[] {0}, true) : d.mean(new int[] {0}, true).mean(new int[] {1}, true);
+                out = m.broadcast(shape).duplicate();
+                NDScope.unregister(out);
+                out.attach(base.manager());
+            }
+        } else {
+            Replacement.Resample r = (Replacement.Resample) replacement;
+            long[][] data = r.dataset();
+            if (data[0].length < p) {
+                throw new IllegalArgumentException("resampling needs dataset sequences of at least " + p
+                        + " tokens (the prompts' length), got " + data[0].length);
+            }
+            int[] rows = Ablate.resampleRows(n, data.length, r.seed());
+            long[][] picked = new long[n][];
+            for (int i = 0; i < n; i++) picked[i] = Arrays.copyOf(data[rows[i]], p);
+            try (ActivationCache ds = model.runWithCache(picked, filter(List.of(hook)))) {
+                out = ds.get(hook).duplicate();
+                out.attach(base.manager());
+            }
+        }
+        return out;
+    }
+
+    private static NDArray crop(NDArray x, boolean pattern, int p) {
+        return pattern ? x.get(new NDIndex(":, :, :{}, :{}", p, p)) : x.get(new NDIndex(":, :{}", p));
+    }
+
+    /** The hook of {@code site} at {@code layer}, or an error naming the sites this model has. */
+    String hookName(PatchSite site, int layer) {
+        checkLayer(layer);
+        String full = dev.jlens.hook.HookNames.actName(site.shortName(), layer);
+        if (!model.hookNames().contains(full)) {
+            List<String> valid = new ArrayList<>();
+            for (PatchSite s : PatchSite.values()) {
+                if (model.hookNames().contains(dev.jlens.hook.HookNames.actName(s.shortName(), 0))) {
+                    valid.add(s.shortName());
+                }
+            }
+            throw new IllegalArgumentException("this model has no " + site + " site (no hook '" + full + "'"
+                    + (model.cfg().attnOnly() ? "; it is attention-only" : "") + "): valid sites are "
+                    + String.join(", ", valid));
+        }
+        return full;
+    }
+
+    void checkLayer(int layer) {
+        int n = model.nLayers();
+        if (layer < 0 || layer >= n) {
+            throw new IllegalArgumentException("layer " + layer + " is out of range: valid layers are 0.." + (n - 1));
+        }
+    }
+
+    private int checkIndex(PatchSite site, PatchIndex ix) {
+        checkLayer(ix.layer());
+        if (ix.pos().isPresent() && (ix.pos().getAsInt() < 0 || ix.pos().getAsInt() >= length())) {
+            throw new IllegalArgumentException("position " + ix.pos().getAsInt() + " is out of range: valid "
+                    + "positions are 0.." + (length() - 1));
+        }
+        if (ix.head().isPresent() && !site.isHead()) {
+            throw new IllegalArgumentException(site + " has no heads: give a layer and a position");
+        }
+        return ix.layer();
+    }
+
+    /** Every index of a site, layer-major. */
+    List<PatchIndex> indices(PatchSite site, boolean byPosition, boolean wholeLayers) {
+        int heads = site.isHead() ? headCount(site) : 0;
+        List<PatchIndex> out = new ArrayList<>();
+        for (int l = 0; l < model.nLayers(); l++) {
+            hookName(site, l);
+            if (wholeLayers) {
+                out.add(new PatchIndex(l, OptionalInt.empty(), OptionalInt.empty()));
+            } else if (!site.isHead()) {
+                for (int p = 0; p < length(); p++) out.add(PatchIndex.position(l, p));
+            } else {
+                for (int h = 0; h < heads; h++) {
+                    if (byPosition) {
+                        for (int p = 0; p < length(); p++) out.add(PatchIndex.headAt(l, h, p));
+                    } else {
+                        out.add(PatchIndex.head(l, h));
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Heads of a head site (kv heads for k and v under grouped-query attention). */
+    int headCount(PatchSite site) {
+        return site == PatchSite.K || site == PatchSite.V ? model.cfg().nKvHeads() : model.cfg().nHeads();
+    }
+
+    static NameFilter filter(java.util.Collection<String> names) {
+        return NameFilter.of(new LinkedHashSet<>(names).toArray(String[]::new));
+    }
+
+    /** The first prompt's tokens as strings (ids when the model has no tokenizer). */
+    List<String> strTokens(long[] ids) {
+        if (model.tokenizer().isPresent()) return model.toStrTokens(ids);
+        return Arrays.stream(ids).mapToObj(Long::toString).toList();
+    }
+
+    private double[] baseMetrics() {
+        if (baseMetrics == null) {
+            try (NDScope scope = new NDScope()) {
+                baseMetrics = new double[] {mean(model.forward(clean)), mean(model.forward(corrupt))};
+            }
+        }
+        return baseMetrics;
+    }
+
+    /** The metric of a run's logits, averaged over its prompts. */
+    double mean(NDArray logits) {
+        float[] v = metric.perRow(logits, prompts()).toFloatArray();
+        double s = 0;
+        for (float x : v) s += x;
+        return s / v.length;
+    }
+
+    private static long[][] copy(long[][] x, String what) {
+        if (x == null || x.length == 0) {
+            throw new IllegalArgumentException("no " + what + " prompts: give at least one token sequence");
+        }
+        int len = x[0].length;
+        if (len == 0) throw new IllegalArgumentException(what + " prompt 0 is empty");
+        long[][] out = new long[x.length][];
+        for (int i = 0; i < x.length; i++) {
+            if (x[i].length != len) {
+                throw new IllegalArgumentException(what + " prompts must have one length: prompt 0 has " + len
+                        + " tokens, prompt " + i + " has " + x[i].length);
+            }
+            out[i] = x[i].clone();
+        }
+        return out;
+    }
+
+    private static void checkIds(long[][] x, String what, int vocab) {
+        for (int r = 0; r < x.length; r++) {
+            for (int j = 0; j < x[r].length; j++) {
+                if (x[r][j] < 0 || x[r][j] >= vocab) {
+                    throw new IllegalArgumentException(what + " token id " + x[r][j] + " at prompt " + r
+                            + ", position " + j + " is outside the vocabulary: valid ids are 0.." + (vocab - 1)
+                            + " (d_vocab = " + vocab + ")");
+                }
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "Patching(" + prompts() + " prompt pairs of " + length() + " tokens, " + metric.name() + ", "
+                + replacement.label() + ")";
+    }
+}
