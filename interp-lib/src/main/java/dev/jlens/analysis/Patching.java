@@ -324,7 +324,9 @@ public final class Patching {
                 Map<String, NDArray> recorded = new LinkedHashMap<>();
                 for (String rh : receiverHooks) {
                     hooks.add(Hook.fwd(rh, (act, hp) -> {
-                        recorded.put(hp.name(), act.duplicate());
+                        NDArray copy = act.duplicate();
+                        NDScope.unregister(copy);   // outlives the first run's scope; the second run frees it
+                        recorded.put(hp.name(), copy);
                         return null;
                     }));
                 }
@@ -336,6 +338,7 @@ public final class Patching {
                     boolean[] m = new boolean[(int) h];
                     for (int head : r.heads()) m[head] = true;
                     second.add(Hook.fwd(rh, (act, hp) -> {
+                        NDScope.register(recorded.get(rh));
                         NDArray mask = Tensors.owned(act.getManager().create(m, new Shape(1, 1, h, 1)));
                         return where(mask, recorded.get(rh), act);
                     }));
