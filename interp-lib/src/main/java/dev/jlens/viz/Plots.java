@@ -358,7 +358,7 @@ public final class Plots {
     /**
      * A heatmap with row and column labels and axis titles: {@code xTitle} under the columns, {@code yTitle} beside
      * the rows (e.g. {@code "key position"}, {@code "query position"}). Up to 100 cells print their value, in black
-     * on light cells and white on dark ones.
+     * on light cells and white on dark ones. NaN cells are left blank.
      */
     public static HeatMapChart heatmap(String title, double[][] values, List<String> rowLabels,
                                        List<String> colLabels, String xTitle, String yTitle) {
@@ -382,11 +382,16 @@ public final class Plots {
             }
             for (int c = 0; c < cols; c++) {
                 double v = values[r][c];
+                if (Double.isNaN(v)) continue;   // a missing cell stays blank
                 min = Math.min(min, v);
                 max = Math.max(max, v);
                 // XChart puts y index 0 at the bottom; flip so row 0 is on top like a matrix.
                 cells.add(new Number[] {c, rows - 1 - r, v});
             }
+        }
+        if (cells.isEmpty()) {
+            min = 0;
+            max = 0;
         }
         List<String> yLabels = new ArrayList<>(rowLabels);
         java.util.Collections.reverse(yLabels);
