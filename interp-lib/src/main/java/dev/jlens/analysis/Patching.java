@@ -52,7 +52,7 @@ import java.util.Set;
 public final class Patching {
 
     /** Default bound on rows (prompts × patches) per forward pass. */
-    public static final int DEFAULT_ROWS_PER_PASS = 512;
+    public static final int DEFAULT_ROWS_PER_PASS = 256;
 
     private final HookedTransformer model;
     private final long[][] clean;
@@ -60,10 +60,12 @@ public final class Patching {
     private final Metric metric;
     private final Replacement replacement;
     private final int rowsPerPass;
+    private final boolean resume;
     private double[] baseMetrics;   // clean, corrupt; computed once
 
     private Patching(HookedTransformer model, long[][] clean, long[][] corrupt, Metric metric,
-                     Replacement replacement, int rowsPerPass) {
+                     Replacement replacement, int rowsPerPass, boolean resume) {
+        this.resume = resume;
         this.model = model;
         this.clean = clean;
         this.corrupt = corrupt;
@@ -99,7 +101,7 @@ public final class Patching {
             throw new IllegalArgumentException("prompts of " + c[0].length + " tokens exceed the model's context of "
                     + model.cfg().nCtx());
         }
-        return new Patching(model, c, x, metric, Replacement.other(), DEFAULT_ROWS_PER_PASS);
+        return new Patching(model, c, x, metric, Replacement.other(), DEFAULT_ROWS_PER_PASS, true);
     }
 
     /** One clean and one corrupt prompt. */
@@ -114,12 +116,13 @@ public final class Patching {
 
     /** The same experiment replacing activations with {@code r} (the other run's, zero, a mean, a resample). */
     public Patching with(Replacement r) {
-        return new Patching(model, clean, corrupt, metric, Objects.requireNonNull(r, "replacement"), rowsPerPass);
+        return new Patching(model, clean, corrupt, metric, Objects.requireNonNull(r, "replacement"), rowsPerPass,
+                resume);
     }
 
     /** The same experiment with another metric. */
     public Patching with(Metric m) {
-        return of(model, clean, corrupt, m).with(replacement).rowsPerPass(rowsPerPass);
+        return of(model, clean, corrupt, m).with(replacement).rowsPerPass(rowsPerPass).resume(resume);
     }
 
     /**
@@ -128,7 +131,16 @@ public final class Patching {
      */
     public Patching rowsPerPass(int rows) {
         if (rows < 1) throw new IllegalArgumentException("rowsPerPass must be >= 1, got " + rows);
-        return new Patching(model, clean, corrupt, metric, replacement, rows);
+        return new Patching(model, clean, corrupt, metric, replacement, rows, resume);
+    }
+
+    /**
+     * Whether sweeps resume each patched pass at the patched layer from the base run's residual stream (the default:
+     * the layers below are the same in every patched run) or run every pass from the embeddings ({@code false}, a
+     * hand-written hook loop's work, bit for bit the same results).
+     */
+    public Patching resume(boolean on) {
+        return new Patching(model, clean, corrupt, metric, replacement, rowsPerPass, on);
     }
 
     public HookedTransformer model() {
@@ -203,8 +215,14 @@ public final class Patching {
         for (PatchIndex ix : indices) layers.add(checkIndex(site, ix));
         Map<Integer, String> hooks = new LinkedHashMap<>();
         for (int l : layers) hooks.put(l, hookName(site, l));
-        try (ActivationCache base = model.runWithCache(base(direction), filter(hooks.values()));
+        List<String> cached = new ArrayList<>(hooks.values());
+        for (int l : layers) if (l > 0) cached.add(dev.jlens.hook.HookNames.actName("resid_pre", l));
+        try (ActivationCache base = model.runWithCache(base(direction), filter(cached));
              ActivationCache other = model.runWithCache(source(direction), filter(hooks.values()))) {
+            rememberBaseMetrics(direction, base, other);
+            Map<Integer, NDArray> residPre = new LinkedHashMap<>();
+            for (int l : layers) if (l > 0) residPre.put(l, base.get(dev.jlens.hook.HookNames.actName("resid_pre", l)));
+            int[] start = resume ? indices.stream().mapToInt(PatchIndex::layer).toArray() : null;
             Map<Integer, NDArray> sources = new LinkedHashMap<>();
             int heads = 0;
             for (Map.Entry<Integer, String> e : hooks.entrySet()) {
@@ -234,7 +252,7 @@ public final class Patching {
                     if (any) out.add(replaceWhere(e.getValue(), sources.get(e.getKey()), masks, maskShape));
                 }
                 return out;
-            });
+            }, start, residPre);
             return new PatchResult("patching", site, direction, metric.name(), replacement.label(), indices, values,
                     metricClean(), metricCorrupt(), strTokens(base(direction)[0]), nLayers, nHeads,
                     Optional.empty());
@@ -399,21 +417,45 @@ public final class Patching {
      * Runs {@code blocks} patched copies of {@code base}, as many per pass as {@link #rowsPerPass} allows, and
      * returns the metric of each (mean over its prompts). {@code hooks} returns a list of hooks, or a {@link Stage}.
      */
-    @SuppressWarnings("unchecked")
     double[] runBlocks(long[][] base, int blocks, String what, ChunkHooks hooks) {
+        return runBlocks(base, blocks, what, hooks, null, null);
+    }
+
+    /**
+     * {@link #runBlocks(long[][], int, String, ChunkHooks)} where block {@code j} changes nothing before block
+     * {@code startLayer[j]}: a pass holds blocks of one start layer and resumes the model there from the base run's
+     * residual stream {@code residPre.get(layer)} {@code [n, pos, d_model]}, skipping the layers below.
+     */
+    @SuppressWarnings("unchecked")
+    double[] runBlocks(long[][] base, int blocks, String what, ChunkHooks hooks, int[] startLayer,
+                       Map<Integer, NDArray> residPre) {
         int n = base.length;
         int perPass = Math.max(1, rowsPerPass / n);
-        int passes = (blocks + perPass - 1) / perPass;
+        List<int[]> chunks = new ArrayList<>();   // {first, count}
+        for (int first = 0; first < blocks; ) {
+            int k = 1;
+            while (k < perPass && first + k < blocks
+                    && (startLayer == null || startLayer[first + k] == startLayer[first])) {
+                k++;
+            }
+            chunks.add(new int[] {first, k});
+            first += k;
+        }
         double[] out = new double[blocks];
-        Progress progress = passes > 1 ? Progress.start(passes, what) : null;
+        Progress progress = chunks.size() > 1 ? Progress.start(chunks.size(), what) : null;
         try {
-            for (int first = 0; first < blocks; first += perPass) {
-                int k = Math.min(perPass, blocks - first);
+            for (int[] chunk : chunks) {
+                int first = chunk[0], k = chunk[1];
                 Batch batch = Batch.of(tile(base, k));
                 try (NDScope scope = new NDScope()) {
                     Object h = hooks.hooks(first, k);
                     NDArray logits;
-                    if (h instanceof Stage s) {
+                    int start = startLayer == null ? 0 : startLayer[first];
+                    if (start > 0) {
+                        try (dev.jlens.hook.HookScope hs = model.hooks(((List<Hook>) h).toArray(Hook[]::new))) {
+                            logits = model.forwardFrom(batch, start, tile(residPre.get(start), k));
+                        }
+                    } else if (h instanceof Stage s) {
                         model.runWithHooks(batch, s.first().toArray(Hook[]::new));
                         logits = s.second().isEmpty() ? null : model.runWithHooks(batch, s.second().toArray(Hook[]::new));
                         if (logits == null) throw new IllegalStateException("a two-stage pass needs second hooks");
@@ -647,6 +689,13 @@ public final class Patching {
     List<String> strTokens(long[] ids) {
         if (model.tokenizer().isPresent()) return model.toStrTokens(ids);
         return Arrays.stream(ids).mapToObj(Long::toString).toList();
+    }
+
+    /** The clean and corrupt metrics from two runs' caches, if not known yet (saves two forward passes). */
+    void rememberBaseMetrics(Direction d, ActivationCache base, ActivationCache other) {
+        if (baseMetrics != null) return;
+        double b = mean(base.logits()), o = mean(other.logits());
+        baseMetrics = d == Direction.DENOISE ? new double[] {o, b} : new double[] {b, o};
     }
 
     private double[] baseMetrics() {

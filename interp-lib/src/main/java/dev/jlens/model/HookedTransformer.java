@@ -525,6 +525,35 @@ public final class HookedTransformer implements AutoCloseable {
     }
 
     /**
+     * Resumes a forward pass at block {@code layer} from the residual stream {@code residPre}
+     * {@code [batch, pos, d_model]} (block {@code layer}'s {@code hook_resid_pre}, which runs its hooks on it), as
+     * TransformerLens's {@code start_at_layer}: the embeddings and earlier blocks are skipped. {@code batch} gives the
+     * positions and the attention mask. {@code layer == n_layers} applies only the final norm and the unembedding.
+     */
+    public NDArray forwardFrom(Batch batch, int layer, NDArray residPre) {
+        if (layer < 0 || layer > cfg.nLayers()) {
+            throw new IllegalArgumentException("start layer " + layer + " is out of range: valid layers are 0.."
+                    + cfg.nLayers());
+        }
+        Shape want = new Shape(batch.size(), batch.length(), cfg.dModel());
+        if (!residPre.getShape().equals(want)) {
+            throw new IllegalArgumentException("the residual stream has shape " + residPre.getShape() + " but the "
+                    + "batch needs " + want + " [batch, pos, d_model]");
+        }
+        NDArray result;
+        try (NDScope scope = new NDScope()) {
+            ForwardInputs full = inputs(batch, Optional.empty());
+            ForwardInputs in = new ForwardInputs(full.tokens(), full.positions(), full.mask(), Optional.empty(),
+                    Optional.of(new ForwardInputs.Start(layer, residPre)));
+            result = arch.forward(in, OptionalInt.empty());
+            NDScope.unregister(result);
+        }
+        result.attach(outputs);
+        NDScope.register(result);
+        return result;
+    }
+
+    /**
      * One forward step with a KV cache: feeds {@code batch} (the new tokens only), appending their keys and values.
      * Positions and the attention mask continue from what the cache holds.
      */

@@ -104,4 +104,18 @@ class AttributionTest {
                 meanAbsError(star, exact));
         assertTrue(meanAbsError(star, exact) <= meanAbsError(atp, exact) * 1.0001);
     }
+
+    @Test
+    void nodeIntegratedGradientsOfTheWholeInputReachTheCleanRun() {
+        List<PatchIndex> input = List.of(new PatchIndex(0, java.util.OptionalInt.empty(), java.util.OptionalInt.empty()));
+        double span = patching.metricClean() - patching.metricCorrupt();
+        double ig = Attribution.integratedGradients(patching, PatchSite.RESID_PRE, Direction.DENOISE, input, 128)
+                .values()[0];
+        assertEquals(patching.metricClean(), ig, 1e-3 * Math.abs(span));
+        // per position, the estimates of resid_pre 0 add up to the same total (they share one gradient)
+        PatchResult perPos = Attribution.integratedGradients(patching, PatchSite.RESID_PRE, Direction.DENOISE, 128);
+        double total = 0;
+        for (int p = 0; p < patching.length(); p++) total += perPos.effects()[p];
+        assertEquals(ig - patching.metricCorrupt(), total, 1e-3 * Math.abs(span));
+    }
 }

@@ -47,6 +47,17 @@ public final class Lab {
                   when the model has a tokenizer. --temperature 0 (the default) is greedy decoding.
               logits --model DIR|REPO (--ids 1,2,3 | --prompt TEXT) [--revision REV]
                   Prints the logits at every position as JSON: {"tokens":[...],"logits":[[...],...]}.
+              patch --model DIR|REPO --clean IDS --corrupt IDS --metric logit-diff:A,B
+                    --site resid_pre|resid_mid|resid_post|attn_out|mlp_out|z [--direction denoise|noise]
+                  Activation patching of every [layer, pos] (z: every [layer, head], all positions). IDS are
+                  comma-separated token ids of equal length; the metric is logit[A] - logit[B] at the last position.
+                  Prints one JSON line per patch, {"site":..,"direction":..,"layer":..,"pos":..,"value":..} ("head"
+                  for z; value = the metric of the patched run), then {"metric_clean":..,"metric_corrupt":..}.
+              attribute --method atp|atp-star|eap-ig [--steps M] (and the options of patch)
+                  Estimates of the same patches from gradients, in the same line shapes: for denoise, value =
+                  metric(corrupt) + sum (a_clean - a_corrupt) * dM/da with the gradient on the corrupt run (noise
+                  mirrors it); atp-star adds the QK fix; eap-ig averages the gradient over M (default 16) inputs on
+                  the line from the patched run's embeddings to the other's.
               zoo list | train NAME | eval NAME
                   The project's tiny trained models in data/models (see ./lab zoo list).
               bench NAME [options]
@@ -57,6 +68,9 @@ public final class Lab {
                   bench sae [--shape full|tiny] [--runs N] [--warmup N] [--threads 1,2] [--chunk N]
                             [--python EXE] [--python-script PATH] [--no-python] [--seed S]
                       TopK SAE training step vs matmul peak and PyTorch; sparse vs dense TopK decoding.
+                  bench patching [--runs N] [--warmup N] [--small]
+                      Patching sweeps with many patches per forward pass vs one pass per patch (goal: 5x on
+                      tinylang-4l); --small adds a GPT-2-small-shaped random model.
               help
                   Prints this text.
 
@@ -75,6 +89,7 @@ public final class Lab {
     static {
         BENCHES.put(ModelBench.NAME, Lab::benchModel);
         BENCHES.put(SaeBench.NAME, Lab::benchSae);
+        BENCHES.put(dev.jlens.bench.PatchingBench.NAME, Lab::benchPatching);
         BENCHES.put("train", (args, out, err) -> {
             try {
                 dev.jlens.bench.TrainBench.main(args);
@@ -109,12 +124,14 @@ public final class Lab {
                 case "logits" -> logits(rest, out);
                 case "bench" -> bench(rest, out, err);
                 case "zoo" -> ZooCli.run(rest, out, err);
+                case "patch" -> PatchCli.patch(rest, out);
+                case "attribute" -> PatchCli.attribute(rest, out);
                 case "help", "--help", "-h" -> {
                     out.print(usage());
                     yield OK;
                 }
                 default -> throw new UsageException("unknown command '" + cmd + "'; valid commands: generate, logits, "
-                        + "bench, zoo, help");
+                        + "patch, attribute, bench, zoo, help");
             };
         } catch (UsageException e) {
             err.println("lab: " + e.getMessage());
@@ -243,6 +260,14 @@ public final class Lab {
             throw a.usage(e.getMessage());   // a combination the options record rejects, e.g. too many tokens
         }
         ModelBench.run(o, out, err);
+        return OK;
+    }
+
+    private static int benchPatching(String[] argv, PrintStream out, PrintStream err) {
+        Args a = Args.parse("bench patching", argv, Set.of("runs", "warmup"), Set.of("small"));
+        noPositional(a);
+        dev.jlens.bench.PatchingBench.run(new dev.jlens.bench.PatchingBench.Options(a.intOpt("runs", 5, 1, 1000),
+                a.intOpt("warmup", 1, 0, 100), a.flag("small")), out, err);
         return OK;
     }
 

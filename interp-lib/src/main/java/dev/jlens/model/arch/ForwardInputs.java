@@ -7,9 +7,26 @@ import java.util.Optional;
 /**
  * What one forward pass needs besides the weights: token ids {@code [batch, pos]}, their positions
  * {@code [batch, pos]}, the additive attention mask {@code [batch, 1, q_pos, k_pos]} (0 or -inf; keys include
- * any cached ones), and the KV cache when generating step by step.
+ * any cached ones), the KV cache when generating step by step, and where the pass starts when it resumes mid-model.
  */
-public record ForwardInputs(NDArray tokens, NDArray positions, NDArray mask, Optional<KvCache> cache) {
+public record ForwardInputs(NDArray tokens, NDArray positions, NDArray mask, Optional<KvCache> cache,
+                            Optional<Start> start) {
+
+    /** Inputs of a whole forward pass. */
+    public ForwardInputs(NDArray tokens, NDArray positions, NDArray mask, Optional<KvCache> cache) {
+        this(tokens, positions, mask, cache, Optional.empty());
+    }
+
+    /**
+     * Where a pass resumes: at block {@code layer}'s input with the residual stream {@code resid}
+     * {@code [batch, pos, d_model]}; the embeddings and earlier blocks are skipped.
+     */
+    public record Start(int layer, NDArray resid) {}
+
+    /** The first block this pass runs. */
+    public int firstLayer() {
+        return start.map(Start::layer).orElse(0);
+    }
 
     public int batch() {
         return (int) tokens.getShape().get(0);

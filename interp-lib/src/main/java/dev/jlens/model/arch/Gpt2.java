@@ -101,12 +101,17 @@ public final class Gpt2 implements Architecture {
     @Override
     public NDArray forward(ForwardInputs in, OptionalInt stopAtLayer) {
         int stop = stopAtLayer.orElse(blocks.length);
-        NDArray embed = hookEmbed.run(Ops.embedding(in.tokens(), wte));
-        NDArray posEmbed = hookPosEmbed.run(Ops.embedding(in.positions(), wpe));
-        NDArray resid = embed.add(posEmbed);
+        NDArray resid;
+        if (in.start().isPresent()) {
+            resid = in.start().get().resid();
+        } else {
+            NDArray embed = hookEmbed.run(Ops.embedding(in.tokens(), wte));
+            NDArray posEmbed = hookPosEmbed.run(Ops.embedding(in.positions(), wpe));
+            resid = embed.add(posEmbed);
+        }
         int nHeads = cfg.nHeads(), dHead = cfg.dHead(), d = cfg.dModel();
         long batch = in.batch(), pos = in.pos();
-        for (int l = 0; l < blocks.length; l++) {
+        for (int l = in.firstLayer(); l < blocks.length; l++) {
             if (l == stop) return blocks[l].residPre.run(resid);
             Block b = blocks[l];
             resid = b.residPre.run(resid);

@@ -110,8 +110,9 @@ public final class Llama implements Architecture {
         int h = cfg.nHeads(), kvh = cfg.nKvHeads(), dh = cfg.dHead();
         NDArray cos = Ops.embedding(in.positions(), cosTable).expandDims(2);   // [b, p, 1, d_head]
         NDArray sin = Ops.embedding(in.positions(), sinTable).expandDims(2);
-        NDArray resid = hookEmbed.run(Ops.embedding(in.tokens(), embed));
-        for (int l = 0; l < blocks.length; l++) {
+        NDArray resid = in.start().isPresent() ? in.start().get().resid()
+                : hookEmbed.run(Ops.embedding(in.tokens(), embed));
+        for (int l = in.firstLayer(); l < blocks.length; l++) {
             if (l == stop) return blocks[l].residPre.run(resid);
             Block b = blocks[l];
             resid = b.residPre.run(resid);
