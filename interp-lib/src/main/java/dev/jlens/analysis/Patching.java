@@ -442,7 +442,7 @@ public final class Patching {
             first += k;
         }
         double[] out = new double[blocks];
-        Progress progress = chunks.size() > 1 ? Progress.start(chunks.size(), what) : null;
+        Progress progress = chunks.size() >= 8 ? Progress.start(chunks.size(), what) : null;
         try {
             for (int[] chunk : chunks) {
                 int first = chunk[0], k = chunk[1];
