@@ -299,14 +299,27 @@ public record Circuit(Set<Node> nodes) {
                     added);
         }
 
-        /** The curve. */
+        /** The curve against the full model's 1. */
         public XYChart plot() {
-            XYChart c = Plots.line(String.format(java.util.Locale.ROOT, "faithfulness (CPR %.3f, CMD %.3f)", cpr(),
-                    cmd()), "fraction of nodes in the circuit", "faithfulness", Map.of("faithfulness", faithfulness));
-            c.removeSeries("faithfulness");
-            c.addSeries("faithfulness", fractions, faithfulness);
-            c.addSeries("full model", new double[] {0, 1}, new double[] {1, 1});
-            c.getStyler().setLegendVisible(true);
+            return plot(String.format(java.util.Locale.ROOT, "faithfulness (CPR %.3f, CMD %.3f)", cpr(), cmd()),
+                    Map.of("circuit", this));
+        }
+
+        /** Several curves in one chart, e.g. nodes ranked by exact patching and by an attribution method. */
+        public static XYChart plot(String title, Map<String, FaithfulnessCurve> curves) {
+            if (curves.isEmpty()) throw new IllegalArgumentException("no curves to plot");
+            XYChart c = new org.knowm.xchart.XYChartBuilder().width(Plots.WIDTH).height(Plots.HEIGHT).title(title)
+                    .xAxisTitle("fraction of nodes in the circuit").yAxisTitle("faithfulness").build();
+            c.getStyler().setChartBackgroundColor(java.awt.Color.WHITE);
+            c.getStyler().setXAxisDecimalPattern("0.00");
+            c.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideSE);
+            for (Map.Entry<String, FaithfulnessCurve> e : new java.util.TreeMap<>(curves).entrySet()) {
+                FaithfulnessCurve f = e.getValue();
+                c.addSeries(String.format(java.util.Locale.ROOT, "%s (CPR %.3f, CMD %.3f)", e.getKey(), f.cpr(),
+                        f.cmd()), f.fractions(), f.faithfulness());
+            }
+            c.addSeries("full model", new double[] {0, 1}, new double[] {1, 1})
+                    .setMarker(org.knowm.xchart.style.markers.SeriesMarkers.NONE);
             return c;
         }
     }
