@@ -23,9 +23,7 @@ class AttributionTest {
     @BeforeAll
     static void load() {
         model = Zoo.load("tinylang-4l");
-        List<Agreement.Pair> pairs = new Agreement(Agreement.Template.OBJECT_GAP, 0).pairs(0, 8);
-        patching = Patching.of(model, Agreement.clean(pairs), Agreement.corrupt(pairs),
-                Metric.logitDiff(Agreement.singularVerbs(pairs), Agreement.pluralVerbs(pairs)));
+        patching = AgreementPatching.of(model, Agreement.Template.OBJECT_GAP, 8);
     }
 
     @AfterAll

@@ -26,9 +26,7 @@ class EdgeAttributionTest {
     static void load() {
         tiny = Zoo.load("tinylang-4l");
         attnOnly = Zoo.load("attn-only-2l");
-        List<Agreement.Pair> pairs = new Agreement(Agreement.Template.SUBJECT_GAP, 0).pairs(0, 8);
-        agreement = Patching.of(tiny, Agreement.clean(pairs), Agreement.corrupt(pairs),
-                Metric.logitDiff(Agreement.singularVerbs(pairs), Agreement.pluralVerbs(pairs)));
+        agreement = AgreementPatching.of(tiny, Agreement.Template.SUBJECT_GAP, 8);
         // induction: clean repeats its first half, corrupt repeats another sequence's; metric: the log-probability
         // of the correct next token at the last position
         Induction task = new Induction(128, 8, 0);

@@ -21,15 +21,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class PatchingTest {
     static HookedTransformer model;
-    static List<Agreement.Pair> pairs;
     static Patching patching;
 
     @BeforeAll
     static void load() {
         model = Zoo.load("tinylang-4l");
-        pairs = new Agreement(Agreement.Template.OBJECT_GAP, 0).pairs(0, 8);
-        patching = Patching.of(model, Agreement.clean(pairs), Agreement.corrupt(pairs),
-                Metric.logitDiff(Agreement.singularVerbs(pairs), Agreement.pluralVerbs(pairs)));
+        patching = AgreementPatching.of(model, Agreement.Template.OBJECT_GAP, 8);
     }
 
     @AfterAll

@@ -19,9 +19,9 @@ class LabTest {
     private static final String STORIES_GREEDY = "461,461,401,401,401,461,378,455,473,456,435,299,362,409,283,264";
 
     /** Exit code and what a run printed. */
-    private record Run(int code, String out, String err) {}
+    record Run(int code, String out, String err) {}
 
-    private static Run lab(String... args) {
+    static Run lab(String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
         int code;
         try (PrintStream o = new PrintStream(out, true, StandardCharsets.UTF_8);
@@ -97,7 +97,7 @@ class LabTest {
     @Test
     void badArgumentsExitWith2AndNameTheValidChoices() {
         String m = stories();
-        assertUsage(lab("frobnicate"), "valid commands: generate, logits, bench, zoo, help");
+        assertUsage(lab("frobnicate"), "valid commands: generate, logits, patch, attribute, bench, zoo, help");
         assertUsage(lab("generate", "--ids", "1", "--max-new-tokens", "3"), "--model is required");
         assertUsage(lab("generate", "--model", m, "--ids", "1"), "--max-new-tokens is required");
         assertUsage(lab("generate", "--model", m, "--ids", "1", "--max-new-tokens", "3", "--temprature", "1"),

@@ -12,9 +12,6 @@ import dev.jlens.model.HookedTransformer;
 import dev.jlens.zoo.Zoo;
 import org.junit.jupiter.api.Test;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -28,16 +25,8 @@ class PatchCliTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Agreement.Pair PAIR = new Agreement(Agreement.Template.OBJECT_GAP, 0).pair(0);
 
-    private record Run(int code, String out, String err) {}
-
-    private static Run lab(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-        int code;
-        try (PrintStream o = new PrintStream(out, true, StandardCharsets.UTF_8);
-             PrintStream e = new PrintStream(err, true, StandardCharsets.UTF_8)) {
-            code = Lab.run(args, o, e);
-        }
-        return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    private static LabTest.Run lab(String... args) {
+        return LabTest.lab(args);
     }
 
     private static String ids(long[] x) {
@@ -56,9 +45,9 @@ class PatchCliTest {
         return a.toArray(String[]::new);
     }
 
-    private static List<JsonNode> lines(Run r) throws Exception {
+    private static List<JsonNode> lines(LabTest.Run r) throws Exception {
         List<JsonNode> out = new ArrayList<>();
-        for (String l : r.out.strip().split("\n")) out.add(JSON.readTree(l));
+        for (String l : r.out().strip().split("\n")) out.add(JSON.readTree(l));
         return out;
     }
 
@@ -68,8 +57,8 @@ class PatchCliTest {
 
     @Test
     void patchPrintsOneLinePerPatchAndTheBaseMetricsInTheContractsShape() throws Exception {
-        Run r = lab(args("patch", "resid_pre", "denoise"));
-        assertEquals(0, r.code, r.err);
+        LabTest.Run r = lab(args("patch", "resid_pre", "denoise"));
+        assertEquals(0, r.code(), r.err());
         List<JsonNode> l = lines(r);
         assertEquals(4 * 7 + 1, l.size());
         JsonNode first = l.get(0);
@@ -95,19 +84,19 @@ class PatchCliTest {
 
     @Test
     void zLinesNameTheHeadAndAttributionUsesTheSameShape() throws Exception {
-        Run z = lab(args("patch", "z", "noise"));
-        assertEquals(0, z.code, z.err);
+        LabTest.Run z = lab(args("patch", "z", "noise"));
+        assertEquals(0, z.code(), z.err());
         List<JsonNode> l = lines(z);
         assertEquals(4 * 4 + 1, l.size());
         assertEquals(List.of("site", "direction", "layer", "head", "value"), names(l.get(0)));
         for (String method : List.of("atp", "atp-star", "eap-ig")) {
-            Run a = lab(args("attribute", "mlp_out", "denoise", "--method", method));
-            assertEquals(0, a.code, method + ": " + a.err);
+            LabTest.Run a = lab(args("attribute", "mlp_out", "denoise", "--method", method));
+            assertEquals(0, a.code(), method + ": " + a.err());
             List<JsonNode> al = lines(a);
             assertEquals(4 * 7 + 1, al.size(), method);
             assertEquals(List.of("site", "direction", "layer", "pos", "value"), names(al.get(0)));
         }
-        Run atp = lab(args("attribute", "resid_mid", "noise", "--method", "atp"));
+        LabTest.Run atp = lab(args("attribute", "resid_mid", "noise", "--method", "atp"));
         try (HookedTransformer m = Zoo.load("tinylang-4l")) {
             double[] v = Attribution.atp(patching(m), PatchSite.RESID_MID, Direction.NOISE).values();
             List<JsonNode> al = lines(atp);
@@ -117,27 +106,27 @@ class PatchCliTest {
 
     @Test
     void badInputIsNamedWithTheValidOptions() {
-        Run r = lab("patch", "--model", model(), "--clean", "1,5,40", "--corrupt", "1,5", "--metric",
+        LabTest.Run r = lab("patch", "--model", model(), "--clean", "1,5,40", "--corrupt", "1,5", "--metric",
                 "logit-diff:150,151", "--site", "z");
-        assertEquals(Lab.USAGE, r.code);
-        assertTrue(r.err.contains("--clean has 3 tokens and --corrupt 2"), r.err);
+        assertEquals(Lab.USAGE, r.code());
+        assertTrue(r.err().contains("--clean has 3 tokens and --corrupt 2"), r.err());
         r = lab(args("patch", "resid", "denoise"));
-        assertEquals(Lab.USAGE, r.code);
-        assertTrue(r.err.contains("resid_pre|resid_mid|resid_post|attn_out|mlp_out|z"), r.err);
+        assertEquals(Lab.USAGE, r.code());
+        assertTrue(r.err().contains("resid_pre|resid_mid|resid_post|attn_out|mlp_out|z"), r.err());
         r = lab(args("patch", "z", "sideways"));
-        assertTrue(r.code == Lab.USAGE && r.err.contains("denoise or noise"), r.err);
+        assertTrue(r.code() == Lab.USAGE && r.err().contains("denoise or noise"), r.err());
         r = lab("patch", "--model", model(), "--clean", "1,5,4000", "--corrupt", "1,5,40", "--metric",
                 "logit-diff:150,151", "--site", "z");
-        assertTrue(r.code == Lab.USAGE && r.err.contains("token id 4000 at position 2") && r.err.contains("[0, 205)"),
-                r.err);
+        assertTrue(r.code() == Lab.USAGE && r.err().contains("token id 4000 at position 2") && r.err().contains("[0, 205)"),
+                r.err());
         r = lab("patch", "--model", model(), "--clean", "1,5,40", "--corrupt", "1,5,41", "--metric",
                 "logit-diff:150,9999", "--site", "z");
-        assertTrue(r.code == Lab.USAGE && r.err.contains("--metric: token id 9999"), r.err);
+        assertTrue(r.code() == Lab.USAGE && r.err().contains("--metric: token id 9999"), r.err());
         r = lab("patch", "--model", model(), "--clean", "1,5,40", "--corrupt", "1,5,41", "--metric", "prob:3",
                 "--site", "z");
-        assertTrue(r.code == Lab.USAGE && r.err.contains("valid metrics are logit-diff:A,B"), r.err);
+        assertTrue(r.code() == Lab.USAGE && r.err().contains("valid metrics are logit-diff:A,B"), r.err());
         r = lab(args("attribute", "z", "noise", "--method", "magic"));
-        assertTrue(r.code == Lab.USAGE && r.err.contains("atp, atp-star, eap-ig"), r.err);
+        assertTrue(r.code() == Lab.USAGE && r.err().contains("atp, atp-star, eap-ig"), r.err());
     }
 
     private static List<String> names(JsonNode n) {
