@@ -43,8 +43,8 @@ class CircuitTest {
     void aFewNodesCarryAgreementAndTheCurveShowsIt() {
         Map<Node, Double> exact = Circuit.nodeScores(patching, true);
         Map<Node, Double> atp = Circuit.nodeScores(patching, false);
-        Circuit.FaithfulnessCurve byExact = Circuit.curve(patching, exact);
-        Circuit.FaithfulnessCurve byAtp = Circuit.curve(patching, atp);
+        FaithfulnessCurve byExact = Circuit.curve(patching, exact);
+        FaithfulnessCurve byAtp = Circuit.curve(patching, atp);
         System.out.println(byExact.toTable().first(8));
         System.out.printf("CPR exact %.3f AtP %.3f; CMD exact %.3f AtP %.3f%n", byExact.cpr(), byAtp.cpr(),
                 byExact.cmd(), byAtp.cmd());
