@@ -213,7 +213,10 @@ public final class HookedTransformer implements AutoCloseable {
         return cfg.nLayers();
     }
 
-    /** True for LayerNorm models (the norms centre the residual), false for RMSNorm ones. */
+    /**
+     * True for LayerNorm models (the norms centre the residual before scaling it), false for RMSNorm ones: what an
+     * analysis that folds the norms into the weights needs to know.
+     */
     public boolean normCentres() {
         return arch.normCentres();
     }
