@@ -75,6 +75,14 @@ public record SteeringVector(String hook, float[] vector, String source) {
     public static SteeringVector pcaOfDifferences(HookedTransformer model, String hook, List<long[]> positive,
             List<long[]> negative, Positions at) {
         double[][] diffs = differences(model, hook, positive, negative, at);
+        int n = diffs.length;
+        float[] pc = firstPrincipalComponent(diffs);
+        return new SteeringVector(hook, pc, "first PC of " + n
+                + " paired differences at " + at);
+    }
+
+    /** Unit top eigenvector of {@code D^T D} (rows of {@code diffs} are {@code D}), sign aligned with their mean. */
+    static float[] firstPrincipalComponent(double[][] diffs) {
         int n = diffs.length, d = diffs[0].length;
         double[][] gram = new double[n][n];
         for (int a = 0; a < n; a++) {
@@ -99,8 +107,7 @@ public record SteeringVector(String hook, float[] vector, String source) {
         double dot = 0;
         for (int j = 0; j < d; j++) dot += pc[j] * mean[j];
         if (dot < 0) for (int j = 0; j < d; j++) pc[j] = -pc[j];
-        return new SteeringVector(hook, LinearProbe.unit(LdaFit.toFloats(pc)), "first PC of " + n
-                + " paired differences at " + at);
+        return LinearProbe.unit(LdaFit.toFloats(pc));
     }
 
     /** The probe's unit direction (towards class 1 of a binary probe). */

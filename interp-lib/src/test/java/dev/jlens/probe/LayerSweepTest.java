@@ -81,7 +81,7 @@ class LayerSweepTest {
             assertTrue(layerOfBest(sweep) >= 2, sweep.toString());
             assertTrue(sweep.best().report().selectivity().orElseThrow() > 0.2, sweep.toString());
             assertEquals(hooks.size(), t.rowCount());
-            assertEquals(5, sweep.plot().getSeriesMap().size() + 2);   // accuracy, control, majority class
+            assertEquals(3, sweep.plot().getSeriesMap().size());   // accuracy, control, majority class
         }
         LinearProbe p = LayerSweep.run(model, "resid_post", List.of(2), batches, LayerSweepTest::beforeMainVerb,
                 LayerSweep.Options.defaults().withMethod(ProbeMethod.diffMeans())).fit("blocks.2.hook_resid_post");
