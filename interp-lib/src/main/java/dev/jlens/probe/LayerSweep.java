@@ -223,7 +223,9 @@ public final class LayerSweep {
         List<String> x = new ArrayList<>();
         for (Entry e : entries) {
             int l = layerOf(e.hook());
-            x.add(l >= 0 && entries.stream().filter(o -> layerOf(o.hook()) == l).count() == 1 ? Integer.toString(l) : e.hook());
+            String site = e.hook().substring(e.hook().lastIndexOf('.') + 1).replace("hook_", "");
+            x.add(l >= 0 && entries.stream().filter(o -> layerOf(o.hook()) == l).count() == 1 ? Integer.toString(l)
+                    : l >= 0 ? l + " " + site : e.hook());
         }
         Map<String, double[]> series = new LinkedHashMap<>();
         series.put("accuracy", t.doubleColumn("accuracy").asDoubleArray());

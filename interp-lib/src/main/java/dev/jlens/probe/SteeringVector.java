@@ -161,6 +161,21 @@ public record SteeringVector(String hook, float[] vector, String source) {
         return Math.sqrt(s);
     }
 
+    /** The cosine similarity with another vector of the same width. */
+    public double cosine(SteeringVector other) {
+        if (other.vector.length != vector.length) {
+            throw new IllegalArgumentException("vectors of width " + vector.length + " and " + other.vector.length
+                    + " cannot be compared");
+        }
+        double dot = 0, a = 0, b = 0;
+        for (int k = 0; k < vector.length; k++) {
+            dot += (double) vector[k] * other.vector[k];
+            a += (double) vector[k] * vector[k];
+            b += (double) other.vector[k] * other.vector[k];
+        }
+        return dot / Math.sqrt(a * b);
+    }
+
     /** The same direction with length 1. */
     public SteeringVector unit() {
         return new SteeringVector(hook, LinearProbe.unit(vector), source + ", unit");

@@ -81,6 +81,8 @@ public final class Plots {
         Objects.requireNonNull(xLabels, "xLabels");
         CategoryChart chart = categoryChart(title, "", "", checkSeries("line chart", xLabels, series));
         chart.getStyler().setDefaultSeriesRenderStyle(CategorySeries.CategorySeriesRenderStyle.Line);
+        chart.getStyler().setOverlapped(true);   // every series' point at its label, not offset as grouped bars
+        rotateIfCrowded(chart, xLabels);
         for (Map.Entry<String, double[]> e : new LinkedHashMap<>(series).entrySet()) {
             chart.addSeries(e.getKey(), xLabels, boxed(e.getValue()));
         }
@@ -267,11 +269,17 @@ public final class Plots {
         CategoryChart chart = categoryChart(title, "", "", checkSeries("bar chart", categories, series));
         chart.getStyler().setDefaultSeriesRenderStyle(CategorySeries.CategorySeriesRenderStyle.Bar);
         chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);   // inside, it covers the tallest bars
-        chart.getStyler().setXAxisLabelRotation(categories.size() > 12 ? 45 : 0);
+        rotateIfCrowded(chart, categories);
         for (Map.Entry<String, double[]> e : new LinkedHashMap<>(series).entrySet()) {
             chart.addSeries(e.getKey(), categories, boxed(e.getValue()));
         }
         return chart;
+    }
+
+    /** Slants the category labels when they would overlap (more than 12, or longer than the axis fits). */
+    private static void rotateIfCrowded(CategoryChart chart, List<String> categories) {
+        int chars = categories.stream().mapToInt(c -> c.length() + 2).sum();
+        chart.getStyler().setXAxisLabelRotation(categories.size() > 12 || chars * 8 > WIDTH - 80 ? 45 : 0);
     }
 
     private static int checkSeries(String what, List<String> labels, Map<String, double[]> series) {
