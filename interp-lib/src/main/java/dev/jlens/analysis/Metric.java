@@ -26,7 +26,8 @@ import java.util.function.Function;
  * Metric.logProb(answer)
  * Metric.loss(tokens)                     // mean next-token cross-entropy over each prompt
  * Metric.kl(referenceLogits)              // KL(reference || run) of the next-token distribution
- * Metric.of("max logit", l -> l.get(":, -1, :").max(new int[] {-1}))
+ * Metric.of("max logit", l -> l.get(":, -1, :").max(new int[] {-1}))   // [rows, pos, vocab] -> [rows]
+ * Metric.ofLastPosition("max logit", l -> l.max(new int[] {-1}))           // [rows, vocab] -> [rows]
  * }</pre>
  */
 public interface Metric {
@@ -40,6 +41,14 @@ public interface Metric {
     /** Token ids this metric reads (checked against the vocabulary before a run); empty if none. */
     default long[] tokens() {
         return new long[0];
+    }
+
+    /**
+     * Whether the metric reads the logits of the last position only (the built-ins but {@link #loss}). Patching then
+     * runs only the positions a patch can change, the earlier ones coming from the base run's keys and values.
+     */
+    default boolean lastPositionOnly() {
+        return false;
     }
 
     /** {@code logit[a] - logit[b]} at the last position, the same pair for every prompt. */
@@ -59,7 +68,7 @@ public interface Metric {
                     + "one for all), got " + a.length + " and " + b.length);
         }
         long[] both = concat(a, b);
-        return new Named("logit diff", both, (logits, n) -> {
+        return new Named("logit diff", both, true, (logits, n) -> {
             NDArray last = lastPosition(logits);
             return gather(last, a, n).sub(gather(last, b, n));
         });
@@ -68,13 +77,13 @@ public interface Metric {
     /** Probability of {@code answer[i]} (one per prompt, or one for all) at the last position. */
     static Metric probability(long... answer) {
         requireTokens(answer, "probability");
-        return new Named("probability", answer, (logits, n) -> gather(lastPosition(logits).softmax(-1), answer, n));
+        return new Named("probability", answer, true, (logits, n) -> gather(lastPosition(logits).softmax(-1), answer, n));
     }
 
     /** Log-probability of {@code answer[i]} at the last position. */
     static Metric logProb(long... answer) {
         requireTokens(answer, "logProb");
-        return new Named("log prob", answer, (logits, n) -> gather(lastPosition(logits).logSoftmax(-1), answer, n));
+        return new Named("log prob", answer, true, (logits, n) -> gather(lastPosition(logits).logSoftmax(-1), answer, n));
     }
 
     /**
@@ -93,7 +102,7 @@ public interface Metric {
             }
         }
         if (len < 2) throw new IllegalArgumentException("loss needs prompts of at least 2 tokens, got " + len);
-        return new Named("loss", flat, (logits, n) -> {
+        return new Named("loss", flat, false, (logits, n) -> {
             if (n != tokens.length) {
                 throw new IllegalArgumentException("loss metric was made for " + tokens.length + " prompts, the run "
                         + "has " + n);
@@ -118,7 +127,7 @@ public interface Metric {
         Objects.requireNonNull(reference, "reference");
         NDArray ref = reference.getShape().dimension() == 3 ? lastPosition(reference) : reference;
         NDArray refLogp = ref.toType(DataType.FLOAT32, false).logSoftmax(-1);
-        return new Named("KL", new long[0], (logits, n) -> {
+        return new Named("KL", new long[0], true, (logits, n) -> {
             if (refLogp.getShape().get(0) != n) {
                 throw new IllegalArgumentException("KL reference has " + refLogp.getShape().get(0) + " prompts, the "
                         + "run has " + n);
@@ -133,7 +142,17 @@ public interface Metric {
     /** Any function of the logits {@code [rows, pos, vocab] -> [rows]}. */
     static Metric of(String name, Function<NDArray, NDArray> fn) {
         Objects.requireNonNull(fn, "fn");
-        return new Named(name == null ? "metric" : name, new long[0], (logits, n) -> fn.apply(logits));
+        return new Named(name == null ? "metric" : name, new long[0], false, (logits, n) -> fn.apply(logits));
+    }
+
+    /**
+     * Any function of the last position's logits {@code [rows, vocab] -> [rows]}; patching can then skip the
+     * positions before the first one a patch changes.
+     */
+    static Metric ofLastPosition(String name, Function<NDArray, NDArray> fn) {
+        Objects.requireNonNull(fn, "fn");
+        return new Named(name == null ? "metric" : name, new long[0], true,
+                (logits, n) -> fn.apply(lastPosition(logits)));
     }
 
     /** The logits at the last position {@code [rows, vocab]}. */
@@ -164,7 +183,7 @@ public interface Metric {
     }
 
     /** A metric from a name, its tokens and a function. */
-    record Named(String name, long[] tokens, Fn fn) implements Metric {
+    record Named(String name, long[] tokens, boolean lastPositionOnly, Fn fn) implements Metric {
         /** The function of a named metric. */
         @FunctionalInterface
         interface Fn {

@@ -11,6 +11,7 @@ import dev.jlens.model.Ablate;
 import dev.jlens.model.ActivationCache;
 import dev.jlens.model.Batch;
 import dev.jlens.model.HookedTransformer;
+import dev.jlens.model.arch.KvCache;
 import dev.jlens.notebook.Progress;
 import dev.jlens.util.Tensors;
 
@@ -45,9 +46,13 @@ import java.util.Set;
  *
  * <p><b>Batching.</b> Many patches run in one forward pass: the run's prompts are repeated once per patch along the
  * batch dimension, and each copy's hook replaces only its own index ({@code where(mask, source, activation)}, an
- * exact selection). {@link #rowsPerPass(int)} bounds the rows of a pass; with {@code rowsPerPass(prompts)} every
- * patch is its own forward pass of exactly the rows a hand-written hook loop would run, and the results are equal
- * bit for bit. Larger passes agree to float rounding of the batched matrix products.
+ * exact selection). {@link #rowsPerPass(int)} bounds the rows of a pass. Two exact shortcuts are on by default
+ * ({@link #resume(boolean)}): a pass starts at its patches' layer from the base run's residual stream, and, when the
+ * metric reads the last position only, at the first position its patches change, attending to the base run's keys
+ * and values for the earlier positions; a patch that replaces nothing that differs (a prefix the clean and corrupt
+ * prompts share) is not run. With {@code rowsPerPass(prompts).resume(false)} every patch is its own forward pass of
+ * exactly the rows a hand-written hook loop would run, and the results are equal bit for bit; the defaults agree
+ * with it to float rounding of the batched matrix products.
  */
 public final class Patching {
 
@@ -135,9 +140,13 @@ public final class Patching {
     }
 
     /**
-     * Whether sweeps resume each patched pass at the patched layer from the base run's residual stream (the default:
-     * the layers below are the same in every patched run) or run every pass from the embeddings ({@code false}, a
-     * hand-written hook loop's work, bit for bit the same results).
+     * Whether sweeps take the exact shortcuts (the default): a pass resumes at the patched layer from the base run's
+     * residual stream (the layers below are the same in every patched run) and, for a metric of the last position
+     * ({@link Metric#lastPositionOnly()}), at the first position its patches change (the earlier positions are the
+     * base run's under the causal mask: their keys and values come from it); a patch whose replacement equals the
+     * activation at every entry it replaces (a shared prefix of clean and corrupt prompts) is not run, its value
+     * being the base run's. {@code false} runs every patch from the embeddings over all positions, a hand-written
+     * hook loop's work, bit for bit the same results.
      */
     public Patching resume(boolean on) {
         return new Patching(model, clean, corrupt, metric, replacement, rowsPerPass, on);
@@ -222,7 +231,6 @@ public final class Patching {
             rememberBaseMetrics(direction, base, other);
             Map<Integer, NDArray> residPre = new LinkedHashMap<>();
             for (int l : layers) if (l > 0) residPre.put(l, base.get(dev.jlens.hook.HookNames.actName("resid_pre", l)));
-            int[] start = resume ? indices.stream().mapToInt(PatchIndex::layer).toArray() : null;
             Map<Integer, NDArray> sources = new LinkedHashMap<>();
             int heads = 0;
             for (Map.Entry<Integer, String> e : hooks.entrySet()) {
@@ -237,26 +245,117 @@ public final class Patching {
                 }
             }
             long[] maskShape = maskShape(site, nHeads);
-            double[] values = runBlocks(base(direction), indices.size(), "patch " + site, (first, count) -> {
-                List<Hook> out = new ArrayList<>();
+            // A patch whose replacement equals the activation at every entry it replaces changes nothing: its run is
+            // the base run (the prompts' shared prefix under a causal mask, identical tokens). Skipped when resuming.
+            Map<Integer, boolean[]> differs = new LinkedHashMap<>();
+            if (resume) {
                 for (Map.Entry<Integer, String> e : hooks.entrySet()) {
-                    boolean[][] masks = new boolean[count][];
-                    boolean any = false;
-                    for (int j = 0; j < count; j++) {
-                        PatchIndex ix = indices.get(first + j);
-                        if (ix.layer() == e.getKey()) {
-                            masks[j] = mask(site, ix, maskShape);
-                            any = true;
-                        }
-                    }
-                    if (any) out.add(replaceWhere(e.getValue(), sources.get(e.getKey()), masks, maskShape));
+                    differs.put(e.getKey(), differs(sources.get(e.getKey()), base.get(e.getValue())));
                 }
-                return out;
-            }, start, residPre);
+            }
+            List<PatchIndex> todo = new ArrayList<>();
+            boolean[] run = new boolean[indices.size()];
+            for (int i = 0; i < indices.size(); i++) {
+                PatchIndex ix = indices.get(i);
+                run[i] = !resume || changes(mask(site, ix, maskShape), differs.get(ix.layer()));
+                if (run[i]) todo.add(ix);
+            }
+            double[] ran = todo.isEmpty() ? new double[0] : runPatches(site, direction, todo, hooks, sources,
+                    maskShape, residPre, differs);
+            double unchanged = direction == Direction.DENOISE ? metricCorrupt() : metricClean();
+            double[] values = new double[indices.size()];
+            for (int i = 0, j = 0; i < indices.size(); i++) values[i] = run[i] ? ran[j++] : unchanged;
             return new PatchResult("patching", site, direction, metric.name(), replacement.label(), indices, values,
                     metricClean(), metricCorrupt(), strTokens(base(direction)[0]), nLayers, nHeads,
                     Optional.empty());
         }
+    }
+
+    /**
+     * The patched runs of {@code indices} (all of them changing something), batched. When resuming, a pass starts at
+     * its patches' layer and, for a metric of the last position, at the first position they change.
+     */
+    private double[] runPatches(PatchSite site, Direction direction, List<PatchIndex> indices,
+                                Map<Integer, String> hooks, Map<Integer, NDArray> sources, long[] maskShape,
+                                Map<Integer, NDArray> residPre, Map<Integer, boolean[]> differs) {
+        int[] start = resume ? indices.stream().mapToInt(PatchIndex::layer).toArray() : null;
+        int[] fromPos = null;
+        if (resume) {
+            fromPos = new int[indices.size()];
+            for (int i = 0; i < fromPos.length; i++) {
+                PatchIndex ix = indices.get(i);
+                boolean[] m = mask(site, ix, maskShape), d = differs.get(ix.layer());
+                int first = length() - 1;
+                for (int e = 0; e < m.length; e++) if (m[e] && d[e]) first = Math.min(first, entryPosition(site, e, maskShape));
+                fromPos[i] = first;
+            }
+        }
+        return runBlocks(base(direction), indices.size(), "patch " + site, (first, count, offset) -> {
+            long[] shape = offset == 0 ? maskShape : suffixShape(site, maskShape, offset);
+            List<Hook> out = new ArrayList<>();
+            for (Map.Entry<Integer, String> e : hooks.entrySet()) {
+                boolean[][] masks = new boolean[count][];
+                boolean any = false;
+                for (int j = 0; j < count; j++) {
+                    PatchIndex ix = indices.get(first + j);
+                    if (ix.layer() == e.getKey()) {
+                        boolean[] m = mask(site, ix, maskShape);
+                        masks[j] = offset == 0 ? m : suffixMask(site, m, maskShape, offset);
+                        any = true;
+                    }
+                }
+                if (!any) continue;
+                NDArray src = sources.get(e.getKey());
+                if (offset > 0) {
+                    src = src.get(site == PatchSite.PATTERN ? new NDIndex(":, :, {}:", offset)
+                            : new NDIndex(":, {}:", offset));
+                }
+                out.add(replaceWhere(e.getValue(), src, masks, shape));
+            }
+            return out;
+        }, start, residPre, fromPos);
+    }
+
+    /** The position of entry {@code e} of a site's mask layout ({@link #maskShape}). */
+    static int entryPosition(PatchSite site, int e, long[] maskShape) {
+        if (!site.isHead()) return e;
+        return site == PatchSite.PATTERN ? (int) (e % maskShape[1]) : (int) (e / maskShape[1]);
+    }
+
+    /** The mask layout of positions {@code offset} and up. */
+    static long[] suffixShape(PatchSite site, long[] maskShape, int offset) {
+        long[] s = maskShape.clone();
+        s[site == PatchSite.PATTERN ? 1 : 0] -= offset;
+        return s;
+    }
+
+    /** The entries of {@code mask} at positions {@code offset} and up, in the layout of {@link #suffixShape}. */
+    static boolean[] suffixMask(PatchSite site, boolean[] mask, long[] maskShape, int offset) {
+        boolean[] out = new boolean[(int) size(suffixShape(site, maskShape, offset))];
+        int j = 0;
+        for (int e = 0; e < mask.length; e++) if (entryPosition(site, e, maskShape) >= offset) out[j++] = mask[e];
+        return out;
+    }
+
+    /**
+     * For each entry of a site's mask layout ({@link #maskShape}), whether {@code source} differs from {@code act}
+     * there for any prompt: both are {@code [n, ..., last]}, reduced over the prompts and the last axis.
+     */
+    static boolean[] differs(NDArray source, NDArray act) {
+        try (NDScope scope = new NDScope()) {
+            NDArray d = source.eq(act).logicalNot().toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
+            int last = act.getShape().dimension() - 1;
+            float[] v = d.max(new int[] {last}).max(new int[] {0}).toFloatArray();
+            boolean[] out = new boolean[v.length];
+            for (int i = 0; i < v.length; i++) out[i] = v[i] != 0;
+            return out;
+        }
+    }
+
+    /** Whether a patch with {@code mask} replaces any entry where the replacement differs. */
+    static boolean changes(boolean[] mask, boolean[] differs) {
+        for (int i = 0; i < mask.length; i++) if (mask[i] && differs[i]) return true;
+        return false;
     }
 
     // ------------------------------------------------------------------------------------- path patching
@@ -426,11 +525,29 @@ public final class Patching {
      * {@code startLayer[j]}: a pass holds blocks of one start layer and resumes the model there from the base run's
      * residual stream {@code residPre.get(layer)} {@code [n, pos, d_model]}, skipping the layers below.
      */
-    @SuppressWarnings("unchecked")
     double[] runBlocks(long[][] base, int blocks, String what, ChunkHooks hooks, int[] startLayer,
                        Map<Integer, NDArray> residPre) {
+        return runBlocks(base, blocks, what, (first, count, offset) -> hooks.hooks(first, count), startLayer,
+                residPre, null);
+    }
+
+    /** Hooks for the blocks {@code first .. first + count - 1} of a pass that runs positions {@code offset} and up. */
+    @FunctionalInterface
+    interface SuffixHooks {
+        Object hooks(int first, int count, int offset);
+    }
+
+    /**
+     * As above, where moreover block {@code j} changes nothing before position {@code fromPos[j]} (null: position 0):
+     * with a metric of the last position only, a pass runs only the positions from the smallest {@code fromPos} of
+     * its blocks, attending to the base run's keys and values for the earlier ones; its hooks see those positions.
+     */
+    @SuppressWarnings("unchecked")
+    double[] runBlocks(long[][] base, int blocks, String what, SuffixHooks hooks, int[] startLayer,
+                       Map<Integer, NDArray> residPre, int[] fromPos) {
         int n = base.length;
         int perPass = Math.max(1, rowsPerPass / n);
+        boolean suffixes = fromPos != null && metric.lastPositionOnly();
         List<int[]> chunks = new ArrayList<>();   // {first, count}
         for (int first = 0; first < blocks; ) {
             int k = 1;
@@ -442,25 +559,44 @@ public final class Patching {
             first += k;
         }
         double[] out = new double[blocks];
+        Map<Integer, KvCache> prefixes = new LinkedHashMap<>();   // the base run's keys and values, by length
         Progress progress = chunks.size() >= 8 ? Progress.start(chunks.size(), what) : null;
         try {
             for (int[] chunk : chunks) {
                 int first = chunk[0], k = chunk[1];
-                Batch batch = Batch.of(tile(base, k));
+                int offset = 0;
+                if (suffixes) {
+                    offset = Integer.MAX_VALUE;
+                    for (int j = first; j < first + k; j++) offset = Math.min(offset, fromPos[j]);
+                    offset = Math.min(offset, length() - 1);
+                }
+                int off = offset;
                 try (NDScope scope = new NDScope()) {
-                    Object h = hooks.hooks(first, k);
+                    Object h = hooks.hooks(first, k, off);
                     NDArray logits;
                     int start = startLayer == null ? 0 : startLayer[first];
-                    if (start > 0) {
+                    if (off > 0) {
+                        KvCache prefix = prefixes.computeIfAbsent(off, o -> prefixCache(base, o));
+                        Batch batch = Batch.of(tile(suffix(base, off), k));
+                        try (KvCache kv = prefix.repeat(k, start);
+                             dev.jlens.hook.HookScope hs = model.hooks(((List<Hook>) h).toArray(Hook[]::new))) {
+                            logits = start > 0
+                                    ? model.forwardFrom(batch, start,
+                                            tile(residPre.get(start).get(new NDIndex(":, {}:", off)), k), kv)
+                                    : model.forward(batch, kv);
+                        }
+                    } else if (start > 0) {
+                        Batch batch = Batch.of(tile(base, k));
                         try (dev.jlens.hook.HookScope hs = model.hooks(((List<Hook>) h).toArray(Hook[]::new))) {
                             logits = model.forwardFrom(batch, start, tile(residPre.get(start), k));
                         }
                     } else if (h instanceof Stage s) {
+                        Batch batch = Batch.of(tile(base, k));
                         model.runWithHooks(batch, s.first().toArray(Hook[]::new));
                         logits = s.second().isEmpty() ? null : model.runWithHooks(batch, s.second().toArray(Hook[]::new));
                         if (logits == null) throw new IllegalStateException("a two-stage pass needs second hooks");
                     } else {
-                        logits = model.runWithHooks(batch, ((List<Hook>) h).toArray(Hook[]::new));
+                        logits = model.runWithHooks(Batch.of(tile(base, k)), ((List<Hook>) h).toArray(Hook[]::new));
                     }
                     float[] v = metric.perRow(logits, n).toFloatArray();
                     for (int j = 0; j < k; j++) {
@@ -474,7 +610,32 @@ public final class Patching {
             }
         } finally {
             if (progress != null) progress.close();
+            for (KvCache c : prefixes.values()) c.close();
         }
+        return out;
+    }
+
+    /** The keys and values of the first {@code length} positions of {@code base}, from an unhooked run. */
+    private KvCache prefixCache(long[][] base, int length) {
+        KvCache cache = model.newKvCache();
+        try (NDScope scope = new NDScope()) {
+            model.forward(Batch.of(prefix(base, length)), cache);
+        } catch (RuntimeException e) {
+            cache.close();
+            throw e;
+        }
+        return cache;
+    }
+
+    private static long[][] prefix(long[][] x, int length) {
+        long[][] out = new long[x.length][];
+        for (int i = 0; i < x.length; i++) out[i] = Arrays.copyOf(x[i], length);
+        return out;
+    }
+
+    private static long[][] suffix(long[][] x, int from) {
+        long[][] out = new long[x.length][];
+        for (int i = 0; i < x.length; i++) out[i] = Arrays.copyOfRange(x[i], from, x[i].length);
         return out;
     }
 

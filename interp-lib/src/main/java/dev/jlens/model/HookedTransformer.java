@@ -33,6 +33,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.Set;
@@ -534,6 +535,19 @@ public final class HookedTransformer implements AutoCloseable {
      * positions and the attention mask. {@code layer == n_layers} applies only the final norm and the unembedding.
      */
     public NDArray forwardFrom(Batch batch, int layer, NDArray residPre) {
+        return forwardFrom(batch, layer, residPre, Optional.empty());
+    }
+
+    /**
+     * {@link #forwardFrom(Batch, int, NDArray)} for the positions after those {@code prefix} holds: {@code batch}
+     * and {@code residPre} cover only the new positions, which attend to the prefix's keys and values (the cache
+     * needs those of blocks {@code layer} and up; it is extended as a generation step extends it).
+     */
+    public NDArray forwardFrom(Batch batch, int layer, NDArray residPre, KvCache prefix) {
+        return forwardFrom(batch, layer, residPre, Optional.of(Objects.requireNonNull(prefix, "prefix")));
+    }
+
+    private NDArray forwardFrom(Batch batch, int layer, NDArray residPre, Optional<KvCache> prefix) {
         if (layer < 0 || layer > cfg.nLayers()) {
             throw new IllegalArgumentException("start layer " + layer + " is out of range: valid layers are 0.."
                     + cfg.nLayers());
@@ -545,8 +559,8 @@ public final class HookedTransformer implements AutoCloseable {
         }
         NDArray result;
         try (NDScope scope = new NDScope()) {
-            ForwardInputs full = inputs(batch, Optional.empty());
-            ForwardInputs in = new ForwardInputs(full.tokens(), full.positions(), full.mask(), Optional.empty(),
+            ForwardInputs full = inputs(batch, prefix);
+            ForwardInputs in = new ForwardInputs(full.tokens(), full.positions(), full.mask(), prefix,
                     Optional.of(new ForwardInputs.Start(layer, residPre)));
             result = arch.forward(in, OptionalInt.empty());
             NDScope.unregister(result);

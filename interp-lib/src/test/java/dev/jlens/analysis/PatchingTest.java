@@ -75,11 +75,40 @@ class PatchingTest {
     @Test
     void onePatchPerPassEqualsAHandWrittenHookLoopBitForBit() {
         double[] hand = handLoop("resid_pre", true);
-        PatchResult r = patching.rowsPerPass(patching.prompts()).sweep(PatchSite.RESID_PRE, Direction.DENOISE);
+        Patching loop = patching.rowsPerPass(patching.prompts()).resume(false);
+        PatchResult r = loop.sweep(PatchSite.RESID_PRE, Direction.DENOISE);
         assertArrayEquals(hand, r.values(), 0.0);
         double[] handNoise = handLoop("attn_out", false);
-        assertArrayEquals(handNoise, patching.rowsPerPass(patching.prompts())
-                .sweep(PatchSite.ATTN_OUT, Direction.NOISE).values(), 0.0);
+        assertArrayEquals(handNoise, loop.sweep(PatchSite.ATTN_OUT, Direction.NOISE).values(), 0.0);
+    }
+
+    @Test
+    void shortcutsAgreeWithTheHandWrittenLoop() {
+        // the default resumes at the patched layer and position and skips patches that replace nothing that differs
+        for (boolean denoise : new boolean[] {true, false}) {
+            double[] hand = handLoop("resid_pre", denoise);
+            PatchResult r = patching.sweep(PatchSite.RESID_PRE, denoise ? Direction.DENOISE : Direction.NOISE);
+            assertArrayEquals(hand, r.values(), 1e-4);
+            // clean and corrupt share positions 0 .. SUBJECT_POS - 1: patching them is the base run exactly
+            double base = denoise ? patching.metricCorrupt() : patching.metricClean();
+            for (int l = 0; l < model.nLayers(); l++) {
+                for (int p = 0; p < Agreement.SUBJECT_POS; p++) {
+                    assertEquals(base, r.values()[l * patching.length() + p], 0.0, "layer " + l + " position " + p);
+                }
+            }
+        }
+        // a metric of every position (loss) takes no position shortcut, and still agrees
+        Patching loss = patching.with(Metric.loss(patching.corrupt()));
+        assertArrayEquals(loss.rowsPerPass(patching.prompts()).resume(false)
+                .sweepByPosition(PatchSite.Z, Direction.DENOISE).values(),
+                loss.sweepByPosition(PatchSite.Z, Direction.DENOISE).values(), 1e-4);
+        // per head and position, with q, k, v and the pattern (whose positions are the queries)
+        for (PatchSite site : List.of(PatchSite.Z, PatchSite.Q, PatchSite.K, PatchSite.V, PatchSite.PATTERN)) {
+            double[] slow = patching.rowsPerPass(patching.prompts()).resume(false)
+                    .sweepByPosition(site, Direction.DENOISE).values();
+            double[] fast = patching.sweepByPosition(site, Direction.DENOISE).values();
+            assertArrayEquals(slow, fast, 1e-4, site.toString());
+        }
     }
 
     @Test

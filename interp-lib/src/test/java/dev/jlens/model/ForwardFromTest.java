@@ -30,4 +30,44 @@ class ForwardFromTest {
             }
         }
     }
+
+    @Test
+    void resumingAfterAPrefixOfKeysAndValuesGivesTheLastPositionsLogits() {
+        // GPT-2 (learned positions) and Llama (rotary: the suffix's positions must continue after the prefix)
+        for (var cfg : java.util.List.of(dev.jlens.model.arch.ModelConfig.gpt2(32, 3, 4, 64, 50, 16),
+                dev.jlens.model.arch.ModelConfig.llama(32, 3, 4, 2, 64, 50, 16))) {
+            try (HookedTransformer m = HookedTransformer.random(cfg, 7)) {
+                long[][] ids = {{1, 5, 40, 3, 5, 7, 12, 9}, {1, 6, 41, 3, 9, 7, 2, 11}};
+                int len = ids[0].length;
+                try (ActivationCache c = m.runWithCache(Batch.of(ids), NameFilter.of("resid_pre"))) {
+                    float[] full = c.logits().get(":, -1, :").toFloatArray();
+                    for (int cut : new int[] {1, 3, len - 1}) {
+                        long[][] head = new long[2][], tail = new long[2][];
+                        for (int i = 0; i < 2; i++) {
+                            head[i] = java.util.Arrays.copyOf(ids[i], cut);
+                            tail[i] = java.util.Arrays.copyOfRange(ids[i], cut, len);
+                        }
+                        try (var prefix = m.newKvCache()) {
+                            m.forward(Batch.of(head), prefix).close();
+                            for (int l = 0; l < m.nLayers(); l++) {
+                                // three copies of the batch, as patching repeats it
+                                try (var kv = prefix.repeat(3, l)) {
+                                    NDArray resid = c.get("resid_pre", l).get(":, {}:", cut).tile(new long[] {3, 1, 1});
+                                    long[][] tails = {tail[0], tail[1], tail[0], tail[1], tail[0], tail[1]};
+                                    float[] got = m.forwardFrom(Batch.of(tails), l, resid, kv).get(":, -1, :")
+                                            .toFloatArray();
+                                    for (int r = 0; r < 3; r++) {
+                                        float[] copy = java.util.Arrays.copyOfRange(got, r * full.length,
+                                                (r + 1) * full.length);
+                                        assertArrayEquals(full, copy, 1e-4f, cfg.family() + " cut " + cut
+                                                + " layer " + l + " copy " + r);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

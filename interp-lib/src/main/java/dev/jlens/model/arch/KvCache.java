@@ -71,6 +71,37 @@ public final class KvCache implements AutoCloseable {
         length += add;
     }
 
+    /**
+     * A new cache holding this one's keys and values repeated {@code k} times along the batch (row {@code j * batch + i}
+     * is row {@code i}), for layers {@code fromLayer} and up only: a prefix shared by {@code k} copies of a batch.
+     */
+    public KvCache repeat(int k, int fromLayer) {
+        if (k < 1) throw new IllegalArgumentException("repeat count must be >= 1, got " + k);
+        KvCache out = new KvCache(manager.getParentManager(), keys.length);
+        for (int l = Math.max(0, fromLayer); l < keys.length; l++) {
+            if (keys[l] == null) continue;
+            NDArray kk = tileBatch(keys[l], k), vv = tileBatch(values[l], k);
+            kk.attach(out.manager);
+            vv.attach(out.manager);
+            ai.djl.ndarray.NDScope.unregister(kk, vv);
+            out.keys[l] = kk;
+            out.values[l] = vv;
+        }
+        boolean[][] v = new boolean[valid.length * k][];
+        for (int j = 0; j < k; j++) for (int b = 0; b < valid.length; b++) v[j * valid.length + b] = valid[b].clone();
+        out.valid = v;
+        out.length = length;
+        return out;
+    }
+
+    private static NDArray tileBatch(NDArray x, int k) {
+        if (k == 1) return x.duplicate();
+        long[] reps = new long[x.getShape().dimension()];
+        Arrays.fill(reps, 1);
+        reps[0] = k;
+        return x.tile(reps);
+    }
+
     @Override
     public void close() {
         manager.close();
