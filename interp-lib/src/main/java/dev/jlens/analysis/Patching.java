@@ -69,7 +69,8 @@ public final class Patching {
     private double[] baseMetrics;   // clean, corrupt; computed once
 
     private Patching(HookedTransformer model, long[][] clean, long[][] corrupt, Metric metric,
-                     Replacement replacement, int rowsPerPass, boolean resume) {
+                     Replacement replacement, int rowsPerPass, boolean resume, double[] baseMetrics) {
+        this.baseMetrics = baseMetrics;   // shared by copies with the same metric: the runs it measures are equal
         this.resume = resume;
         this.model = model;
         this.clean = clean;
@@ -106,7 +107,7 @@ public final class Patching {
             throw new IllegalArgumentException("prompts of " + c[0].length + " tokens exceed the model's context of "
                     + model.cfg().nCtx());
         }
-        return new Patching(model, c, x, metric, Replacement.other(), DEFAULT_ROWS_PER_PASS, true);
+        return new Patching(model, c, x, metric, Replacement.other(), DEFAULT_ROWS_PER_PASS, true, null);
     }
 
     /** One clean and one corrupt prompt. */
@@ -122,7 +123,7 @@ public final class Patching {
     /** The same experiment replacing activations with {@code r} (the other run's, zero, a mean, a resample). */
     public Patching with(Replacement r) {
         return new Patching(model, clean, corrupt, metric, Objects.requireNonNull(r, "replacement"), rowsPerPass,
-                resume);
+                resume, baseMetrics);
     }
 
     /** The same experiment with another metric. */
@@ -136,7 +137,7 @@ public final class Patching {
      */
     public Patching rowsPerPass(int rows) {
         if (rows < 1) throw new IllegalArgumentException("rowsPerPass must be >= 1, got " + rows);
-        return new Patching(model, clean, corrupt, metric, replacement, rows, resume);
+        return new Patching(model, clean, corrupt, metric, replacement, rows, resume, baseMetrics);
     }
 
     /**
@@ -149,7 +150,7 @@ public final class Patching {
      * hook loop's work, bit for bit the same results.
      */
     public Patching resume(boolean on) {
-        return new Patching(model, clean, corrupt, metric, replacement, rowsPerPass, on);
+        return new Patching(model, clean, corrupt, metric, replacement, rowsPerPass, on, baseMetrics);
     }
 
     public HookedTransformer model() {
