@@ -10,6 +10,7 @@ import java.net.URLEncoder;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
@@ -19,6 +20,7 @@ import java.util.OptionalLong;
 import java.util.Set;
 import java.util.SortedSet;
 import java.util.TreeSet;
+import java.util.concurrent.Flow;
 import java.util.regex.Pattern;
 
 /**
@@ -110,22 +112,36 @@ final class HubHttp {
                     .GET()
                     .header("Accept", "application/json")
                     .build();
-            HttpResponse<byte[]> response = send(request, HttpResponse.BodyHandlers.ofByteArray(), repo, null, rev);
-            int status = response.statusCode();
-            if (status >= 300 && status < 400) {
-                String location = response.headers().firstValue("Location").orElse(null);
-                URI target = location == null ? null : resolveLocation(current, location, repo, "the file list", rev);
-                if (target == null || !isHubHost(target) || redirects >= MAX_REDIRECTS) {
-                    throw settings.fail(HubException.Reason.PROTOCOL, "Bad or too many redirects (HTTP " + status
-                            + ") listing the files of " + repo + " at revision '" + rev + "'.", null);
+            HttpResponse<Flow.Publisher<List<ByteBuffer>>> response = send(request,
+                    HttpResponse.BodyHandlers.ofPublisher(), repo, null, rev);
+            // The body is read with the read timeout too: a stalled answer must not hang the caller.
+            try (IdleTimeoutBody body = IdleTimeoutBody.of(response.body(), settings.readTimeout)) {
+                int status = response.statusCode();
+                if (status >= 300 && status < 400) {
+                    String location = response.headers().firstValue("Location").orElse(null);
+                    URI target = location == null ? null
+                            : resolveLocation(current, location, repo, "the file list", rev);
+                    if (target == null || !isHubHost(target) || redirects >= MAX_REDIRECTS) {
+                        throw settings.fail(HubException.Reason.PROTOCOL, "Bad or too many redirects (HTTP " + status
+                                + ") listing the files of " + repo + " at revision '" + rev + "'.", null);
+                    }
+                    current = target;
+                    continue;
                 }
-                current = target;
-                continue;
+                if (status >= 400) {
+                    throw httpError(response, repo, null, rev);
+                }
+                byte[] json;
+                try {
+                    json = body.readAllBytes();
+                } catch (IOException e) {
+                    throw settings.fail(HubException.Reason.NETWORK, "Reading the file list of " + repo
+                            + " at revision '" + rev + "' from " + settings.endpoint + " failed (" + e.getMessage()
+                            + "). Check the connection and try again, or set HF_HUB_OFFLINE=1 to use only the cache.",
+                            e);
+                }
+                return parseListing(json, repo, rev);
             }
-            if (status >= 400) {
-                throw httpError(response, repo, null, rev);
-            }
-            return parseListing(response.body(), repo, rev);
         }
     }
 

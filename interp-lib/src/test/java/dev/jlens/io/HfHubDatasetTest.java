@@ -259,6 +259,24 @@ class HfHubDatasetTest {
     }
 
     @Test
+    void aFileListThatStallsFailsPromptlyAsANetworkError() {
+        corpus();
+        fake.stallNextListing();
+        HfHub hub = HfHub.builder().env(Map.of("HF_HUB_CACHE", cache.toString(), "HF_ENDPOINT", fake.endpoint()))
+                .userHome(tmp).readTimeout(java.time.Duration.ofMillis(300)).build();
+
+        long start = System.nanoTime();
+        HubException e = assertHubException(HubException.Reason.NETWORK,
+                () -> hub.datasetFiles("org/corpus", "main"));
+        double seconds = (System.nanoTime() - start) / 1e9;
+
+        assertTrue(seconds < 8, "took " + seconds + " s");
+        assertTrue(e.getMessage().contains("file list of dataset repo 'org/corpus'")
+                && e.getMessage().contains("no data received for 300 ms"), e.getMessage());
+        assertEquals(5, hub.datasetFiles("org/corpus", "main").size(), "the next listing is answered in full");
+    }
+
+    @Test
     void offlineUsesTheCachedSnapshotWithoutAnyRequest() throws IOException {
         HfHubFake.Repo repo = corpus();
         Path online = hub().snapshotForDataset("org/corpus", "main", List.of("data/train-*", "README.md"));

@@ -23,6 +23,7 @@ import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -125,6 +126,7 @@ final class HfHubFake implements AutoCloseable {
     private final Map<String, String> renamed = new ConcurrentHashMap<>();
     private final Map<String, Deque<Fault>> faults = new ConcurrentHashMap<>();
     private final List<Request> requests = new ArrayList<>();
+    private final AtomicInteger stallListings = new AtomicInteger();
     private volatile boolean ignoreRange;
     private volatile boolean echoAuthorizationInErrors;
 
@@ -168,6 +170,11 @@ final class HfHubFake implements AutoCloseable {
     /** The next GET of {@code filename} (hub or CDN) misbehaves as {@code fault}. */
     void failNextGet(String filename, Fault fault) {
         faults.computeIfAbsent(filename, k -> new ArrayDeque<>()).add(fault);
+    }
+
+    /** The next file-list answer sends half its JSON and then stalls. */
+    void stallNextListing() {
+        stallListings.incrementAndGet();
     }
 
     /** Makes GETs answer 200 with the whole file even when a Range is asked for. */
@@ -307,7 +314,21 @@ final class HfHubFake implements AutoCloseable {
         ex.getResponseHeaders().set("Content-Type", "application/json");
         record(ex, "hub", 200);
         ex.sendResponseHeaders(200, body.length);
+        if (stallListings.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+            ex.getResponseBody().write(body, 0, body.length / 2);
+            ex.getResponseBody().flush();
+            stall();
+            return;
+        }
         ex.getResponseBody().write(body);
+    }
+
+    private static void stall() {
+        try {
+            Thread.sleep(STALL_MILLIS); // until the client gives up, or close() interrupts
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     private void handleCdn(HttpExchange ex) throws IOException {
@@ -384,11 +405,7 @@ final class HfHubFake implements AutoCloseable {
         if (fault == Fault.STALL_HALF) {
             out.write(body, 0, body.length / 2);
             out.flush();
-            try {
-                Thread.sleep(STALL_MILLIS); // until the client gives up, or close() interrupts
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            stall();
             return;
         }
         if (fault == Fault.DROP_HALF) {

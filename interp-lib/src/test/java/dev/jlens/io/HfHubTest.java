@@ -378,6 +378,23 @@ class HfHubTest {
     }
 
     @Test
+    void readTimeoutComesFromTheEnvironmentToo() throws IOException {
+        byte[] content = randomBytes(100_000, 21);
+        fake.repo("org/envstall").file("tokenizer.json", content);
+        fake.failNextGet("tokenizer.json", HfHubFake.Fault.STALL_HALF);
+
+        long start = System.nanoTime();
+        Path path = hub("JLENS_HUB_READ_TIMEOUT", "1").download("org/envstall", "tokenizer.json", "main");
+        double seconds = (System.nanoTime() - start) / 1e9;
+
+        assertArrayEquals(content, Files.readAllBytes(path));
+        assertTrue(seconds >= 0.9 && seconds < 8, "one stall of about 1 s, took " + seconds + " s");
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                () -> hub("JLENS_HUB_READ_TIMEOUT", "soon"));
+        assertTrue(bad.getMessage().contains("JLENS_HUB_READ_TIMEOUT"), bad.getMessage());
+    }
+
+    @Test
     void progressReportsGrowingBytesEndingAtTheTotal() {
         fake.repo("org/progress").lfs("model.safetensors", randomBytes(3_500_000, 9));
         List<long[]> events = new ArrayList<>();
