@@ -1,5 +1,7 @@
 package dev.jlens.io;
 
+import dev.jlens.util.Names;
+
 import java.io.IOException;
 import java.net.http.HttpClient;
 import java.nio.file.Files;
@@ -13,6 +15,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.SortedSet;
 import java.util.TreeSet;
+import java.util.regex.Pattern;
 
 /**
  * Resolves Hugging Face Hub model and dataset repos to local directories, downloading into the cache that Python's
@@ -53,6 +56,7 @@ public final class HfHub {
             List.of("tokenizer.json", "tokenizer_config.json", "generation_config.json");
 
     static final String CONFIG_FILE = "config.json";
+    private static final int MAX_NAMES_SHOWN = 8;
     private static final String SAFETENSORS_FILE = SafetensorsIndex.SINGLE_FILE;
     private static final String SAFETENSORS_INDEX_FILE = SafetensorsIndex.INDEX_FILE;
 
@@ -253,12 +257,13 @@ public final class HfHub {
         String rev = revision == null ? DEFAULT_REVISION : HubNames.checkRevision(revision);
         Path repoDir = cache.repoDir(repo);
         if (settings.offline) {
-            String commit = HubCache.knownCommit(repoDir, rev).orElseThrow(() -> settings.fail(
-                    HubException.Reason.NOT_CACHED, "Offline mode (HF_HUB_OFFLINE is set): " + repo
-                            + " at revision '" + rev + "' is not in the Hugging Face cache " + settings.cacheDir
-                            + " (looked for " + repoDir.resolve("refs").resolve(rev) + "). Download it once with the"
-                            + " network on (unset HF_HUB_OFFLINE), point HF_HUB_CACHE at a cache that has it, or pass"
-                            + " the commit hash of a cached snapshot.", null));
+            String commit = HubCache.knownCommit(repoDir, rev)
+                    .filter(c -> Files.isDirectory(repoDir.resolve("snapshots").resolve(c)))
+                    .orElseThrow(() -> settings.fail(HubException.Reason.NOT_CACHED, "Offline mode (HF_HUB_OFFLINE is"
+                            + " set): " + repo + " at revision '" + rev + "' is not in the Hugging Face cache "
+                            + settings.cacheDir + " (looked in " + repoDir + "). Download it once with the network on"
+                            + " (unset HF_HUB_OFFLINE), point HF_HUB_CACHE at a cache that has it, or pass the commit"
+                            + " hash of a cached snapshot.", null));
             return new HubHttp.RepoFiles(commit, HubCache.snapshotFiles(repoDir, commit));
         }
         HubHttp.RepoFiles listing = http.listFiles(repo, rev);
@@ -272,7 +277,7 @@ public final class HfHub {
         if (patterns.isEmpty()) {
             return listing.files();
         }
-        List<java.util.regex.Pattern> regexes = new ArrayList<>();
+        List<Pattern> regexes = new ArrayList<>();
         for (String pattern : patterns) {
             regexes.add(HubNames.globRegex(pattern));
         }
@@ -280,8 +285,7 @@ public final class HfHub {
                 + (settings.offline ? " in the cache " + settings.cacheDir + " (offline mode, HF_HUB_OFFLINE is set,"
                         + " so only cached files are known)" : " on " + settings.endpoint);
         HubException.Reason reason = settings.offline ? HubException.Reason.NOT_CACHED : HubException.Reason.NOT_FOUND;
-        for (int i = 0; i < patterns.size(); i++) {
-            String pattern = patterns.get(i);
+        for (String pattern : patterns) {
             if (!HubNames.isGlob(pattern) && !listing.files().contains(pattern)) {
                 throw settings.fail(reason, "File '" + pattern + "' is not in " + where + ". "
                         + similarFiles(pattern, listing.files()), null);
@@ -301,14 +305,15 @@ public final class HfHub {
         return chosen;
     }
 
-    private static final int MAX_NAMES_SHOWN = 8;
-
-    /** "Similar files: ..." naming the closest names, or a short overview when none is close. */
-    static String similarFiles(String wanted, List<String> files) {
+    /** "Similar files: ..." naming the closest names (the same file name in another folder first), or a short
+     *  overview when none is close. */
+    private static String similarFiles(String wanted, List<String> files) {
         String base = wanted.substring(wanted.lastIndexOf('/') + 1);
+        int limit = Math.max(2, wanted.length() / 3);
         List<String> close = files.stream()
-                .map(f -> Map.entry(f, f.substring(f.lastIndexOf('/') + 1).equals(base) ? 0 : editDistance(wanted, f)))
-                .filter(e -> e.getValue() <= Math.max(2, wanted.length() / 3))
+                .map(f -> Map.entry(f, f.substring(f.lastIndexOf('/') + 1).equals(base) ? 0
+                        : Names.editDistance(wanted, f, limit)))
+                .filter(e -> e.getValue() <= limit)
                 .sorted(Map.Entry.<String, Integer>comparingByValue().thenComparing(Map.Entry.comparingByKey()))
                 .limit(MAX_NAMES_SHOWN)
                 .map(Map.Entry::getKey)
@@ -339,25 +344,6 @@ public final class HfHub {
             sb.append('\'').append(n).append('\'');
         }
         return sb.toString();
-    }
-
-    private static int editDistance(String a, String b) {
-        int[] prev = new int[b.length() + 1];
-        int[] cur = new int[b.length() + 1];
-        for (int j = 0; j <= b.length(); j++) {
-            prev[j] = j;
-        }
-        for (int i = 1; i <= a.length(); i++) {
-            cur[0] = i;
-            for (int j = 1; j <= b.length(); j++) {
-                int cost = a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1;
-                cur[j] = Math.min(Math.min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + cost);
-            }
-            int[] t = prev;
-            prev = cur;
-            cur = t;
-        }
-        return prev[b.length()];
     }
 
     /** The cache root ({@code HF_HUB_CACHE}, else {@code $HF_HOME/hub}, else {@code ~/.cache/huggingface/hub}). */

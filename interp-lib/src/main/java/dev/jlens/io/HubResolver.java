@@ -39,7 +39,7 @@ final class HubResolver {
     /** The file's snapshot path; empty only for an optional file the Hub (or the offline cache) does not have. */
     @SuppressWarnings("try") // the FileLock is held for the body of the try, never read
     Optional<Path> resolve(HubRepo repo, String filename, String revision, boolean required) {
-                HubNames.checkFilename(filename);
+        HubNames.checkFilename(filename);
         String rev = revision == null ? HfHub.DEFAULT_REVISION : HubNames.checkRevision(revision);
         Path repoDir = cache.repoDir(repo);
 

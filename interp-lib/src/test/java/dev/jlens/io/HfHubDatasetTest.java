@@ -309,8 +309,11 @@ class HfHubDatasetTest {
                 () -> offline.snapshotForDataset("org/corpus", "main", List.of("data/")));
         HubException file = assertHubException(HubException.Reason.NOT_CACHED,
                 () -> offline.datasetFile("org/corpus", "README.md", "main"));
+        HubException byCommit = assertHubException(HubException.Reason.NOT_CACHED,
+                () -> offline.snapshotForDataset("org/corpus", "0123456789abcdef0123456789abcdef01234567"));
 
-        for (HubException e : List.of(list, file)) {
+        assertFalse(Files.exists(datasetDir("org/corpus")), "offline lookups create nothing in the cache");
+        for (HubException e : List.of(list, file, byCommit)) {
             assertTrue(e.getMessage().contains(cache.toString()) && e.getMessage().contains("dataset repo 'org/corpus'")
                     && e.getMessage().contains("HF_HUB_OFFLINE"), e.getMessage());
         }
