@@ -4,6 +4,7 @@ import dev.jlens.io.HubHttp.FileMetadata;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -17,6 +18,8 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.Flow;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -24,7 +27,9 @@ import java.util.regex.Pattern;
  * One blob download: streams the file into {@code blobs/<etag>.incomplete}, resuming with a {@code Range} request
  * from what an earlier, interrupted download left there, checks the size and (for LFS files, whose etag is their
  * SHA-256) the content against what the Hub announced, then renames it to {@code blobs/<etag>}. A transfer that
- * stops part-way keeps its partial file; a corrupt one is discarded.
+ * stops part-way keeps its partial file; a corrupt one is discarded. A server that stops sending in the middle of
+ * the body for longer than the read timeout is asked again for the rest (a {@code Range} request), a bounded number
+ * of times.
  */
 final class BlobDownload {
 
@@ -36,18 +41,18 @@ final class BlobDownload {
 
     private final HubSettings settings;
     private final HubHttp http;
-    private final String repoId;
+    private final HubRepo repo;
     private final String filename;
     private final FileMetadata meta;
     private final Path incomplete;
     private final MessageDigest sha; // null when the etag is not a SHA-256 (plain git files): size check only
     private long done;
 
-    private BlobDownload(HubSettings settings, HubHttp http, String repoId, String filename, FileMetadata meta,
+    private BlobDownload(HubSettings settings, HubHttp http, HubRepo repo, String filename, FileMetadata meta,
                          Path incomplete) {
         this.settings = settings;
         this.http = http;
-        this.repoId = repoId;
+        this.repo = repo;
         this.filename = filename;
         this.meta = meta;
         this.incomplete = incomplete;
@@ -55,7 +60,7 @@ final class BlobDownload {
     }
 
     /** Downloads the file described by {@code meta} into {@code blob}, resuming a partial download. */
-    static void fetch(HubSettings settings, HubHttp http, String repoId, String filename, FileMetadata meta, Path blob)
+    static void fetch(HubSettings settings, HubHttp http, HubRepo repo, String filename, FileMetadata meta, Path blob)
             throws IOException {
         Path incomplete = blob.resolveSibling(blob.getFileName() + ".incomplete");
         long have = Files.exists(incomplete) ? Files.size(incomplete) : 0;
@@ -63,18 +68,18 @@ final class BlobDownload {
             Files.delete(incomplete);
             have = 0;
         }
-        BlobDownload transfer = new BlobDownload(settings, http, repoId, filename, meta, incomplete);
+        BlobDownload transfer = new BlobDownload(settings, http, repo, filename, meta, incomplete);
         transfer.checkDiskSpace(blob.getParent(), meta.size() - have);
         try {
             try (FileChannel out = FileChannel.open(incomplete, StandardOpenOption.CREATE,
                     StandardOpenOption.READ, StandardOpenOption.WRITE)) {
                 transfer.start(out, have);
                 if (transfer.done < meta.size()) {
-                    LOG.log(System.Logger.Level.DEBUG, "Downloading {0} of {1} ({2} bytes{3})", filename, repoId,
+                    LOG.log(System.Logger.Level.DEBUG, "Downloading {0} of {1} ({2} bytes{3})", filename, repo,
                             meta.size(), have > 0 ? ", resuming at byte " + have : "");
-                    transfer.run(out);
+                    transfer.runResuming(out);
                 } else {
-                    settings.progress.onProgress(repoId, filename, transfer.done, meta.size());
+                    settings.progress.onProgress(repo.id(), filename, transfer.done, meta.size());
                 }
                 out.force(true);
             }
@@ -124,6 +129,42 @@ final class BlobDownload {
         }
     }
 
+    /** Runs the transfer; each time the server stalls mid-body, resumes from where it stopped, up to a limit. */
+    private void runResuming(FileChannel out) throws IOException {
+        for (int stalls = 0; ; ) {
+            try {
+                run(out);
+                return;
+            } catch (Stalled e) {
+                stalls++;
+                if (stalls > settings.stallResumes) {
+                    throw interrupted("the server sent no data for " + describe(settings.readTimeout) + ", "
+                            + stalls + " time" + (stalls == 1 ? "" : "s") + (stalls > 1 ? "; each time the download"
+                            + " resumed from where it stopped" : "") + ". If the connection is just slow, allow"
+                            + " longer pauses with HfHub.builder().readTimeout(...) or JLENS_HUB_READ_TIMEOUT"
+                            + " (seconds)", e.getCause());
+                }
+                LOG.log(System.Logger.Level.INFO, "No data for {0} downloading {1} of {2}; resuming at byte {3}"
+                        + " (retry {4} of {5})", describe(settings.readTimeout), filename, repo,
+                        String.valueOf(done), stalls, settings.stallResumes);
+            }
+        }
+    }
+
+    private static String describe(java.time.Duration d) {
+        long ms = d.toMillis();
+        return ms % 1000 == 0 ? ms / 1000 + " s" : ms + " ms";
+    }
+
+    /** The server stopped sending the body for longer than the read timeout; what arrived is on disk. */
+    private static final class Stalled extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        Stalled(SocketTimeoutException cause) {
+            super(cause.getMessage(), cause, false, false);
+        }
+    }
+
     private void run(FileChannel out) throws IOException {
         URI current = meta.location();
         boolean restartedAfter416 = false;
@@ -134,17 +175,18 @@ final class BlobDownload {
             if (done > 0) {
                 builder.header("Range", "bytes=" + done + "-");
             }
-            HttpResponse<InputStream> response = http.send(builder.build(), HttpResponse.BodyHandlers.ofInputStream(),
-                    repoId, filename, meta.commit());
+            HttpResponse<Flow.Publisher<List<ByteBuffer>>> response = http.send(builder.build(),
+                    HttpResponse.BodyHandlers.ofPublisher(), repo, filename, meta.commit());
+            IdleTimeoutBody body = IdleTimeoutBody.of(response.body(), settings.readTimeout);
             try {
                 int status = response.statusCode();
                 if (status >= 300 && status < 400) {
                     String location = response.headers().firstValue("Location").orElse(null);
                     if (location == null || ++redirects > HubHttp.MAX_REDIRECTS) {
                         throw settings.fail(HubException.Reason.PROTOCOL, "Bad or too many redirects (HTTP " + status
-                                + ") downloading '" + filename + "' of repo '" + repoId + "'.", null);
+                                + ") downloading '" + filename + "' of " + repo + ".", null);
                     }
-                    current = http.resolveLocation(current, location, repoId, filename, meta.commit());
+                    current = http.resolveLocation(current, location, repo, filename, meta.commit());
                     continue;
                 }
                 if (status == 416 && done > 0 && !restartedAfter416) {
@@ -154,7 +196,7 @@ final class BlobDownload {
                     continue;
                 }
                 if (status >= 400) {
-                    throw http.httpError(response, repoId, filename, meta.commit());
+                    throw http.httpError(response, repo, filename, meta.commit());
                 }
                 if (status == 206) {
                     checkContentRange(response);
@@ -166,35 +208,37 @@ final class BlobDownload {
                     }
                 } else {
                     throw settings.fail(HubException.Reason.PROTOCOL, "Unexpected HTTP " + status + " downloading '"
-                            + filename + "' of repo '" + repoId + "'.", null);
+                            + filename + "' of " + repo + ".", null);
                 }
-                stream(response.body(), out);
+                stream(body, out);
                 return;
             } finally {
-                HubHttp.closeQuietly(response.body()); // frees the connection on every early exit; no-op after stream()
+                body.close(); // drops the connection on every early exit; no-op after the body was read to its end
             }
         }
     }
 
-    private void checkContentRange(HttpResponse<InputStream> response) {
+    private void checkContentRange(HttpResponse<?> response) {
         String range = response.headers().firstValue("Content-Range").orElse("");
         Matcher m = CONTENT_RANGE_START.matcher(range.strip());
         if (!m.matches() || Long.parseLong(m.group(1)) != done) {
-            throw settings.fail(HubException.Reason.PROTOCOL, "Asked to resume '" + filename + "' of repo '" + repoId
-                    + "' at byte " + done + " but the server answered Content-Range '" + range + "'.", null);
+            throw settings.fail(HubException.Reason.PROTOCOL, "Asked to resume '" + filename + "' of " + repo
+                    + " at byte " + done + " but the server answered Content-Range '" + range + "'.", null);
         }
     }
 
     private void stream(InputStream body, FileChannel out) throws IOException {
         long total = meta.size();
         long lastReport = done;
-        settings.progress.onProgress(repoId, filename, done, total);
+        settings.progress.onProgress(repo.id(), filename, done, total);
         byte[] buf = new byte[BUFFER_BYTES];
         try (InputStream in = body) {
             while (true) {
                 int n;
                 try {
                     n = in.read(buf);
+                } catch (SocketTimeoutException e) {
+                    throw new Stalled(e);
                 } catch (IOException e) {
                     throw interrupted(e.toString(), e);
                 }
@@ -203,7 +247,7 @@ final class BlobDownload {
                 }
                 if (done + n > total) {
                     throw settings.fail(HubException.Reason.INTEGRITY, "The server sent more than the " + total
-                            + " bytes announced for '" + filename + "' of repo '" + repoId + "'; the download"
+                            + " bytes announced for '" + filename + "' of " + repo + "; the download"
                             + " was discarded. Run again to download it afresh.", null);
                 }
                 ByteBuffer chunk = ByteBuffer.wrap(buf, 0, n);
@@ -215,7 +259,7 @@ final class BlobDownload {
                 }
                 done += n;
                 if (done - lastReport >= PROGRESS_STEP_BYTES) {
-                    settings.progress.onProgress(repoId, filename, done, total);
+                    settings.progress.onProgress(repo.id(), filename, done, total);
                     lastReport = done;
                 }
             }
@@ -223,12 +267,12 @@ final class BlobDownload {
         if (done < total) {
             throw interrupted("the connection ended early", null);
         }
-        settings.progress.onProgress(repoId, filename, done, total);
+        settings.progress.onProgress(repo.id(), filename, done, total);
     }
 
     private HubException interrupted(String cause, Throwable e) {
-        return settings.fail(HubException.Reason.INTERRUPTED, "Download of '" + filename + "' of repo '" + repoId
-                + "' stopped after " + done + " of " + meta.size() + " bytes (" + cause + "). Nothing was put"
+        return settings.fail(HubException.Reason.INTERRUPTED, "Download of '" + filename + "' of " + repo
+                + " stopped after " + done + " of " + meta.size() + " bytes (" + cause + "). Nothing was put"
                 + " in the snapshot; the partial data is kept in " + incomplete + " and the next download"
                 + " resumes from there.", e);
     }
@@ -237,15 +281,15 @@ final class BlobDownload {
     private void verify() throws IOException {
         long onDisk = Files.size(incomplete);
         if (onDisk != meta.size() || done != meta.size()) {
-            throw settings.fail(HubException.Reason.INTEGRITY, "Downloaded '" + filename + "' of repo '" + repoId
-                    + "' has " + onDisk + " bytes but the Hub announced " + meta.size() + "; the download was"
+            throw settings.fail(HubException.Reason.INTEGRITY, "Downloaded '" + filename + "' of " + repo
+                    + " has " + onDisk + " bytes but the Hub announced " + meta.size() + "; the download was"
                     + " discarded. Run again to download it afresh.", null);
         }
         if (sha != null) {
             String actual = HexFormat.of().formatHex(sha.digest());
             if (!actual.equals(meta.etag())) {
-                throw settings.fail(HubException.Reason.INTEGRITY, "SHA-256 of downloaded '" + filename + "' of repo '"
-                        + repoId + "' is " + actual + " but the Hub announced " + meta.etag() + "; the corrupt"
+                throw settings.fail(HubException.Reason.INTEGRITY, "SHA-256 of downloaded '" + filename + "' of "
+                        + repo + " is " + actual + " but the Hub announced " + meta.etag() + "; the corrupt"
                         + " download was discarded. Run again to download it afresh.", null);
             }
         }
@@ -256,7 +300,7 @@ final class BlobDownload {
             long free = Files.getFileStore(dir).getUsableSpace();
             if (free < needed) {
                 throw settings.fail(HubException.Reason.CACHE_IO, "Not enough disk space for '" + filename
-                        + "' of repo '" + repoId + "': " + needed + " more bytes are needed but only " + free
+                        + "' of " + repo + ": " + needed + " more bytes are needed but only " + free
                         + " are free in " + dir + ". Free some space or point HF_HUB_CACHE elsewhere.", null);
             }
         } catch (IOException e) {

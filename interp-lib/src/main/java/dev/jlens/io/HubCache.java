@@ -1,20 +1,26 @@
 package dev.jlens.io;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
 import java.util.Optional;
+import java.util.stream.Stream;
 
 /**
  * The on-disk cache layout Python's {@code huggingface_hub} uses, so both share one copy of every file. Under the
- * cache root, {@code models--{org}--{name}/blobs/<etag>} holds the bytes, {@code snapshots/<commit>/<filename>} are
+ * cache root, {@code models--{org}--{name}} (model repos) or {@code datasets--{org}--{name}} (dataset repos) holds
+ * {@code blobs/<etag>} with the bytes, {@code snapshots/<commit>/<filename>} are
  * relative symlinks into {@code ../../blobs} (copies where symlinks are not allowed), {@code refs/<revision>} holds
  * the commit a branch or tag pointed to, and {@code .no_exist/<commit>/<filename>} records files the Hub said are
- * absent. Download locks live in {@code .locks/models--{org}--{name}/<etag>.lock}.
+ * absent. Download locks live in {@code .locks/<repo folder>/<etag>.lock}.
  */
 final class HubCache {
 
@@ -30,8 +36,12 @@ final class HubCache {
 
     /** Folder of one model repo: {@code models--{org}--{name}}. */
     Path repoDir(String repoId) {
-        HubNames.checkRepoId(repoId);
-        return root.resolve("models--" + repoId.replace("/", "--"));
+        return repoDir(HubRepo.model(repoId));
+    }
+
+    /** Folder of one repo: {@code models--{org}--{name}} or {@code datasets--{org}--{name}}. */
+    Path repoDir(HubRepo repo) {
+        return root.resolve(repo.cacheFolderName());
     }
 
     /** Where a file of a commit appears: {@code snapshots/<commit>/<filename>}. */
@@ -56,6 +66,24 @@ final class HubCache {
     /** The commit a revision resolves to without asking the Hub: a commit hash itself, or a cached ref. */
     static Optional<String> knownCommit(Path repoDir, String revision) {
         return HubNames.isCommitHash(revision) ? Optional.of(revision) : readRef(repoDir, revision);
+    }
+
+    /** The files of a commit's snapshot that are in the cache (links whose blob is there, or copies), sorted,
+     *  with '/' between folders; empty when the snapshot folder does not exist. */
+    static List<String> snapshotFiles(Path repoDir, String commit) {
+        Path snapshot = repoDir.resolve("snapshots").resolve(commit);
+        if (!Files.isDirectory(snapshot)) {
+            return List.of();
+        }
+        List<String> files = new ArrayList<>();
+        try (Stream<Path> walk = Files.walk(snapshot)) {
+            walk.filter(p -> !Files.isDirectory(p) && Files.exists(p))
+                    .forEach(p -> files.add(snapshot.relativize(p).toString().replace('\\', '/')));
+        } catch (IOException | UncheckedIOException e) {
+            LOG.log(System.Logger.Level.DEBUG, "Could not list {0}: {1}", snapshot, e.toString());
+        }
+        Collections.sort(files);
+        return files;
     }
 
     /** Whether the Hub said, at this commit, that the file does not exist. */

@@ -1,19 +1,26 @@
 package dev.jlens.io;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.net.URLEncoder;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.OptionalLong;
 import java.util.Set;
+import java.util.SortedSet;
+import java.util.TreeSet;
+import java.util.concurrent.Flow;
 import java.util.regex.Pattern;
 
 /**
@@ -25,11 +32,17 @@ final class HubHttp {
 
     static final int MAX_REDIRECTS = 5;
 
+    private static final System.Logger LOG = System.getLogger(HfHub.class.getName());
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     private static final String USER_AGENT = "jlens/0.1; java/" + Runtime.version().feature();
     // The etag becomes a file name in blobs/, so only plain characters are accepted from the server.
     private static final Pattern SAFE_ETAG = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
     private static final Set<String> HUB_HOSTS = Set.of("huggingface.co", "hf.co", "hub-ci.huggingface.co");
     private static final int MAX_SERVER_MESSAGE_CHARS = 300;
+
+    /** A revision's commit and the files in it, sorted. */
+    record RepoFiles(String commit, List<String> files) {}
 
     /** What a HEAD on the resolve URL tells: the commit, the blob's etag and size, and where to GET it. */
     record FileMetadata(String commit, String etag, long size, URI location) {}
@@ -50,44 +63,118 @@ final class HubHttp {
     }
 
     /** Metadata of a file; {@link Absent} only when {@code required} is false and the file (not the repo) is missing. */
-    Head head(String repoId, String filename, String rev, boolean required) {
-        URI current = resolveUri(repoId, rev, filename);
+    Head head(HubRepo repo, String filename, String rev, boolean required) {
+        URI current = resolveUri(repo, rev, filename);
         for (int redirects = 0; ; redirects++) {
             HttpRequest request = request(current, settings.metadataTimeout, true)
                     .method("HEAD", HttpRequest.BodyPublishers.noBody())
                     .header("Accept-Encoding", "identity")
                     .build();
-            HttpResponse<Void> response = send(request, HttpResponse.BodyHandlers.discarding(), repoId, filename, rev);
+            HttpResponse<Void> response = send(request, HttpResponse.BodyHandlers.discarding(), repo, filename, rev);
             int status = response.statusCode();
             if (status >= 300 && status < 400) {
                 String location = response.headers().firstValue("Location").orElseThrow(() -> settings.fail(
                         HubException.Reason.PROTOCOL, "The Hub answered HTTP " + status + " without a Location header"
-                                + " for '" + filename + "' of repo '" + repoId + "' at revision '" + rev + "'.", null));
-                URI target = resolveLocation(current, location, repoId, filename, rev);
+                                + " for '" + filename + "' of " + repo + " at revision '" + rev + "'.", null));
+                URI target = resolveLocation(current, location, repo, filename, rev);
                 // A redirect that stays on the Hub (a renamed repo) is followed with the token. One to another
                 // host is the CDN: the file's metadata is on this response and only the GET goes there.
                 if (isHubHost(target)) {
                     if (redirects >= MAX_REDIRECTS) {
                         throw settings.fail(HubException.Reason.PROTOCOL, "Too many redirects resolving '" + filename
-                                + "' of repo '" + repoId + "' at revision '" + rev + "'.", null);
+                                + "' of " + repo + " at revision '" + rev + "'.", null);
                     }
                     current = target;
                     continue;
                 }
-                return new Found(metadata(response, target, repoId, filename, rev));
+                return new Found(metadata(response, target, repo, filename, rev));
             }
             if (status >= 400) {
                 if (!required && isMissingEntry(response)) {
                     return new Absent(commitHeader(response).filter(HubNames::isCommitHash));
                 }
-                throw httpError(response, repoId, filename, rev);
+                throw httpError(response, repo, filename, rev);
             }
-            return new Found(metadata(response, current, repoId, filename, rev));
+            return new Found(metadata(response, current, repo, filename, rev));
         }
     }
 
-    private FileMetadata metadata(HttpResponse<?> response, URI location, String repoId, String filename, String rev) {
-        String where = "'" + filename + "' of repo '" + repoId + "' at revision '" + rev + "'";
+    /**
+     * The commit a revision points to and every file in it, sorted, from the Hub API
+     * ({@code /api/models/{id}/revision/{rev}} or {@code /api/datasets/{id}/revision/{rev}}, its {@code sha} and
+     * {@code siblings}).
+     */
+    RepoFiles listFiles(HubRepo repo, String rev) {
+        URI current = URI.create(settings.endpoint + "/api/" + repo.type().plural + "/" + repo.id() + "/revision/"
+                + encode(rev));
+        for (int redirects = 0; ; redirects++) {
+            HttpRequest request = request(current, settings.metadataTimeout, true)
+                    .GET()
+                    .header("Accept", "application/json")
+                    .build();
+            HttpResponse<Flow.Publisher<List<ByteBuffer>>> response = send(request,
+                    HttpResponse.BodyHandlers.ofPublisher(), repo, null, rev);
+            // The body is read with the read timeout too: a stalled answer must not hang the caller.
+            try (IdleTimeoutBody body = IdleTimeoutBody.of(response.body(), settings.readTimeout)) {
+                int status = response.statusCode();
+                if (status >= 300 && status < 400) {
+                    String location = response.headers().firstValue("Location").orElse(null);
+                    URI target = location == null ? null
+                            : resolveLocation(current, location, repo, "the file list", rev);
+                    if (target == null || !isHubHost(target) || redirects >= MAX_REDIRECTS) {
+                        throw settings.fail(HubException.Reason.PROTOCOL, "Bad or too many redirects (HTTP " + status
+                                + ") listing the files of " + repo + " at revision '" + rev + "'.", null);
+                    }
+                    current = target;
+                    continue;
+                }
+                if (status >= 400) {
+                    throw httpError(response, repo, null, rev);
+                }
+                byte[] json;
+                try {
+                    json = body.readAllBytes();
+                } catch (IOException e) {
+                    throw settings.fail(HubException.Reason.NETWORK, "Reading the file list of " + repo
+                            + " at revision '" + rev + "' from " + settings.endpoint + " failed (" + e.getMessage()
+                            + "). Check the connection and try again, or set HF_HUB_OFFLINE=1 to use only the cache.",
+                            e);
+                }
+                return parseListing(json, repo, rev);
+            }
+        }
+    }
+
+    private RepoFiles parseListing(byte[] body, HubRepo repo, String rev) {
+        String where = "The file list of " + repo + " at revision '" + rev + "' from " + settings.endpoint;
+        JsonNode root;
+        try {
+            root = JSON.readTree(body);
+        } catch (IOException e) {
+            throw settings.fail(HubException.Reason.PROTOCOL, where + " is not valid JSON (" + e.getMessage()
+                    + "); is HF_ENDPOINT a Hugging Face Hub?", e);
+        }
+        String commit = root == null ? null : root.path("sha").asText(null);
+        JsonNode siblings = root == null ? null : root.get("siblings");
+        if (commit == null || !HubNames.isCommitHash(commit) || siblings == null || !siblings.isArray()) {
+            throw settings.fail(HubException.Reason.PROTOCOL, where + " lacks a commit hash (\"sha\") or the"
+                    + " \"siblings\" array of files; is HF_ENDPOINT a Hugging Face Hub?", null);
+        }
+        SortedSet<String> files = new TreeSet<>();
+        for (JsonNode sibling : siblings) {
+            String name = sibling.path("rfilename").asText("");
+            try {
+                files.add(HubNames.checkFilename(name));
+            } catch (IllegalArgumentException e) {
+                LOG.log(System.Logger.Level.WARNING, "Skipping the file name {0} listed for {1}: {2}", name, repo,
+                        e.getMessage());
+            }
+        }
+        return new RepoFiles(commit, List.copyOf(files));
+    }
+
+    private FileMetadata metadata(HttpResponse<?> response, URI location, HubRepo repo, String filename, String rev) {
+        String where = "'" + filename + "' of " + repo + " at revision '" + rev + "'";
         Optional<String> commit = commitHeader(response);
         if (commit.filter(HubNames::isCommitHash).isEmpty()) {
             throw settings.fail(HubException.Reason.PROTOCOL, "The answer from " + settings.endpoint + " for " + where
@@ -145,8 +232,9 @@ final class HubHttp {
     }
 
     <T> HttpResponse<T> send(HttpRequest request, HttpResponse.BodyHandler<T> handler,
-                             String repoId, String filename, String rev) {
-        String what = "'" + filename + "' of repo '" + repoId + "' at revision '" + rev + "'";
+                             HubRepo repo, String filename, String rev) {
+        String what = (filename == null ? "the file list" : "'" + filename + "'") + " of " + repo
+                + " at revision '" + rev + "'";
         try {
             return settings.http.send(request, handler);
         } catch (HttpTimeoutException e) {
@@ -163,8 +251,9 @@ final class HubHttp {
         }
     }
 
-    /** The exception for an HTTP error status, with the advice that fits it (token, licence, repo id, ...). */
-    HubException httpError(HttpResponse<?> response, String repoId, String filename, String rev) {
+    /** The exception for an HTTP error status, with the advice that fits it (token, licence, repo id, ...);
+     *  {@code filename} null means the request was for the repo's file list. */
+    HubException httpError(HttpResponse<?> response, HubRepo repo, String filename, String rev) {
         int status = response.statusCode();
         String endpoint = settings.endpoint;
         String code = response.headers().firstValue("X-Error-Code").orElse(null);
@@ -172,32 +261,36 @@ final class HubHttp {
                 .map(m -> m.length() > MAX_SERVER_MESSAGE_CHARS ? m.substring(0, MAX_SERVER_MESSAGE_CHARS) + "..." : m)
                 .map(m -> " The Hub said: " + m)
                 .orElse("");
-        String what = "'" + filename + "' of repo '" + repoId + "' at revision '" + rev + "'";
-        String page = endpoint + "/" + repoId;
+        String item = filename == null ? "the file list" : "'" + filename + "'";
+        String what = item + " of " + repo + " at revision '" + rev + "'";
+        String page = repo.page(endpoint);
+        String kind = repo.isDataset() ? "dataset" : "model";
         String httpPart = "HTTP " + status + (code != null ? " " + code : "");
         if (status == 401 || status == 403 || "GatedRepo".equals(code)) {
             String advice = !settings.hasToken()
                     ? " The repo is gated or private (or does not exist). Set HF_TOKEN to a Hugging Face access"
                             + " token (create one at https://huggingface.co/settings/tokens), or store it in"
-                            + " $HF_HOME/token; for a gated model also accept its licence on " + page
+                            + " $HF_HOME/token; for a gated " + kind + " also accept its licence on " + page
                             + " while logged in."
                     : " A token was sent (from HF_TOKEN or the token file) but it does not grant access: accept the"
-                            + " model's licence on " + page + " with the account that owns the token, or use a"
-                            + " token with read access to this repo.";
+                            + " " + kind + "'s licence on " + page + " with the account that owns the token, or use"
+                            + " a token with read access to this repo.";
             return settings.fail(HubException.Reason.ACCESS_DENIED, "Access denied (" + httpPart + ") to " + what
                     + " on " + endpoint + "." + advice + serverMessage, null);
         }
         if (status == 404) {
             String detail;
             if ("RepoNotFound".equals(code)) {
-                detail = "Repo '" + repoId + "' was not found on " + endpoint + " (fetching '" + filename
-                        + "' at revision '" + rev + "'). Check the repo id; a private repo also looks missing"
-                        + " without a token that can read it (HF_TOKEN).";
+                detail = capitalize(repo.describe()) + " was not found on " + endpoint + " (fetching " + item
+                        + " at revision '" + rev + "'). Check the repo id"
+                        + (repo.isDataset() ? " (a dataset id as shown on " + endpoint + "/datasets, 'org/name'"
+                                + " without the 'datasets/' prefix; a model repo is not a dataset repo)" : "")
+                        + "; a private repo also looks missing without a token that can read it (HF_TOKEN).";
             } else if ("RevisionNotFound".equals(code)) {
-                detail = "Revision '" + rev + "' was not found in repo '" + repoId + "' (fetching '" + filename
-                        + "'). Use a branch, tag or full commit hash that exists on " + page + ".";
+                detail = "Revision '" + rev + "' was not found in " + repo + " (fetching " + item
+                        + "). Use a branch, tag or full commit hash that exists on " + page + ".";
             } else {
-                detail = "File '" + filename + "' was not found in repo '" + repoId + "' at revision '" + rev
+                detail = capitalize(item) + " was not found in " + repo + " at revision '" + rev
                         + "' on " + endpoint + ".";
             }
             return settings.fail(HubException.Reason.NOT_FOUND, detail + " (" + httpPart + ")" + serverMessage, null);
@@ -211,10 +304,14 @@ final class HubHttp {
                 + what + "." + serverMessage, null);
     }
 
+    private static String capitalize(String s) {
+        return s.isEmpty() ? s : Character.toUpperCase(s.charAt(0)) + s.substring(1);
+    }
+
     // ---------------------------------------------------------------------------------------------------------
     // Addresses.
 
-    private URI resolveUri(String repoId, String rev, String filename) {
+    private URI resolveUri(HubRepo repo, String rev, String filename) {
         StringBuilder path = new StringBuilder();
         for (String part : filename.split("/")) {
             if (path.length() > 0) {
@@ -223,16 +320,16 @@ final class HubHttp {
             path.append(encode(part));
         }
         // The revision is one path segment even when it contains '/' (e.g. refs/pr/1), as in huggingface_hub.
-        return URI.create(settings.endpoint + "/" + repoId + "/resolve/" + encode(rev) + "/" + path);
+        return URI.create(settings.endpoint + "/" + repo.urlPath() + "/resolve/" + encode(rev) + "/" + path);
     }
 
     /** The target of a {@code Location} header, relative to the URI that answered with it. */
-    URI resolveLocation(URI base, String location, String repoId, String filename, String rev) {
+    URI resolveLocation(URI base, String location, HubRepo repo, String filename, String rev) {
         try {
             return base.resolve(new URI(location.strip()));
         } catch (URISyntaxException | IllegalArgumentException e) {
-            throw settings.fail(HubException.Reason.PROTOCOL, "The Hub redirected '" + filename + "' of repo '"
-                    + repoId + "' at revision '" + rev + "' to an invalid address.", e);
+            throw settings.fail(HubException.Reason.PROTOCOL, "The Hub redirected '" + filename + "' of "
+                    + repo + " at revision '" + rev + "' to an invalid address.", e);
         }
     }
 
@@ -260,13 +357,5 @@ final class HubHttp {
             }
             return e;
         }).filter(e -> !e.isEmpty());
-    }
-
-    static void closeQuietly(InputStream in) {
-        try {
-            in.close();
-        } catch (IOException ignored) {
-            // The response is abandoned anyway.
-        }
     }
 }

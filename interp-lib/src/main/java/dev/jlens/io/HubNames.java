@@ -66,6 +66,47 @@ final class HubNames {
         return revision;
     }
 
+    /**
+     * Whether a file path matches a pattern as {@code huggingface_hub}'s {@code allow_patterns} do (Python's
+     * {@code fnmatch}): {@code *} matches any run of characters, '/' included, {@code ?} one character,
+     * {@code [abc]} / {@code [!abc]} a set; a pattern ending in '/' matches everything under that folder.
+     */
+    static boolean matches(String pattern, String path) {
+        return globRegex(pattern).matcher(path).matches();
+    }
+
+    static Pattern globRegex(String pattern) {
+        Objects.requireNonNull(pattern, "pattern");
+        String p = pattern.endsWith("/") ? pattern + "*" : pattern;
+        StringBuilder re = new StringBuilder();
+        for (int i = 0; i < p.length(); i++) {
+            char c = p.charAt(i);
+            if (c == '*') {
+                re.append(".*");
+            } else if (c == '?') {
+                re.append('.');
+            } else if (c == '[' && p.indexOf(']', i + 2) > 0) {
+                int end = p.indexOf(']', i + 2);
+                String set = p.substring(i + 1, end);
+                boolean negate = set.startsWith("!");
+                if (negate) {
+                    set = set.substring(1);
+                }
+                re.append('[').append(negate ? "^" : "").append(set.replace("\\", "\\\\").replace("[", "\\["))
+                        .append(']');
+                i = end;
+            } else {
+                re.append(Pattern.quote(String.valueOf(c)));
+            }
+        }
+        return Pattern.compile(re.toString(), Pattern.DOTALL);
+    }
+
+    /** Whether a pattern has wildcards, or is one exact file name. */
+    static boolean isGlob(String pattern) {
+        return pattern.endsWith("/") || pattern.chars().anyMatch(c -> c == '*' || c == '?' || c == '[');
+    }
+
     private static void checkSegments(String path, String what) {
         for (String part : path.split("/")) {
             if (part.isEmpty() || part.equals(".") || part.equals("..")) {

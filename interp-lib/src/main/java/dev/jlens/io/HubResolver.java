@@ -38,17 +38,16 @@ final class HubResolver {
 
     /** The file's snapshot path; empty only for an optional file the Hub (or the offline cache) does not have. */
     @SuppressWarnings("try") // the FileLock is held for the body of the try, never read
-    Optional<Path> resolve(String repoId, String filename, String revision, boolean required) {
-        HubNames.checkRepoId(repoId);
+    Optional<Path> resolve(HubRepo repo, String filename, String revision, boolean required) {
         HubNames.checkFilename(filename);
         String rev = revision == null ? HfHub.DEFAULT_REVISION : HubNames.checkRevision(revision);
-        Path repoDir = cache.repoDir(repoId);
+        Path repoDir = cache.repoDir(repo);
 
         Optional<String> knownCommit = HubCache.knownCommit(repoDir, rev);
         if (knownCommit.isPresent()) {
             Path pointer = HubCache.pointer(repoDir, knownCommit.get(), filename);
             if (Files.exists(pointer)) {
-                LOG.log(System.Logger.Level.DEBUG, "Cache hit: {0} of {1} at {2}", filename, repoId, knownCommit.get());
+                LOG.log(System.Logger.Level.DEBUG, "Cache hit: {0} of {1} at {2}", filename, repo, knownCommit.get());
                 return Optional.of(pointer);
             }
             if (!required && (settings.offline || HubCache.knownAbsent(repoDir, knownCommit.get(), filename))) {
@@ -60,13 +59,14 @@ final class HubResolver {
                 return Optional.empty();
             }
             throw settings.fail(HubException.Reason.NOT_CACHED, "Offline mode (HF_HUB_OFFLINE is set): '" + filename
-                    + "' of repo '" + repoId + "' at revision '" + rev + "' is not in the Hugging Face cache "
+                    + "' of " + repo + " at revision '" + rev + "' is not in the Hugging Face cache "
                     + settings.cacheDir + " (looked in " + repoDir + "). Download it once with the network on (unset"
-                    + " HF_HUB_OFFLINE), point HF_HUB_CACHE at a cache that has it, or pass a local model directory.",
+                    + " HF_HUB_OFFLINE), point HF_HUB_CACHE at a cache that has it, or "
+                    + (repo.isDataset() ? "read the files from a local directory." : "pass a local model directory."),
                     null);
         }
 
-        Head head = http.head(repoId, filename, rev, required);
+        Head head = http.head(repo, filename, rev, required);
         if (head instanceof Absent absent) {
             absent.commit().ifPresent(commit -> cache.rememberMissing(repoDir, rev, filename, commit));
             return Optional.empty();
@@ -90,14 +90,14 @@ final class HubResolver {
                     if (!Files.exists(pointer)) {
                         boolean newBlob = !Files.exists(blob);
                         if (newBlob) {
-                            BlobDownload.fetch(settings, http, repoId, filename, meta, blob);
+                            BlobDownload.fetch(settings, http, repo, filename, meta, blob);
                         }
                         HubCache.link(blob, pointer, newBlob);
                     }
                 }
             } catch (IOException e) {
-                throw settings.fail(HubException.Reason.CACHE_IO, "Could not write '" + filename + "' of repo '"
-                        + repoId + "' into the cache " + settings.cacheDir + ": " + e, e);
+                throw settings.fail(HubException.Reason.CACHE_IO, "Could not write '" + filename + "' of "
+                        + repo + " into the cache " + settings.cacheDir + ": " + e, e);
             }
         }
         return Optional.of(pointer);

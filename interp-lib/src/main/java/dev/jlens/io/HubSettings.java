@@ -23,6 +23,10 @@ import java.util.Set;
 final class HubSettings {
 
     static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(10);
+    /** How long a download may receive nothing in the middle of a body before it resumes from where it stopped. */
+    static final Duration DEFAULT_READ_TIMEOUT = Duration.ofSeconds(30);
+    /** How many times one download resumes after such a stall before it fails. */
+    static final int DEFAULT_STALL_RESUMES = 5;
 
     private static final System.Logger LOG = System.getLogger(HfHub.class.getName());
     private static final Set<String> TRUE_VALUES = Set.of("1", "ON", "YES", "TRUE");
@@ -33,6 +37,8 @@ final class HubSettings {
     final boolean offline;
     final Duration metadataTimeout;
     final Duration downloadTimeout;
+    final Duration readTimeout;
+    final int stallResumes;
     final HttpClient http;
     final HubProgressListener progress;
     private final Optional<String> token;
@@ -69,6 +75,9 @@ final class HubSettings {
                 : envSeconds(env, "HF_HUB_ETAG_TIMEOUT").orElse(DEFAULT_TIMEOUT);
         this.downloadTimeout = b.downloadTimeout != null ? b.downloadTimeout
                 : envSeconds(env, "HF_HUB_DOWNLOAD_TIMEOUT").orElse(DEFAULT_TIMEOUT);
+        this.readTimeout = b.readTimeout != null ? b.readTimeout
+                : envSeconds(env, "JLENS_HUB_READ_TIMEOUT").orElse(DEFAULT_READ_TIMEOUT);
+        this.stallResumes = b.stallResumes;
         // Redirects are followed by hand: the token must not travel to a CDN on another host.
         this.http = b.httpClient != null ? b.httpClient
                 : b.connectTimeout.equals(DEFAULT_TIMEOUT) ? DefaultClient.INSTANCE

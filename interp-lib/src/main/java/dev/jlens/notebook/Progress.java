@@ -20,7 +20,8 @@ import java.util.function.LongSupplier;
  * }
  * }</pre>
  *
- * Redraws are throttled to at most {@value #MAX_REDRAWS_PER_SECOND} per second; the final state is always shown.
+ * Redraws are throttled to at most {@value #MAX_REDRAWS_PER_SECOND} per second; {@link #close()} always shows the
+ * last state set, and {@link #finish} ends a bar whose work stopped short of its total with a full bar.
  * Every update checks for interruption and throws {@link CellInterruptedException} when the cell was
  * interrupted, so loops that report progress also stop on request.
  */
@@ -32,7 +33,7 @@ public final class Progress implements AutoCloseable {
     private static final int BAR_WIDTH = 24;
 
     private final String description;
-    private final long total;
+    private long total;
     private final LongSupplier clock;
     private final Display.Sink sink;
     private final PrintStream terminal;
@@ -161,8 +162,32 @@ public final class Progress implements AutoCloseable {
     }
 
     /** Total items ({@code 0} if unknown). */
-    public long total() {
+    public synchronized long total() {
         return total;
+    }
+
+    /**
+     * Ends the bar at {@code doneAtEnd} items and closes it, so its last render is the true final state. When the
+     * work ended short of the total (its source ran out) or the total was unknown, the total becomes
+     * {@code doneAtEnd} and the bar shows full ({@code 700/700 100%}); say why in {@code finalStatus} (null keeps
+     * the last status). Does nothing on a closed bar.
+     */
+    public synchronized void finish(long doneAtEnd, String finalStatus) {
+        if (doneAtEnd < 0) {
+            throw new IllegalArgumentException("done must be >= 0, got " + doneAtEnd);
+        }
+        if (closed) {
+            return;
+        }
+        done = doneAtEnd;
+        if (total == 0 || done < total) {
+            total = done;
+        }
+        if (finalStatus != null) {
+            status = finalStatus;
+        }
+        dirty = true;
+        close();
     }
 
     /** Shows the final state (and ends the terminal line); further updates are ignored. */

@@ -18,6 +18,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.Function;
+import java.util.function.IntConsumer;
 import java.util.stream.Stream;
 
 /**
@@ -79,10 +80,13 @@ final class CacheBuild {
         boolean exhausted = false;
         float[] buf = new float[Math.multiplyExact(m.rowsPerShard(), width)];
         try (Progress progress = Progress.start(target, "cache " + dir.getFileName())) {
-            progress.update(rows, shards.size() + " shards");
+            progress.update(rows, shardsText(shards.size()));
             while (rows < target) {
                 int want = (int) Math.min(m.rowsPerShard(), target - rows);
-                int got = readFully(stream, buf, want);
+                long before = rows;
+                String writing = shardsText(shards.size()) + ", filling shard " + (shards.size() + 1);
+                // A shard can hold the whole cache: the bar moves as its rows arrive, not only when it is written.
+                int got = readFully(stream, buf, want, n -> progress.update(before + n, writing));
                 if (got > 0) {
                     String name = String.format(Locale.ROOT, "shard_%05d.safetensors", shards.size());
                     shards.add(writeShard(dir, name, buf, got, width, stream.cursor()));
@@ -94,8 +98,11 @@ final class CacheBuild {
                 }
                 m = m.with(shards, target, false, false);
                 m.write(dir);
-                progress.update(rows, shards.size() + " shards");
+                progress.update(rows, shardsText(shards.size()));
             }
+            // The last render is the true final state, also when the token source ended before the target.
+            progress.finish(rows, shardsText(shards.size()) + (exhausted ? ", the token source ended at " + rows
+                    + " of the " + target + " rows asked for" : ""));
         }
         if (rows == 0) {
             throw new IllegalStateException("the token source gives no activation rows: it is empty, or every position "
@@ -107,13 +114,23 @@ final class CacheBuild {
     }
 
     private static int readFully(RowStream stream, float[] buf, int want) {
+        return readFully(stream, buf, want, n -> { });
+    }
+
+    /** Reads up to {@code want} rows, telling {@code progress} how many are in after each read. */
+    private static int readFully(RowStream stream, float[] buf, int want, IntConsumer progress) {
         int got = 0;
         while (got < want) {
             int n = stream.read(buf, got, want - got);
             if (n == 0) break;
             got += n;
+            progress.accept(got);
         }
         return got;
+    }
+
+    private static String shardsText(int shards) {
+        return shards + (shards == 1 ? " shard" : " shards");
     }
 
     private static ShardEntry writeShard(Path dir, String name, float[] buf, int rows, int width, RowStream.Cursor end) {

@@ -6,7 +6,8 @@ import java.util.Locale;
 /**
  * A progress line rewritten in place with {@code \r}:
  * {@code train  37% [#######.............] 370/1000 01:12<02:03 loss 1.2345 | lr 9.1e-04 | 12.3k tok/s}.
- * Redraws at most ten times a second (and always for the last unit) so a fast loop does not flood the terminal.
+ * Redraws at most ten times a second (and always for the last unit) so a fast loop does not flood the terminal;
+ * {@link #close()} draws the last update if it was skipped, so the line always ends in its true final state.
  */
 public final class TerminalProgress implements ProgressSink {
     private static final int BAR = 20;
@@ -19,6 +20,9 @@ public final class TerminalProgress implements ProgressSink {
     private long startNanos, lastDraw, startDone = -1;
     private int lastWidth;
     private boolean open;
+    private boolean pending;
+    private long pendingDone;
+    private String pendingText;
 
     /** A progress line on {@code out}. */
     public TerminalProgress(PrintStream out) {
@@ -39,6 +43,7 @@ public final class TerminalProgress implements ProgressSink {
         this.startDone = -1;
         this.lastWidth = 0;
         this.open = true;
+        this.pending = false;
     }
 
     @Override
@@ -47,7 +52,17 @@ public final class TerminalProgress implements ProgressSink {
         long now = System.nanoTime();
         if (startDone < 0) startDone = done;   // a resumed run starts part-way: the rate counts this session only
         boolean last = total > 0 && done >= total;
-        if (!last && lastDraw != 0 && now - lastDraw < minRedrawNanos) return;
+        if (!last && lastDraw != 0 && now - lastDraw < minRedrawNanos) {
+            pending = true;
+            pendingDone = done;
+            pendingText = text;
+            return;
+        }
+        draw(done, text, now);
+    }
+
+    private void draw(long done, String text, long now) {
+        pending = false;
         lastDraw = now;
         String line = render(done, text, now);
         int pad = Math.max(0, lastWidth - line.length());
@@ -83,6 +98,7 @@ public final class TerminalProgress implements ProgressSink {
     @Override
     public void close() {
         if (!open) return;
+        if (pending) draw(pendingDone, pendingText, System.nanoTime());
         open = false;
         out.println();
         out.flush();

@@ -18,9 +18,12 @@ import java.util.Deque;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -28,7 +31,9 @@ import java.util.regex.Pattern;
  * A Hugging Face Hub on 127.0.0.1 for tests: {@code HEAD/GET /{repo}/resolve/{revision}/{file}} with the Hub's
  * headers (X-Repo-Commit, ETag, X-Linked-Etag, X-Linked-Size, X-Error-Code), LFS files redirected to a separate
  * "CDN" server (another port, addressed as {@code localhost} so it is another host than the hub's
- * {@code 127.0.0.1}), Range requests, gated repos, renamed repos, and injected faults.
+ * {@code 127.0.0.1}), Range requests, gated repos, renamed repos, and injected faults. Dataset repos are served
+ * under {@code /datasets/{repo}/resolve/...}, and {@code GET /api/{models|datasets}/{repo}/revision/{rev}} lists a
+ * repo's files ({@code sha}, {@code siblings}) as the Hub API does.
  */
 final class HfHubFake implements AutoCloseable {
 
@@ -44,22 +49,33 @@ final class HfHubFake implements AutoCloseable {
         /** Sends the right number of bytes with some of them changed. */
         CORRUPT,
         /** Answers a Range request with 416 Range Not Satisfiable. */
-        REFUSE_RANGE
+        REFUSE_RANGE,
+        /** Announces the full length, sends half, then sends nothing more and keeps the connection open. */
+        STALL_HALF
     }
 
     /** A file in a fake repo; LFS files are served from the CDN and identified by their SHA-256. */
     record FakeFile(byte[] content, boolean lfs, String sha256, String gitSha1) { }
 
-    /** A fake model repo with one commit, reachable as {@code main} or by its commit hash. */
+    /** A fake model or dataset repo with one commit, reachable as {@code main}, its tags or its commit hash. */
     final class Repo {
         final String id;
         final String commit;
         final Map<String, FakeFile> files = new ConcurrentHashMap<>();
+        final Set<String> revisions = ConcurrentHashMap.newKeySet();
         volatile String requiredToken;
 
-        Repo(String id) {
-            this.id = id;
-            this.commit = hex(digest("SHA-1", ("commit of " + id).getBytes(StandardCharsets.UTF_8)));
+        Repo(String key) {
+            this.id = key.substring(key.indexOf(':') + 1);
+            this.commit = hex(digest("SHA-1", ("commit of " + key).getBytes(StandardCharsets.UTF_8)));
+            revisions.add("main");
+            revisions.add(commit);
+        }
+
+        /** Makes the commit reachable under another branch or tag name too. */
+        Repo tag(String name) {
+            revisions.add(name);
+            return this;
         }
 
         /** Adds a regular git file (ETag = git blob SHA-1, served by the hub itself). */
@@ -95,6 +111,9 @@ final class HfHubFake implements AutoCloseable {
     }
 
     private static final Pattern RANGE = Pattern.compile("bytes=(\\d+)-");
+    private static final Pattern API_REVISION = Pattern.compile("/api/(models|datasets)/(.+)/revision/([^/]+)");
+
+    private static final long STALL_MILLIS = 120_000;
 
     private final HttpServer hub;
     private final HttpServer cdn;
@@ -107,6 +126,7 @@ final class HfHubFake implements AutoCloseable {
     private final Map<String, String> renamed = new ConcurrentHashMap<>();
     private final Map<String, Deque<Fault>> faults = new ConcurrentHashMap<>();
     private final List<Request> requests = new ArrayList<>();
+    private final AtomicInteger stallListings = new AtomicInteger();
     private volatile boolean ignoreRange;
     private volatile boolean echoAuthorizationInErrors;
 
@@ -132,9 +152,14 @@ final class HfHubFake implements AutoCloseable {
         return "http://127.0.0.1:" + hub.getAddress().getPort();
     }
 
-    /** Creates (or returns) the repo with this id. */
+    /** Creates (or returns) the model repo with this id. */
     Repo repo(String id) {
-        return repos.computeIfAbsent(id, Repo::new);
+        return repos.computeIfAbsent("model:" + id, Repo::new);
+    }
+
+    /** Creates (or returns) the dataset repo with this id. */
+    Repo dataset(String id) {
+        return repos.computeIfAbsent("dataset:" + id, Repo::new);
     }
 
     /** Requests for {@code oldId} get a relative 307 to {@code newId}, as the Hub does for renamed repos. */
@@ -145,6 +170,11 @@ final class HfHubFake implements AutoCloseable {
     /** The next GET of {@code filename} (hub or CDN) misbehaves as {@code fault}. */
     void failNextGet(String filename, Fault fault) {
         faults.computeIfAbsent(filename, k -> new ArrayDeque<>()).add(fault);
+    }
+
+    /** The next file-list answer sends half its JSON and then stalls. */
+    void stallNextListing() {
+        stallListings.incrementAndGet();
     }
 
     /** Makes GETs answer 200 with the whole file even when a Range is asked for. */
@@ -183,6 +213,15 @@ final class HfHubFake implements AutoCloseable {
     private void handleHub(HttpExchange ex) throws IOException {
         try (ex) {
             String path = ex.getRequestURI().getRawPath();
+            if (path.startsWith("/api/")) {
+                handleApi(ex, path);
+                return;
+            }
+            String type = "model";
+            if (path.startsWith("/datasets/")) {
+                type = "dataset";
+                path = path.substring("/datasets".length());
+            }
             int at = path.indexOf("/resolve/");
             if (at < 1) {
                 respond(ex, "hub", 404, Map.of("X-Error-Code", "RepoNotFound"));
@@ -200,25 +239,8 @@ final class HfHubFake implements AutoCloseable {
                 respond(ex, "hub", 307, Map.of("Location", "/" + newId + "/resolve/" + rest));
                 return;
             }
-            Repo repo = repos.get(repoId);
-            if (repo == null) {
-                respond(ex, "hub", 404, Map.of("X-Error-Code", "RepoNotFound",
-                        "X-Error-Message", "Repository not found"));
-                return;
-            }
-            if (repo.requiredToken != null) {
-                String auth = ex.getRequestHeaders().getFirst("Authorization");
-                if (auth == null || !auth.equals("Bearer " + repo.requiredToken)) {
-                    int status = auth == null ? 401 : 403;
-                    String message = "Access to model " + repoId + " is restricted."
-                            + (echoAuthorizationInErrors && auth != null ? " Rejected credentials: " + auth : "");
-                    respond(ex, "hub", status, Map.of("X-Error-Code", "GatedRepo", "X-Error-Message", message));
-                    return;
-                }
-            }
-            if (!revision.equals("main") && !revision.equals(repo.commit)) {
-                respond(ex, "hub", 404, Map.of("X-Error-Code", "RevisionNotFound",
-                        "X-Error-Message", "Invalid rev id: " + revision));
+            Repo repo = repos.get(type + ":" + repoId);
+            if (!admitted(ex, repo, repoId, revision)) {
                 return;
             }
             FakeFile file = repo.get(filename);
@@ -239,6 +261,73 @@ final class HfHubFake implements AutoCloseable {
             ex.getResponseHeaders().set("X-Repo-Commit", repo.commit);
             ex.getResponseHeaders().set("ETag", "\"" + file.gitSha1() + "\"");
             serve(ex, "hub", filename, file.content());
+        }
+    }
+
+    /** 404s for a missing repo or revision and 401/403 for a gated one; true when the request may go on. */
+    private boolean admitted(HttpExchange ex, Repo repo, String repoId, String revision) throws IOException {
+        if (repo == null) {
+            respond(ex, "hub", 404, Map.of("X-Error-Code", "RepoNotFound",
+                    "X-Error-Message", "Repository not found"));
+            return false;
+        }
+        if (repo.requiredToken != null) {
+            String auth = ex.getRequestHeaders().getFirst("Authorization");
+            if (auth == null || !auth.equals("Bearer " + repo.requiredToken)) {
+                int status = auth == null ? 401 : 403;
+                String message = "Access to " + repoId + " is restricted."
+                        + (echoAuthorizationInErrors && auth != null ? " Rejected credentials: " + auth : "");
+                respond(ex, "hub", status, Map.of("X-Error-Code", "GatedRepo", "X-Error-Message", message));
+                return false;
+            }
+        }
+        if (!repo.revisions.contains(revision)) {
+            respond(ex, "hub", 404, Map.of("X-Error-Code", "RevisionNotFound",
+                    "X-Error-Message", "Invalid rev id: " + revision));
+            return false;
+        }
+        return true;
+    }
+
+    /** {@code GET /api/{models|datasets}/{repo}/revision/{rev}}: the commit and the files, as JSON. */
+    private void handleApi(HttpExchange ex, String path) throws IOException {
+        Matcher m = API_REVISION.matcher(path);
+        if (!m.matches()) {
+            respond(ex, "hub", 404, Map.of());
+            return;
+        }
+        String type = m.group(1).equals("datasets") ? "dataset" : "model";
+        String repoId = m.group(2);
+        String revision = URLDecoder.decode(m.group(3), StandardCharsets.UTF_8);
+        Repo repo = repos.get(type + ":" + repoId);
+        if (!admitted(ex, repo, repoId, revision)) {
+            return;
+        }
+        StringBuilder json = new StringBuilder("{\"id\":\"" + repoId + "\",\"sha\":\"" + repo.commit
+                + "\",\"private\":false,\"siblings\":[");
+        boolean first = true;
+        for (String name : new TreeSet<>(repo.files.keySet())) {
+            json.append(first ? "" : ",").append("{\"rfilename\":\"").append(name).append("\"}");
+            first = false;
+        }
+        byte[] body = json.append("]}").toString().getBytes(StandardCharsets.UTF_8);
+        ex.getResponseHeaders().set("Content-Type", "application/json");
+        record(ex, "hub", 200);
+        ex.sendResponseHeaders(200, body.length);
+        if (stallListings.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+            ex.getResponseBody().write(body, 0, body.length / 2);
+            ex.getResponseBody().flush();
+            stall();
+            return;
+        }
+        ex.getResponseBody().write(body);
+    }
+
+    private static void stall() {
+        try {
+            Thread.sleep(STALL_MILLIS); // until the client gives up, or close() interrupts
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
@@ -313,6 +402,12 @@ final class HfHubFake implements AutoCloseable {
         }
         ex.sendResponseHeaders(status, body.length);
         OutputStream out = ex.getResponseBody();
+        if (fault == Fault.STALL_HALF) {
+            out.write(body, 0, body.length / 2);
+            out.flush();
+            stall();
+            return;
+        }
         if (fault == Fault.DROP_HALF) {
             out.write(body, 0, body.length / 2);
             out.flush();

@@ -14,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -319,6 +320,78 @@ class HfHubTest {
         List<Integer> getStatuses = fake.requests().stream().filter(r -> r.method().equals("GET"))
                 .map(HfHubFake.Request::status).toList();
         assertEquals(List.of(416, 200), getStatuses);
+    }
+
+    @Test
+    void bodyThatStallsHalfWayIsResumedWithARangeRequest() throws IOException {
+        byte[] weights = randomBytes(2_000_000, 19);
+        HfHubFake.Repo repo = fake.repo("org/stall").lfs("model.safetensors", weights);
+        fake.failNextGet("model.safetensors", HfHubFake.Fault.STALL_HALF);
+        HfHub hub = HfHub.builder().env(env()).userHome(tmp).readTimeout(Duration.ofMillis(400)).build();
+
+        long start = System.nanoTime();
+        Path path = hub.download("org/stall", "model.safetensors", "main");
+        double seconds = (System.nanoTime() - start) / 1e9;
+
+        assertTrue(seconds < 8, "a stalled body must not hang the download; took " + seconds + " s");
+        assertEquals(HfHubFake.sha256Hex(weights), HfHubFake.sha256Hex(Files.readAllBytes(path)));
+        assertArrayEquals(weights, Files.readAllBytes(path));
+        assertEquals(repoDir("org/stall").resolve("snapshots").resolve(repo.commit()).resolve("model.safetensors"),
+                path);
+        List<HfHubFake.Request> gets = fake.requests().stream().filter(r -> r.method().equals("GET")).toList();
+        assertEquals(2, gets.size(), gets::toString);
+        assertEquals(200, gets.get(0).status());
+        assertEquals(null, gets.get(0).range());
+        // The stalled response had sent half the body; the second request asks for exactly the rest.
+        assertEquals("bytes=" + weights.length / 2 + "-", gets.get(1).range());
+        assertEquals(206, gets.get(1).status());
+        assertEquals(List.of(), listIncomplete(repoDir("org/stall")));
+    }
+
+    @Test
+    void bodyThatKeepsStallingFailsAfterTheAllowedResumesAndKeepsWhatArrived() throws IOException {
+        byte[] content = randomBytes(400_000, 20);
+        fake.repo("org/stuck").file("tokenizer.json", content);
+        for (int i = 0; i < 3; i++) {
+            fake.failNextGet("tokenizer.json", HfHubFake.Fault.STALL_HALF);
+        }
+        HfHub hub = HfHub.builder().env(env()).userHome(tmp).readTimeout(Duration.ofMillis(250)).stallResumes(2)
+                .build();
+
+        HubException e = assertHubException(HubException.Reason.INTERRUPTED,
+                () -> hub.download("org/stuck", "tokenizer.json", "main"));
+
+        String m = e.getMessage();
+        assertTrue(m.contains("no data for 250 ms, 3 times") && m.contains("readTimeout") && m.contains("tokenizer.json")
+                && m.contains("org/stuck"), m);
+        List<HfHubFake.Request> gets = fake.requests().stream().filter(r -> r.method().equals("GET")).toList();
+        assertEquals(3, gets.size(), gets::toString);
+        // Each try got half of what was left: 200000, then 100000, then 50000 bytes.
+        assertEquals(Arrays.asList(null, "bytes=200000-", "bytes=300000-"),
+                gets.stream().map(HfHubFake.Request::range).toList());
+        Path incomplete = repoDir("org/stuck").resolve("blobs").resolve(HfHubFake.gitBlobSha1(content) + ".incomplete");
+        assertEquals(350_000, Files.size(incomplete));
+        assertTrue(m.contains("350000 of 400000 bytes"), m);
+        // The queued stalls are used up: the next call resumes the kept bytes and completes.
+        assertArrayEquals(content, Files.readAllBytes(hub.download("org/stuck", "tokenizer.json", "main")));
+        assertEquals("bytes=350000-", fake.requests().get(fake.hits() - 1).range());
+    }
+
+    @Test
+    void readTimeoutComesFromTheEnvironmentToo() throws IOException {
+        byte[] content = randomBytes(100_000, 21);
+        fake.repo("org/envstall").file("tokenizer.json", content);
+        fake.failNextGet("tokenizer.json", HfHubFake.Fault.STALL_HALF);
+
+        long start = System.nanoTime();
+        Path path = hub("JLENS_HUB_READ_TIMEOUT", "1").download("org/envstall", "tokenizer.json", "main");
+        double seconds = (System.nanoTime() - start) / 1e9;
+
+        assertArrayEquals(content, Files.readAllBytes(path));
+        assertTrue(seconds >= 0.9 && seconds < 8, "one stall of about 1 s, took " + seconds + " s");
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                () -> hub("JLENS_HUB_READ_TIMEOUT", "soon"));
+        assertTrue(bad.getMessage().contains("JLENS_HUB_READ_TIMEOUT"), bad.getMessage());
     }
 
     @Test

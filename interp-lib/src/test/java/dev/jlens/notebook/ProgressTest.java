@@ -77,6 +77,50 @@ class ProgressTest {
     }
 
     @Test
+    void closeRendersTheLastUpdateEvenWhenItWasThrottled() {
+        Recorder sink = new Recorder();
+        AtomicLong clock = new AtomicLong();
+        Progress p = new Progress(20_000, "cache acts", clock::get, sink, null);
+        p.update(0, "0 shards");
+        clock.addAndGet(1_000_000L);
+        p.update(20_000, "1 shard"); // 1 ms after the first draw: throttled
+        assertEquals(0, sink.updates.size(), "the second update was throttled");
+        p.close();
+        assertEquals(1, sink.updates.size());
+        String text = sink.updates.get(0).get(Display.TEXT);
+        assertTrue(text.contains("20000/20000 100%") && text.endsWith("1 shard"), text);
+        assertTrue(sink.updates.get(0).get(Display.HTML).contains("<progress value=\"20000\" max=\"20000\""),
+                sink.updates.get(0).get(Display.HTML));
+    }
+
+    @Test
+    void finishEndsABarWhoseWorkStoppedShortWithAFullBar() {
+        Recorder sink = new Recorder();
+        AtomicLong clock = new AtomicLong();
+        Progress p = new Progress(20_000, "cache acts", clock::get, sink, null);
+        p.update(0, "0 shards");
+        clock.addAndGet(1_000_000L);
+        p.finish(700, "1 shard, source ended");
+        String text = sink.updates.get(sink.updates.size() - 1).get(Display.TEXT);
+        assertTrue(text.contains("700/700 100%") && text.endsWith("1 shard, source ended"), text);
+        assertTrue(text.contains("|" + "█".repeat(24) + "|"), text);
+        assertEquals(700, p.total());
+        int updates = sink.updates.size();
+        p.update(5);
+        p.close();
+        assertEquals(updates, sink.updates.size(), "finish() closes the bar");
+
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        Progress unknown = new Progress(0, "rows", clock::get, null, new PrintStream(buf, true, StandardCharsets.UTF_8));
+        unknown.update(3);
+        unknown.finish(42, null);
+        String out = buf.toString(StandardCharsets.UTF_8);
+        String last = out.substring(out.lastIndexOf('\r') + 1).strip();
+        assertTrue(last.contains("42/42 100%"), last);
+        assertTrue(out.endsWith("\n"), out);
+    }
+
+    @Test
     void interruptStopsTheLoopWithAClearException() {
         Recorder sink = new Recorder();
         Progress p = new Progress(10, "sweep", System::nanoTime, sink, null);

@@ -12,6 +12,7 @@ import dev.jlens.io.CheckpointException;
 import dev.jlens.model.Batch;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.arch.ModelConfig;
+import dev.jlens.notebook.Display;
 import dev.jlens.zoo.Zoo;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -25,7 +26,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -121,6 +124,62 @@ class ActivationStoreTest {
     }
 
     // ------------------------------------------------------------------ what the rows are
+
+    /** Records what a notebook would show: the bundles of each display, in order. */
+    private static final class BarRecorder implements Display.Sink {
+        final Map<String, List<Map<String, String>>> displays = new LinkedHashMap<>();
+
+        @Override
+        public synchronized String show(Map<String, String> bundle) {
+            String id = "display-" + displays.size();
+            displays.computeIfAbsent(id, k -> new ArrayList<>()).add(bundle);
+            return id;
+        }
+
+        @Override
+        public synchronized void update(String displayId, Map<String, String> bundle) {
+            assertTrue(displays.containsKey(displayId), displayId);
+            displays.get(displayId).add(bundle);
+        }
+
+        /** The last bundle of the only display so far. */
+        synchronized Map<String, String> lastOfOnlyDisplay() {
+            assertEquals(1, displays.size(), displays.keySet()::toString);
+            List<Map<String, String>> renders = displays.values().iterator().next();
+            return renders.get(renders.size() - 1);
+        }
+    }
+
+    @Test
+    void cacheBuildBarEndsInItsTrueFinalState(@TempDir Path dir) {
+        BarRecorder full = new BarRecorder();
+        BarRecorder cut = new BarRecorder();
+        try {
+            Display.installSink(full);
+            try (StreamingStore s = store(padded(21)).rowsPerShard(300).build();
+                 ActivationStore cached = s.cache(dir.resolve("full"), 700)) {
+                assertEquals(700, cached.rows().getAsLong());
+            }
+            // The token source ends inside the first shard, far below the rows asked for (as with a short corpus).
+            Display.installSink(cut);
+            try (StreamingStore s = store(first(padded(22), 2)).build();
+                 ActivationStore cached = s.cache(dir.resolve("cut"), 20_000)) {
+                assertEquals(70, cached.rows().getAsLong());
+            }
+        } finally {
+            Display.installSink(null);
+        }
+        String fullText = full.lastOfOnlyDisplay().get(Display.TEXT);
+        assertTrue(fullText.startsWith("cache full |") && fullText.contains("700/700 100%")
+                && fullText.endsWith(" 3 shards"), fullText);
+        assertTrue(full.lastOfOnlyDisplay().get(Display.HTML).contains("<progress value=\"700\" max=\"700\""),
+                full.lastOfOnlyDisplay().get(Display.HTML));
+        String cutText = cut.lastOfOnlyDisplay().get(Display.TEXT);
+        assertTrue(cutText.contains("70/70 100%")
+                && cutText.endsWith(" 1 shard, the token source ended at 70 of the 20000 rows asked for"), cutText);
+        assertTrue(cut.lastOfOnlyDisplay().get(Display.HTML).contains("<progress value=\"70\" max=\"70\""),
+                cut.lastOfOnlyDisplay().get(Display.HTML));
+    }
 
     @Test
     void rowsAreTheModelsActivationsAtKeptPositions() {
