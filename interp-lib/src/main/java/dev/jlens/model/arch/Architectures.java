@@ -40,7 +40,7 @@ public final class Architectures {
                 BiFunction<ModelConfig, HookRegistry, Architecture> create) {}
 
     /** Every registered family, in the order error messages list them. */
-    private static final List<Spec> FAMILIES = List.of(Gpt2.SPEC, Llama.SPEC);
+    private static final List<Spec> FAMILIES = List.of(Gpt2.SPEC, Llama.SPEC, Gemma2.SPEC);
 
     /** The Hugging Face architecture names that can be loaded. */
     static List<String> supported() {

@@ -121,8 +121,8 @@ public final class Llama implements Architecture {
             NDArray q = b.q.run(qkv.get(0).reshape(batch, pos, h, dh));
             NDArray k = b.k.run(qkv.get(1).reshape(batch, pos, kvh, dh));
             NDArray v = b.v.run(qkv.get(2).reshape(batch, pos, kvh, dh));
-            q = b.rotQ.run(rotate(q, cos, sin));
-            k = b.rotK.run(rotate(k, cos, sin));
+            q = b.rotQ.run(Ops.rotateHalf(q, cos, sin));
+            k = b.rotK.run(Ops.rotateHalf(k, cos, sin));
             if (in.cache().isPresent()) {
                 NDArray[] kv = in.cache().get().append(l, k, v);
                 k = kv[0];
@@ -151,13 +151,6 @@ public final class Llama implements Architecture {
         }
         NDArray normed = Ops.rmsNorm(resid, normW, cfg.normEps(), lnFinalScale, lnFinalNormalized);
         return unembed(normed);
-    }
-
-    /** Rotary embedding, rotate-half layout: {@code x * cos + swap_halves(x) * sin'} with sin' = [-sin, sin]. */
-    private static NDArray rotate(NDArray x, NDArray cos, NDArray sin) {
-        NDList halves = x.split(2, 3);
-        NDArray swapped = halves.get(1).concat(halves.get(0), 3);
-        return x.mul(cos).add(swapped.mul(sin));
     }
 
     @Override
@@ -303,37 +296,9 @@ public final class Llama implements Architecture {
 
     /** cos/sin tables for every position, with Llama-3.1 frequency scaling when configured. */
     private void buildRope(NDManager mgr) {
-        int dh = cfg.dHead(), half = dh / 2, n = cfg.nCtx();
-        double[] invFreq = new double[half];
-        for (int i = 0; i < half; i++) {
-            double f = 1.0 / Math.pow(cfg.ropeTheta(), (2.0 * i) / dh);
-            if (cfg.ropeScaling().isPresent()) {
-                ModelConfig.RopeScaling s = cfg.ropeScaling().get();
-                double lowWavelen = s.originalMaxPositions() / s.lowFreqFactor();
-                double highWavelen = s.originalMaxPositions() / s.highFreqFactor();
-                double wavelen = 2 * Math.PI / f;
-                if (wavelen > lowWavelen) {
-                    f = f / s.factor();
-                } else if (wavelen >= highWavelen) {
-                    double smooth = (s.originalMaxPositions() / wavelen - s.lowFreqFactor())
-                            / (s.highFreqFactor() - s.lowFreqFactor());
-                    f = (1 - smooth) * f / s.factor() + smooth * f;
-                }
-            }
-            invFreq[i] = (float) f;   // Hugging Face computes inv_freq in float32
-        }
-        float[] cos = new float[n * dh], sin = new float[n * dh];
-        for (int p = 0; p < n; p++) {
-            for (int i = 0; i < dh; i++) {
-                // float32 product, as torch computes position * inv_freq before cos/sin
-                float angle = (float) p * (float) invFreq[i % half];
-                cos[p * dh + i] = (float) Math.cos(angle);
-                float s = (float) Math.sin(angle);
-                sin[p * dh + i] = i < half ? -s : s;
-            }
-        }
-        cosTable = mgr.create(cos, new Shape(n, dh));
-        sinTable = mgr.create(sin, new Shape(n, dh));
+        NDArray[] t = Ops.ropeTables(mgr, cfg.dHead(), cfg.nCtx(), cfg.ropeTheta(), cfg.ropeScaling());
+        cosTable = t[0];
+        sinTable = t[1];
     }
 
     @Override
