@@ -29,8 +29,9 @@ import static dev.jlens.model.arch.WeightTable.shape;
 
 /**
  * Llama and its relatives ({@code LlamaForCausalLM}, {@code Qwen2ForCausalLM} with q/k/v biases,
- * {@code MistralForCausalLM} with a sliding window): RMSNorm, rotary embeddings in Hugging Face's rotate-half
- * layout (with Llama-3.1 frequency scaling), grouped-query attention, SwiGLU MLP.
+ * {@code MistralForCausalLM} with a sliding window, {@code Qwen3ForCausalLM} with an explicit head_dim and a
+ * per-head RMSNorm on queries and keys before the rotary embedding): RMSNorm, rotary embeddings in Hugging Face's
+ * rotate-half layout (with Llama-3.1 frequency scaling), grouped-query attention, SwiGLU MLP.
  * Q, K and V projections are kept fused into one matrix, and so are gate and up, so each is one matmul.
  */
 public final class Llama implements Architecture {
@@ -39,8 +40,24 @@ public final class Llama implements Architecture {
     static final Architectures.Spec SPEC = new Architectures.Spec(Family.LLAMA,
             List.of(new Architectures.HfName("LlamaForCausalLM", "llama"),
                     new Architectures.HfName("Qwen2ForCausalLM", "qwen2"),
-                    new Architectures.HfName("MistralForCausalLM", "mistral")),
-            Llama::fromHf, Llama::toHf, Llama::table, NoOptions.class, Llama::validate, Llama::new);
+                    new Architectures.HfName("MistralForCausalLM", "mistral"),
+                    new Architectures.HfName("Qwen3ForCausalLM", "qwen3")),
+            Llama::fromHf, Llama::toHf, Llama::table, ModelConfig.FamilyOptions.class, Llama::validate, Llama::new);
+
+    /**
+     * The family's options: {@link NoOptions} (Llama, Qwen2, Mistral) or this record.
+     *
+     * @param qkNorm a per-head RMSNorm ({@code self_attn.q_norm}, {@code self_attn.k_norm}, weights {@code [d_head]})
+     *               on queries and keys before the rotary embedding, as Qwen 3 has
+     */
+    public record Options(boolean qkNorm) implements ModelConfig.FamilyOptions {
+        /** Qwen 3's options. */
+        public static final Options QWEN3 = new Options(true);
+    }
+
+    private static boolean qkNorm(ModelConfig cfg) {
+        return cfg.options() instanceof Options o && o.qkNorm();
+    }
 
     private final ModelConfig cfg;
     private final WeightTable<Llama> table;
@@ -58,9 +75,10 @@ public final class Llama implements Architecture {
     private NDArray sinTable;  // [n_ctx, d_head], first half negated (folds rotate-half's sign in)
 
     private static final class Block {
-        HookPoint residPre, ln1Scale, ln1Normalized, q, k, v, rotQ, rotK, attnScores, pattern, z, result, attnOut,
+        HookPoint residPre, ln1Scale, ln1Normalized, q, k, v, qNormScale, qNormNormalized, kNormScale,
+                kNormNormalized, rotQ, rotK, attnScores, pattern, z, result, attnOut,
                 residMid, ln2Scale, ln2Normalized, mlpPre, mlpPreLinear, mlpPost, mlpOut, residPost;
-        NDArray inNormW, qkvW, qkvB, oW, oB, postNormW, gateUpW, gateUpB, downW, downB;
+        NDArray inNormW, qkvW, qkvB, qNormW, kNormW, oW, oB, postNormW, gateUpW, gateUpB, downW, downB;
     }
 
     Llama(ModelConfig cfg, HookRegistry hooks) {
@@ -77,6 +95,13 @@ public final class Llama implements Architecture {
             b.q = hooks.declare(p + "attn.hook_q");                     // [batch, pos, head, d_head]
             b.k = hooks.declare(p + "attn.hook_k");                     // [batch, pos, kv_head, d_head]
             b.v = hooks.declare(p + "attn.hook_v");                     // [batch, pos, kv_head, d_head]
+            if (qkNorm(cfg)) {
+                // TransformerLens's names (attn.q_norm, attn.k_norm); the scale is per head: [batch, pos, head, 1]
+                b.qNormScale = hooks.declare(p + "attn.q_norm.hook_scale");
+                b.qNormNormalized = hooks.declare(p + "attn.q_norm.hook_normalized");   // before the weight
+                b.kNormScale = hooks.declare(p + "attn.k_norm.hook_scale");
+                b.kNormNormalized = hooks.declare(p + "attn.k_norm.hook_normalized");
+            }
             b.rotQ = hooks.declare(p + "attn.hook_rot_q");              // [batch, pos, head, d_head]
             b.rotK = hooks.declare(p + "attn.hook_rot_k");              // [batch, pos, kv_head, d_head]
             b.attnScores = hooks.declare(p + "attn.hook_attn_scores");  // [batch, head, q_pos, k_pos]
@@ -121,6 +146,10 @@ public final class Llama implements Architecture {
             NDArray q = b.q.run(qkv.get(0).reshape(batch, pos, h, dh));
             NDArray k = b.k.run(qkv.get(1).reshape(batch, pos, kvh, dh));
             NDArray v = b.v.run(qkv.get(2).reshape(batch, pos, kvh, dh));
+            if (b.qNormW != null) {
+                q = Ops.rmsNorm(q, b.qNormW, cfg.normEps(), b.qNormScale, b.qNormNormalized);
+                k = Ops.rmsNorm(k, b.kNormW, cfg.normEps(), b.kNormScale, b.kNormNormalized);
+            }
             q = b.rotQ.run(Ops.rotateHalf(q, cos, sin));
             k = b.rotK.run(Ops.rotateHalf(k, cos, sin));
             if (in.cache().isPresent()) {
@@ -185,6 +214,15 @@ public final class Llama implements Architecture {
         if (cfg.dHead() % 2 != 0) {
             throw new IllegalArgumentException("rotary embeddings need an even dHead, got " + cfg.dHead());
         }
+        if (!(cfg.options() instanceof NoOptions) && !(cfg.options() instanceof Options)) {
+            throw new IllegalArgumentException("a llama config takes options of type NoOptions or Llama.Options, got "
+                    + cfg.options());
+        }
+        boolean qwen3 = cfg.modelType().equals("qwen3");
+        if (qkNorm(cfg) != qwen3) {
+            throw new IllegalArgumentException("query/key norms go with model_type qwen3 (options Llama.Options.QWEN3)"
+                    + " and only with it; got model_type '" + cfg.modelType() + "' with options " + cfg.options());
+        }
     }
 
     private static ModelConfig fromHf(JsonNode c, String arch) {
@@ -209,7 +247,18 @@ public final class Llama implements Architecture {
             }
         }
         OptionalInt window = OptionalInt.empty();
+        boolean qwen3 = arch.startsWith("Qwen3");
         boolean useWindow = arch.startsWith("Mistral") || c.path("use_sliding_window").asBoolean(false);
+        if (qwen3 && useWindow) {
+            // Qwen 3 slides only the layers from max_window_layers on; one window for every layer cannot say that
+            int layers = requireInt(c, "num_hidden_layers");
+            if (c.path("max_window_layers").asInt(layers) < layers && c.hasNonNull("sliding_window")) {
+                throw new IllegalArgumentException("use_sliding_window with max_window_layers < num_hidden_layers "
+                        + "(a sliding window on some layers only) is not supported for Qwen3ForCausalLM; supported: "
+                        + "use_sliding_window false, or max_window_layers >= num_hidden_layers");
+            }
+            useWindow = false;
+        }
         if (useWindow && c.hasNonNull("sliding_window")) window = OptionalInt.of(c.get("sliding_window").asInt());
         String type = SPEC.hfNames().stream().filter(n -> n.architecture().equals(arch)).findFirst().orElseThrow()
                 .modelType();
@@ -219,7 +268,7 @@ public final class Llama implements Architecture {
                 Activation.parse(c.path("hidden_act").asText("silu")), c.path("rope_theta").asDouble(10000), scaling,
                 c.path("tie_word_embeddings").asBoolean(false), qwen || attnBias, attnBias,
                 c.path("mlp_bias").asBoolean(false), false, window, OptionalLong.empty(), OptionalLong.empty(),
-                NoOptions.INSTANCE);
+                qwen3 ? Options.QWEN3 : NoOptions.INSTANCE);
     }
 
     private static void toHf(ModelConfig cfg, ObjectNode c) {
@@ -262,6 +311,10 @@ public final class Llama implements Architecture {
             t.layer(p + "self_attn.qkv_proj.bias", shape(qkvd), ZEROS, (a, l, x) -> a.blocks[l].qkvB = x)
                     .fusedFrom(part(p + "self_attn.q_proj.bias", qd), part(p + "self_attn.k_proj.bias", kvd),
                             part(p + "self_attn.v_proj.bias", kvd));
+        }
+        if (qkNorm(c)) {
+            t.layer(p + "self_attn.q_norm.weight", shape(c.dHead()), ONES, (a, l, x) -> a.blocks[l].qNormW = x);
+            t.layer(p + "self_attn.k_norm.weight", shape(c.dHead()), ONES, (a, l, x) -> a.blocks[l].kNormW = x);
         }
         t.layer(p + "self_attn.o_proj.weight", shape(d, qd), normal("layers.{L}.o_proj", projStd),
                 (a, l, x) -> a.blocks[l].oW = x);

@@ -94,7 +94,7 @@ class ModelConfigTest {
     @Test
     void theRegisteredFamiliesNameTheSupportedArchitecturesAndReadConfigsWithoutThem() throws Exception {
         assertEquals(List.of("GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
-                "Gemma2ForCausalLM"), ModelConfig.SUPPORTED);
+                "Qwen3ForCausalLM", "Gemma2ForCausalLM"), ModelConfig.SUPPORTED);
         assertEquals(List.of(ModelConfig.Family.GPT2, ModelConfig.Family.LLAMA, Gemma2.GEMMA2),
                 Architectures.families());
         // no "architectures": the model_type picks the family
