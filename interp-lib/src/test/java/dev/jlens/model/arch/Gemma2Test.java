@@ -171,6 +171,36 @@ class Gemma2Test {
     }
 
     @Test
+    void transformerLensWeightsFoldTheEmbeddingScaleAndOnePlusW(@TempDir Path dir) throws Exception {
+        PlainForward ref = new PlainForward(SHAPE, 29, 1.0);
+        try (HookedTransformer m = tiny(dir, ref)) {
+            TlWeights tl = m.tlWeights();
+            float[] wE = tl.get("embed.W_E").toFloatArray(), raw = ref.w.get("model.embed_tokens.weight");
+            for (int i = 0; i < raw.length; i++) assertEquals(raw[i] * 4f, wE[i], 1e-5);
+            float[] ln1 = tl.get("blocks.1.ln1.w").toFloatArray();
+            float[] stored = ref.w.get("model.layers.1.input_layernorm.weight");
+            for (int i = 0; i < stored.length; i++) assertEquals(1 + stored[i], ln1[i], 1e-6);
+            assertEquals(new Shape(4, 16, 8), tl.get("blocks.0.attn.W_Q").getShape());
+            assertEquals(new Shape(2, 16, 8), tl.get("blocks.0.attn._W_K").getShape());
+        }
+    }
+
+    @Test
+    void resumingMidModelAfterACachedPrefixEqualsTheFullPass(@TempDir Path dir) throws Exception {
+        PlainForward ref = new PlainForward(SHAPE, 31, 1.0);
+        long[] tokens = {4, 9, 13, 2, 27, 8, 30};
+        try (HookedTransformer m = tiny(dir, ref); KvCache prefix = m.newKvCache();
+             ActivationCache all = m.runWithCache(tokens)) {
+            float[] full = m.forward(tokens).toFloatArray();
+            m.forward(Batch.of(java.util.Arrays.copyOf(tokens, 5)), prefix);
+            long[] rest = java.util.Arrays.copyOfRange(tokens, 5, 7);
+            NDArray resid = all.get("blocks.1.hook_resid_pre").get(new NDIndex(":, 5:"));
+            float[] got = m.forwardFrom(Batch.of(rest), 1, resid, prefix).toFloatArray();
+            for (int i = 0; i < 2 * 40; i++) assertEquals(full[5 * 40 + i], got[i], 1e-5, "logit " + i);
+        }
+    }
+
+    @Test
     void configMapsRoundTripsAndNamesWhatIsWrong() throws Exception {
         ModelConfig c = ModelConfigTest.parse(CONFIG);
         Gemma2.Options o = c.options(Gemma2.Options.class);
