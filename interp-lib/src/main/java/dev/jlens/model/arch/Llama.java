@@ -249,15 +249,33 @@ public final class Llama implements Architecture {
         OptionalInt window = OptionalInt.empty();
         boolean qwen3 = arch.startsWith("Qwen3");
         boolean useWindow = arch.startsWith("Mistral") || c.path("use_sliding_window").asBoolean(false);
-        if (qwen3 && useWindow) {
-            // Qwen 3 slides only the layers from max_window_layers on; one window for every layer cannot say that
+        if (qwen3) {
+            // Qwen 3 slides the layers from max_window_layers on (or those layer_types marks), and only with
+            // use_sliding_window and a sliding_window; one window applies to every layer here or to none
             int layers = requireInt(c, "num_hidden_layers");
-            if (c.path("max_window_layers").asInt(layers) < layers && c.hasNonNull("sliding_window")) {
-                throw new IllegalArgumentException("use_sliding_window with max_window_layers < num_hidden_layers "
-                        + "(a sliding window on some layers only) is not supported for Qwen3ForCausalLM; supported: "
-                        + "use_sliding_window false, or max_window_layers >= num_hidden_layers");
+            boolean windowed = useWindow && c.hasNonNull("sliding_window");
+            int sliding = 0;
+            JsonNode types = c.path("layer_types");
+            for (int i = 0; i < layers; i++) {
+                String t = types.isArray() && i < types.size() ? types.get(i).asText()
+                        : windowed && i >= c.path("max_window_layers").asInt(layers) ? "sliding_attention"
+                        : "full_attention";
+                if (!t.equals("sliding_attention") && !t.equals("full_attention")) {
+                    throw new IllegalArgumentException("unknown layer type '" + t + "' in layer_types; valid: "
+                            + "[sliding_attention, full_attention]");
+                }
+                if (t.equals("sliding_attention") && windowed) sliding++;
             }
-            useWindow = false;
+            if (types.isArray() && types.size() != layers) {
+                throw new IllegalArgumentException("layer_types has " + types.size() + " entries but "
+                        + "num_hidden_layers is " + layers);
+            }
+            if (sliding != 0 && sliding != layers) {
+                throw new IllegalArgumentException("a sliding window on " + sliding + " of " + layers + " layers "
+                        + "(use_sliding_window with max_window_layers or layer_types marking some layers only) is not "
+                        + "supported for Qwen3ForCausalLM; supported: no sliding layer, or every layer sliding");
+            }
+            useWindow = sliding == layers;
         }
         if (useWindow && c.hasNonNull("sliding_window")) window = OptionalInt.of(c.get("sliding_window").asInt());
         String type = SPEC.hfNames().stream().filter(n -> n.architecture().equals(arch)).findFirst().orElseThrow()

@@ -107,8 +107,20 @@ class Qwen3Test {
                 .replace("\"use_sliding_window\":false", "\"use_sliding_window\":true")
                 .replace("\"sliding_window\":null", "\"sliding_window\":4")
                 .replace("\"max_window_layers\":2", "\"max_window_layers\":1")));
-        assertTrue(e.getMessage().contains("max_window_layers") && e.getMessage().contains("supported"),
+        assertTrue(e.getMessage().contains("max_window_layers") && e.getMessage().contains("1 of 2"),
                 e.getMessage());
+        // every layer sliding is one window; layer_types all full is none
+        ModelConfig allSliding = ModelConfigTest.parse(CONFIG
+                .replace("\"use_sliding_window\":false", "\"use_sliding_window\":true")
+                .replace("\"sliding_window\":null", "\"sliding_window\":4")
+                .replace("\"max_window_layers\":2", "\"max_window_layers\":0"));
+        assertEquals(4, allSliding.slidingWindow().getAsInt());
+        ModelConfig typed = ModelConfigTest.parse(CONFIG.replace("\"max_window_layers\":2",
+                "\"max_window_layers\":2,\"layer_types\":[\"full_attention\",\"full_attention\"]"));
+        assertTrue(typed.slidingWindow().isEmpty());
+        e = assertThrows(IllegalArgumentException.class, () -> ModelConfigTest.parse(CONFIG.replace(
+                "\"max_window_layers\":2", "\"max_window_layers\":2,\"layer_types\":[\"global\",\"global\"]")));
+        assertTrue(e.getMessage().contains("global") && e.getMessage().contains("full_attention"), e.getMessage());
         // q/k norms only with model_type qwen3, and qwen3 only with them
         e = assertThrows(IllegalArgumentException.class, () -> new ModelConfig(ModelConfig.Family.LLAMA, "llama", 16, 2,
                 4, 2, 8, 24, 40, 32, 1e-6, ModelConfig.Activation.SILU, 1e4, null, false, false, false, false, false,
