@@ -233,7 +233,11 @@ public final class Llama implements Architecture {
         boolean qwen = arch.startsWith("Qwen2");
         boolean attnBias = c.path("attention_bias").asBoolean(false);
         Optional<RopeScaling> scaling = Optional.empty();
-        JsonNode rs = c.path("rope_scaling");
+        // newer configs hold rope_theta and the scaling in one rope_parameters object
+        JsonNode rope = c.path("rope_parameters");
+        double theta = c.hasNonNull("rope_theta") ? c.get("rope_theta").asDouble()
+                : rope.path("rope_theta").asDouble(10000);
+        JsonNode rs = c.path("rope_scaling").isObject() ? c.path("rope_scaling") : rope;
         if (rs.isObject()) {
             String ropeType = rs.path("rope_type").asText(rs.path("type").asText(""));
             if (!ropeType.equals("llama3") && !ropeType.equals("default")) {
@@ -283,7 +287,7 @@ public final class Llama implements Architecture {
         return new ModelConfig(Family.LLAMA, type, d, requireInt(c, "num_hidden_layers"), heads, kv, dHead,
                 requireInt(c, "intermediate_size"), requireInt(c, "vocab_size"),
                 c.path("max_position_embeddings").asInt(2048), c.path("rms_norm_eps").asDouble(1e-6),
-                Activation.parse(c.path("hidden_act").asText("silu")), c.path("rope_theta").asDouble(10000), scaling,
+                Activation.parse(c.path("hidden_act").asText("silu")), theta, scaling,
                 c.path("tie_word_embeddings").asBoolean(false), qwen || attnBias, attnBias,
                 c.path("mlp_bias").asBoolean(false), false, window, OptionalLong.empty(), OptionalLong.empty(),
                 qwen3 ? Options.QWEN3 : NoOptions.INSTANCE);

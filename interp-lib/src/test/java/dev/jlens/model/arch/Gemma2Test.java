@@ -210,6 +210,8 @@ class Gemma2Test {
         assertEquals(ModelConfig.Activation.GELU_NEW, c.act());
         assertTrue(c.tiedEmbeddings());
         assertEquals(c, ModelConfig.fromHf(c.toHf()));
+        assertEquals(c, ModelConfigTest.parse(CONFIG.replace("\"rope_theta\":10000.0",
+                "\"rope_parameters\":{\"rope_theta\":10000.0,\"rope_type\":\"default\"}")));
         // explicit layer types and switched-off caps round-trip too
         ModelConfig explicit = ModelConfigTest.parse(CONFIG.replace("\"sliding_window\":3", "\"sliding_window\":3,"
                 + "\"layer_types\":[\"full_attention\",\"sliding_attention\",\"full_attention\"]")

@@ -103,6 +103,10 @@ class Qwen3Test {
         assertTrue(!c.qkvBias() && !c.attnOutBias() && c.tiedEmbeddings() && c.slidingWindow().isEmpty());
         assertEquals(c, ModelConfig.fromHf(c.toHf()));
         assertEquals("Qwen3ForCausalLM", c.toHf().get("architectures").get(0).asText());
+        // newer configs: rope_theta inside rope_parameters
+        ModelConfig newer = ModelConfigTest.parse(CONFIG.replace("\"rope_theta\":1000000.0",
+                "\"rope_parameters\":{\"rope_theta\":1000000.0,\"rope_type\":\"default\"}"));
+        assertEquals(c, newer);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelConfigTest.parse(CONFIG
                 .replace("\"use_sliding_window\":false", "\"use_sliding_window\":true")
                 .replace("\"sliding_window\":null", "\"sliding_window\":4")
