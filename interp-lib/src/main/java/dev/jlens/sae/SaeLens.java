@@ -12,6 +12,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.io.CheckpointException;
 import dev.jlens.io.DType;
+import dev.jlens.io.Npz;
 import dev.jlens.io.Safetensors;
 import dev.jlens.io.TensorInfo;
 
@@ -25,8 +26,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
@@ -45,6 +49,9 @@ import java.util.stream.Stream;
  * {@code hook_name}/{@code hook_point}, {@code hook_layer}, {@code model_name} and {@code activation_fn_str} at the top
  * level, and {@code activation_fn_kwargs.k} for TopK). File names from {@code sae_lens/constants.py}.
  *
+ * <p>{@link #load} also reads Gemma Scope's layout (a directory holding {@code params.npz} and no {@code cfg.json}):
+ * see {@link #loadGemmaScope(Path, Optional, Optional)}.
+ *
  * <p>Saving folds {@link SaeConfig#inputScale()} into the weights ({@code W_enc * s}, {@code W_dec / s},
  * {@code b_dec / s}) and writes {@code normalize_activations: "none"}: the file then maps raw activations to raw
  * reconstructions, which is what SAELens does with {@code fold_activation_norm_scaling_factor}.
@@ -54,6 +61,8 @@ public final class SaeLens {
     public static final String WEIGHTS_FILE = "sae_weights.safetensors";
     public static final String SPARSITY_FILE = "sparsity.safetensors";
     public static final String SPARSITY_TENSOR = "sparsity";
+    /** Gemma Scope's file: an {@code .npz} of {@code W_enc, W_dec, b_enc, b_dec, threshold}. */
+    public static final String GEMMA_SCOPE_FILE = "params.npz";
 
     /** Architectures {@link #load} reads ({@code batchtopk}: a SAELens training checkpoint, loaded as JumpReLU). */
     public static final List<String> LOADABLE = List.of("standard", "topk", "jumprelu", "batchtopk");
@@ -166,9 +175,14 @@ public final class SaeLens {
      * Loads an SAE from a SAELens directory (current or pre-6.0 {@code cfg.json} layout; F32, F16 or BF16 weights):
      * {@code standard} as a ReLU SAE (its L1 coefficient is not saved: 0), {@code topk} as TopK(k), {@code jumprelu}
      * (and a {@code batchtopk} training checkpoint) as JumpReLU with its threshold. The hook name comes from
-     * {@code metadata.hook_name} (or the older top-level {@code hook_name}/{@code hook_point}).
+     * {@code metadata.hook_name} (or the older top-level {@code hook_name}/{@code hook_point}). A directory with
+     * Gemma Scope's {@code params.npz} and no {@code cfg.json} loads through {@link #loadGemmaScope(Path)}.
      */
     public static SparseCoder load(Path dir) {
+        if (Files.isDirectory(dir) && !Files.isRegularFile(dir.resolve(CFG_FILE))
+                && Files.isRegularFile(dir.resolve(GEMMA_SCOPE_FILE))) {
+            return loadGemmaScope(dir);
+        }
         Parsed p = parse(dir);
         Path file = dir.resolve(WEIGHTS_FILE);
         if (!Files.isRegularFile(file)) {
@@ -178,6 +192,114 @@ public final class SaeLens {
         try (NDManager tmp = NDManager.newBaseManager(); Safetensors st = Safetensors.open(file)) {
             Map<String, NDArray> t = tensors(p, st, tmp);
             SaeConfig cfg = p.cfg();
+            return SparseCoder.wrap(cfg, new SaeWeights(cfg, t));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ Gemma Scope
+
+    /** Where a Gemma Scope release's folder names put an SAE: its layer, hook and model, as far as they tell. */
+    public record GemmaScopeSite(OptionalInt layer, Optional<String> hookName, Optional<String> modelName) {}
+
+    private static final Pattern LAYER_DIR = Pattern.compile("layer_(\\d+)");
+    private static final Pattern RELEASE = Pattern.compile(
+            "gemma-scope-(\\d+b)-(pt|it)-(res|mlp|att|transcoders)(?:-canonical)?");
+
+    /**
+     * What the folder names around {@code dir} say: the layer from a {@code layer_N} folder and, from a Gemma Scope
+     * release folder above it (a Hugging Face repository name such as {@code gemma-scope-2b-pt-res}, also inside a
+     * Hub cache's {@code models--google--gemma-scope-2b-pt-res}), the hook ({@code res}: {@code
+     * blocks.N.hook_resid_post}, {@code mlp}: {@code blocks.N.hook_mlp_out}, {@code att}: {@code
+     * blocks.N.attn.hook_z}) and the model ({@code gemma-2-2b}, {@code gemma-2-9b-it}, ...).
+     */
+    public static GemmaScopeSite gemmaScopeSite(Path dir) {
+        OptionalInt layer = OptionalInt.empty();
+        String size = null, variant = null, site = null;
+        for (Path p = dir.toAbsolutePath().normalize(); p != null && p.getFileName() != null; p = p.getParent()) {
+            String name = p.getFileName().toString();
+            Matcher l = LAYER_DIR.matcher(name);
+            if (layer.isEmpty() && l.matches()) layer = OptionalInt.of(Integer.parseInt(l.group(1)));
+            Matcher r = RELEASE.matcher(name);
+            if (site == null && r.find()) {
+                size = r.group(1);
+                variant = r.group(2);
+                site = r.group(3);
+            }
+        }
+        Optional<String> model = site == null ? Optional.empty()
+                : Optional.of("gemma-2-" + size + (variant.equals("it") ? "-it" : ""));
+        Optional<String> hook = Optional.empty();
+        if (layer.isPresent() && site != null) {
+            String prefix = "blocks." + layer.getAsInt() + ".";
+            hook = switch (site) {
+                case "res" -> Optional.of(prefix + "hook_resid_post");
+                case "mlp" -> Optional.of(prefix + "hook_mlp_out");
+                case "att" -> Optional.of(prefix + "attn.hook_z");
+                default -> Optional.empty();   // transcoders read one hook and write another
+            };
+        }
+        return new GemmaScopeSite(layer, hook, model);
+    }
+
+    /**
+     * Loads a Gemma Scope SAE from a directory holding {@code params.npz} (or the file itself), with the hook and
+     * model its folder names give ({@link #gemmaScopeSite}); neither is needed to encode and decode.
+     */
+    public static SparseCoder loadGemmaScope(Path dirOrFile) {
+        GemmaScopeSite site = gemmaScopeSite(Files.isDirectory(dirOrFile) ? dirOrFile : dirOrFile.getParent());
+        return loadGemmaScope(dirOrFile, site.hookName(), site.modelName());
+    }
+
+    /**
+     * Loads a Gemma Scope SAE ({@code params.npz}: {@code W_enc [d_in, d_sae]}, {@code W_dec [d_sae, d_in]},
+     * {@code b_enc [d_sae]}, {@code b_dec [d_in]}, {@code threshold [d_sae]}) as a JumpReLU SAE whose input is not
+     * shifted by {@code b_dec}: {@code pre = x W_enc + b_enc}, {@code f = pre * (pre > threshold)},
+     * {@code recon = f W_dec + b_dec}. {@code hookName} and {@code modelName} are what the caller knows.
+     */
+    public static SparseCoder loadGemmaScope(Path dirOrFile, Optional<String> hookName, Optional<String> modelName) {
+        Path file = Files.isDirectory(dirOrFile) ? dirOrFile.resolve(GEMMA_SCOPE_FILE) : dirOrFile;
+        if (!Files.isRegularFile(file)) {
+            throw new CheckpointException(file, "missing; a Gemma Scope SAE directory holds " + GEMMA_SCOPE_FILE
+                    + (Files.isDirectory(dirOrFile) ? "; found " + listing(dirOrFile) : ""));
+        }
+        Map<String, Npz.Array> a = Npz.read(file);
+        List<String> names = List.of(SaeWeights.W_ENC, SaeWeights.W_DEC, SaeWeights.B_ENC, SaeWeights.B_DEC,
+                SaeWeights.THRESHOLD);
+        List<String> missing = names.stream().filter(n -> !a.containsKey(n)).toList();
+        if (!missing.isEmpty()) {
+            throw new CheckpointException(file, "lacks " + missing + "; a Gemma Scope file holds " + names + ", this one "
+                    + a.keySet());
+        }
+        List<String> extra = a.keySet().stream().filter(n -> !names.contains(n)).toList();
+        if (!extra.isEmpty()) {
+            throw new CheckpointException(file, "unexpected arrays " + extra + "; a Gemma Scope file holds " + names);
+        }
+        long[] enc = a.get(SaeWeights.W_ENC).shape();
+        if (enc.length != 2) {
+            throw new CheckpointException(file, "W_enc must be [d_in, d_sae], got " + Arrays.toString(enc));
+        }
+        int dIn = (int) enc[0], dSae = (int) enc[1];
+        Map<String, long[]> want = Map.of(SaeWeights.W_ENC, new long[] {dIn, dSae},
+                SaeWeights.W_DEC, new long[] {dSae, dIn}, SaeWeights.B_ENC, new long[] {dSae},
+                SaeWeights.B_DEC, new long[] {dIn}, SaeWeights.THRESHOLD, new long[] {dSae});
+        for (String n : names) {
+            if (!Arrays.equals(a.get(n).shape(), want.get(n))) {
+                throw new CheckpointException(file, "array '" + n + "' has shape " + Arrays.toString(a.get(n).shape())
+                        + " but W_enc " + Arrays.toString(enc) + " (d_in " + dIn + ", d_sae " + dSae + ") needs "
+                        + Arrays.toString(want.get(n)));
+            }
+        }
+        SaeConfig cfg;
+        try {
+            cfg = new SaeConfig(dIn, dSae, new SaeConfig.JumpRelu(0.0), 1,
+                    hookName == null ? Optional.empty() : hookName.filter(h -> !h.isEmpty()),
+                    modelName == null ? Optional.empty() : modelName, 1.0, false);
+        } catch (IllegalArgumentException e) {
+            throw new CheckpointException(file, e.getMessage(), e);
+        }
+        try (NDManager tmp = NDManager.newBaseManager()) {
+            Map<String, NDArray> t = new LinkedHashMap<>();
+            for (String n : names) t.put(n, tmp.create(a.get(n).data(), new Shape(want.get(n))));
             return SparseCoder.wrap(cfg, new SaeWeights(cfg, t));
         }
     }

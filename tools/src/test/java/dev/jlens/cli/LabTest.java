@@ -159,4 +159,46 @@ class LabTest {
     private static void assertNoStackTrace(Run r) {
         assertFalse(r.err.contains("\tat ") || r.err.contains("Exception"), "no stack trace: " + r.err);
     }
+
+    /** Tiny random checkpoints of the families added beside GPT-2 and Llama, as {@code config.json} describes them. */
+    private static final java.util.Map<String, String> NEW_FAMILIES = java.util.Map.of(
+            "gemma2", """
+                    {"architectures":["Gemma2ForCausalLM"],"hidden_size":16,"num_hidden_layers":3,
+                     "num_attention_heads":4,"num_key_value_heads":2,"head_dim":8,"intermediate_size":24,
+                     "vocab_size":40,"max_position_embeddings":32,"sliding_window":3,"attn_logit_softcapping":3.0,
+                     "final_logit_softcapping":4.0,"query_pre_attn_scalar":8}""",
+            "qwen3", """
+                    {"architectures":["Qwen3ForCausalLM"],"hidden_size":16,"num_hidden_layers":2,
+                     "num_attention_heads":4,"num_key_value_heads":2,"head_dim":8,"intermediate_size":24,
+                     "vocab_size":40,"max_position_embeddings":32,"tie_word_embeddings":true}""");
+
+    @Test
+    void logitsAndGenerationWorkForGemma2AndQwen3(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp)
+            throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        for (var e : NEW_FAMILIES.entrySet()) {
+            java.nio.file.Path dir = tmp.resolve(e.getKey());
+            dev.jlens.model.arch.ModelConfig cfg = dev.jlens.model.arch.ModelConfig.fromHf(json.readTree(e.getValue()));
+            float[] want;
+            try (dev.jlens.model.HookedTransformer m = dev.jlens.model.HookedTransformer.random(cfg, 5)) {
+                m.save(dir);
+                want = m.forward(new long[] {1, 7, 3, 9, 4, 12}).toFloatArray();
+            }
+            Run r = lab("logits", "--model", dir.toString(), "--ids", "1,7,3,9,4,12");
+            assertEquals(0, r.code, e.getKey() + ": " + r.err);
+            JsonNode rows = json.readTree(r.out).get("logits");
+            assertEquals(6, rows.size());
+            for (int p = 0; p < 6; p++) {
+                for (int i = 0; i < 40; i++) {
+                    assertEquals(want[p * 40 + i], rows.get(p).get(i).floatValue(), 1e-5, e.getKey() + " " + p);
+                }
+            }
+            // past the window, cached and uncached generation agree
+            Run cached = lab("generate", "--model", dir.toString(), "--ids", "1,7", "--max-new-tokens", "8");
+            Run uncached = lab("generate", "--model", dir.toString(), "--ids", "1,7", "--max-new-tokens", "8",
+                    "--no-kv-cache");
+            assertEquals(0, cached.code, cached.err);
+            assertEquals(cached.out, uncached.out, e.getKey());
+        }
+    }
 }

@@ -30,7 +30,8 @@ public final class Architectures {
      * @param fromHf   reads a {@code config.json} object, given which of {@code hfNames} it names
      * @param toHf     writes the family's fields ({@code architectures}, {@code model_type}, sizes, ...) into an object
      * @param weights  the weight table for a config (its sizes give the parameter count)
-     * @param options  the family's options record type ({@link ModelConfig.NoOptions} when it has none)
+     * @param options  the family's options record type ({@link ModelConfig.NoOptions} when it has none; a wider type
+     *                 when it takes several, its {@code validate} naming which)
      * @param validate checks only this family needs (e.g. an even {@code d_head} for rotary embeddings)
      * @param create   the implementation, declaring its hook points
      */
@@ -40,7 +41,7 @@ public final class Architectures {
                 BiFunction<ModelConfig, HookRegistry, Architecture> create) {}
 
     /** Every registered family, in the order error messages list them. */
-    private static final List<Spec> FAMILIES = List.of(Gpt2.SPEC, Llama.SPEC);
+    private static final List<Spec> FAMILIES = List.of(Gpt2.SPEC, Llama.SPEC, Gemma2.SPEC);
 
     /** The Hugging Face architecture names that can be loaded. */
     static List<String> supported() {

@@ -29,8 +29,9 @@ import static dev.jlens.model.arch.WeightTable.shape;
 
 /**
  * Llama and its relatives ({@code LlamaForCausalLM}, {@code Qwen2ForCausalLM} with q/k/v biases,
- * {@code MistralForCausalLM} with a sliding window): RMSNorm, rotary embeddings in Hugging Face's rotate-half
- * layout (with Llama-3.1 frequency scaling), grouped-query attention, SwiGLU MLP.
+ * {@code MistralForCausalLM} with a sliding window, {@code Qwen3ForCausalLM} with an explicit head_dim and a
+ * per-head RMSNorm on queries and keys before the rotary embedding): RMSNorm, rotary embeddings in Hugging Face's
+ * rotate-half layout (with Llama-3.1 frequency scaling), grouped-query attention, SwiGLU MLP.
  * Q, K and V projections are kept fused into one matrix, and so are gate and up, so each is one matmul.
  */
 public final class Llama implements Architecture {
@@ -39,8 +40,24 @@ public final class Llama implements Architecture {
     static final Architectures.Spec SPEC = new Architectures.Spec(Family.LLAMA,
             List.of(new Architectures.HfName("LlamaForCausalLM", "llama"),
                     new Architectures.HfName("Qwen2ForCausalLM", "qwen2"),
-                    new Architectures.HfName("MistralForCausalLM", "mistral")),
-            Llama::fromHf, Llama::toHf, Llama::table, NoOptions.class, Llama::validate, Llama::new);
+                    new Architectures.HfName("MistralForCausalLM", "mistral"),
+                    new Architectures.HfName("Qwen3ForCausalLM", "qwen3")),
+            Llama::fromHf, Llama::toHf, Llama::table, ModelConfig.FamilyOptions.class, Llama::validate, Llama::new);
+
+    /**
+     * The family's options: {@link NoOptions} (Llama, Qwen2, Mistral) or this record.
+     *
+     * @param qkNorm a per-head RMSNorm ({@code self_attn.q_norm}, {@code self_attn.k_norm}, weights {@code [d_head]})
+     *               on queries and keys before the rotary embedding, as Qwen 3 has
+     */
+    public record Options(boolean qkNorm) implements ModelConfig.FamilyOptions {
+        /** Qwen 3's options. */
+        public static final Options QWEN3 = new Options(true);
+    }
+
+    private static boolean qkNorm(ModelConfig cfg) {
+        return cfg.options() instanceof Options o && o.qkNorm();
+    }
 
     private final ModelConfig cfg;
     private final WeightTable<Llama> table;
@@ -58,9 +75,10 @@ public final class Llama implements Architecture {
     private NDArray sinTable;  // [n_ctx, d_head], first half negated (folds rotate-half's sign in)
 
     private static final class Block {
-        HookPoint residPre, ln1Scale, ln1Normalized, q, k, v, rotQ, rotK, attnScores, pattern, z, result, attnOut,
+        HookPoint residPre, ln1Scale, ln1Normalized, q, k, v, qNormScale, qNormNormalized, kNormScale,
+                kNormNormalized, rotQ, rotK, attnScores, pattern, z, result, attnOut,
                 residMid, ln2Scale, ln2Normalized, mlpPre, mlpPreLinear, mlpPost, mlpOut, residPost;
-        NDArray inNormW, qkvW, qkvB, oW, oB, postNormW, gateUpW, gateUpB, downW, downB;
+        NDArray inNormW, qkvW, qkvB, qNormW, kNormW, oW, oB, postNormW, gateUpW, gateUpB, downW, downB;
     }
 
     Llama(ModelConfig cfg, HookRegistry hooks) {
@@ -77,6 +95,13 @@ public final class Llama implements Architecture {
             b.q = hooks.declare(p + "attn.hook_q");                     // [batch, pos, head, d_head]
             b.k = hooks.declare(p + "attn.hook_k");                     // [batch, pos, kv_head, d_head]
             b.v = hooks.declare(p + "attn.hook_v");                     // [batch, pos, kv_head, d_head]
+            if (qkNorm(cfg)) {
+                // TransformerLens's names (attn.q_norm, attn.k_norm); the scale is per head: [batch, pos, head, 1]
+                b.qNormScale = hooks.declare(p + "attn.q_norm.hook_scale");
+                b.qNormNormalized = hooks.declare(p + "attn.q_norm.hook_normalized");   // before the weight
+                b.kNormScale = hooks.declare(p + "attn.k_norm.hook_scale");
+                b.kNormNormalized = hooks.declare(p + "attn.k_norm.hook_normalized");
+            }
             b.rotQ = hooks.declare(p + "attn.hook_rot_q");              // [batch, pos, head, d_head]
             b.rotK = hooks.declare(p + "attn.hook_rot_k");              // [batch, pos, kv_head, d_head]
             b.attnScores = hooks.declare(p + "attn.hook_attn_scores");  // [batch, head, q_pos, k_pos]
@@ -121,8 +146,12 @@ public final class Llama implements Architecture {
             NDArray q = b.q.run(qkv.get(0).reshape(batch, pos, h, dh));
             NDArray k = b.k.run(qkv.get(1).reshape(batch, pos, kvh, dh));
             NDArray v = b.v.run(qkv.get(2).reshape(batch, pos, kvh, dh));
-            q = b.rotQ.run(rotate(q, cos, sin));
-            k = b.rotK.run(rotate(k, cos, sin));
+            if (b.qNormW != null) {
+                q = Ops.rmsNorm(q, b.qNormW, cfg.normEps(), b.qNormScale, b.qNormNormalized);
+                k = Ops.rmsNorm(k, b.kNormW, cfg.normEps(), b.kNormScale, b.kNormNormalized);
+            }
+            q = b.rotQ.run(Ops.rotateHalf(q, cos, sin));
+            k = b.rotK.run(Ops.rotateHalf(k, cos, sin));
             if (in.cache().isPresent()) {
                 NDArray[] kv = in.cache().get().append(l, k, v);
                 k = kv[0];
@@ -151,13 +180,6 @@ public final class Llama implements Architecture {
         }
         NDArray normed = Ops.rmsNorm(resid, normW, cfg.normEps(), lnFinalScale, lnFinalNormalized);
         return unembed(normed);
-    }
-
-    /** Rotary embedding, rotate-half layout: {@code x * cos + swap_halves(x) * sin'} with sin' = [-sin, sin]. */
-    private static NDArray rotate(NDArray x, NDArray cos, NDArray sin) {
-        NDList halves = x.split(2, 3);
-        NDArray swapped = halves.get(1).concat(halves.get(0), 3);
-        return x.mul(cos).add(swapped.mul(sin));
     }
 
     @Override
@@ -192,6 +214,15 @@ public final class Llama implements Architecture {
         if (cfg.dHead() % 2 != 0) {
             throw new IllegalArgumentException("rotary embeddings need an even dHead, got " + cfg.dHead());
         }
+        if (!(cfg.options() instanceof NoOptions) && !(cfg.options() instanceof Options)) {
+            throw new IllegalArgumentException("a llama config takes options of type NoOptions or Llama.Options, got "
+                    + cfg.options());
+        }
+        boolean qwen3 = cfg.modelType().equals("qwen3");
+        if (qkNorm(cfg) != qwen3) {
+            throw new IllegalArgumentException("query/key norms go with model_type qwen3 (options Llama.Options.QWEN3)"
+                    + " and only with it; got model_type '" + cfg.modelType() + "' with options " + cfg.options());
+        }
     }
 
     private static ModelConfig fromHf(JsonNode c, String arch) {
@@ -202,7 +233,11 @@ public final class Llama implements Architecture {
         boolean qwen = arch.startsWith("Qwen2");
         boolean attnBias = c.path("attention_bias").asBoolean(false);
         Optional<RopeScaling> scaling = Optional.empty();
-        JsonNode rs = c.path("rope_scaling");
+        // newer configs hold rope_theta and the scaling in one rope_parameters object
+        JsonNode rope = c.path("rope_parameters");
+        double theta = c.hasNonNull("rope_theta") ? c.get("rope_theta").asDouble()
+                : rope.path("rope_theta").asDouble(10000);
+        JsonNode rs = c.path("rope_scaling").isObject() ? c.path("rope_scaling") : rope;
         if (rs.isObject()) {
             String ropeType = rs.path("rope_type").asText(rs.path("type").asText(""));
             if (!ropeType.equals("llama3") && !ropeType.equals("default")) {
@@ -216,17 +251,46 @@ public final class Llama implements Architecture {
             }
         }
         OptionalInt window = OptionalInt.empty();
+        boolean qwen3 = arch.startsWith("Qwen3");
         boolean useWindow = arch.startsWith("Mistral") || c.path("use_sliding_window").asBoolean(false);
+        if (qwen3) {
+            // Qwen 3 slides the layers from max_window_layers on (or those layer_types marks), and only with
+            // use_sliding_window and a sliding_window; one window applies to every layer here or to none
+            int layers = requireInt(c, "num_hidden_layers");
+            boolean windowed = useWindow && c.hasNonNull("sliding_window");
+            int sliding = 0;
+            JsonNode types = c.path("layer_types");
+            for (int i = 0; i < layers; i++) {
+                String t = types.isArray() && i < types.size() ? types.get(i).asText()
+                        : windowed && i >= c.path("max_window_layers").asInt(layers) ? "sliding_attention"
+                        : "full_attention";
+                if (!t.equals("sliding_attention") && !t.equals("full_attention")) {
+                    throw new IllegalArgumentException("unknown layer type '" + t + "' in layer_types; valid: "
+                            + "[sliding_attention, full_attention]");
+                }
+                if (t.equals("sliding_attention") && windowed) sliding++;
+            }
+            if (types.isArray() && types.size() != layers) {
+                throw new IllegalArgumentException("layer_types has " + types.size() + " entries but "
+                        + "num_hidden_layers is " + layers);
+            }
+            if (sliding != 0 && sliding != layers) {
+                throw new IllegalArgumentException("a sliding window on " + sliding + " of " + layers + " layers "
+                        + "(use_sliding_window with max_window_layers or layer_types marking some layers only) is not "
+                        + "supported for Qwen3ForCausalLM; supported: no sliding layer, or every layer sliding");
+            }
+            useWindow = sliding == layers;
+        }
         if (useWindow && c.hasNonNull("sliding_window")) window = OptionalInt.of(c.get("sliding_window").asInt());
         String type = SPEC.hfNames().stream().filter(n -> n.architecture().equals(arch)).findFirst().orElseThrow()
                 .modelType();
         return new ModelConfig(Family.LLAMA, type, d, requireInt(c, "num_hidden_layers"), heads, kv, dHead,
                 requireInt(c, "intermediate_size"), requireInt(c, "vocab_size"),
                 c.path("max_position_embeddings").asInt(2048), c.path("rms_norm_eps").asDouble(1e-6),
-                Activation.parse(c.path("hidden_act").asText("silu")), c.path("rope_theta").asDouble(10000), scaling,
+                Activation.parse(c.path("hidden_act").asText("silu")), theta, scaling,
                 c.path("tie_word_embeddings").asBoolean(false), qwen || attnBias, attnBias,
                 c.path("mlp_bias").asBoolean(false), false, window, OptionalLong.empty(), OptionalLong.empty(),
-                NoOptions.INSTANCE);
+                qwen3 ? Options.QWEN3 : NoOptions.INSTANCE);
     }
 
     private static void toHf(ModelConfig cfg, ObjectNode c) {
@@ -270,6 +334,10 @@ public final class Llama implements Architecture {
                     .fusedFrom(part(p + "self_attn.q_proj.bias", qd), part(p + "self_attn.k_proj.bias", kvd),
                             part(p + "self_attn.v_proj.bias", kvd));
         }
+        if (qkNorm(c)) {
+            t.layer(p + "self_attn.q_norm.weight", shape(c.dHead()), ONES, (a, l, x) -> a.blocks[l].qNormW = x);
+            t.layer(p + "self_attn.k_norm.weight", shape(c.dHead()), ONES, (a, l, x) -> a.blocks[l].kNormW = x);
+        }
         t.layer(p + "self_attn.o_proj.weight", shape(d, qd), normal("layers.{L}.o_proj", projStd),
                 (a, l, x) -> a.blocks[l].oW = x);
         if (c.attnOutBias()) t.layer(p + "self_attn.o_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].oB = x);
@@ -303,37 +371,9 @@ public final class Llama implements Architecture {
 
     /** cos/sin tables for every position, with Llama-3.1 frequency scaling when configured. */
     private void buildRope(NDManager mgr) {
-        int dh = cfg.dHead(), half = dh / 2, n = cfg.nCtx();
-        double[] invFreq = new double[half];
-        for (int i = 0; i < half; i++) {
-            double f = 1.0 / Math.pow(cfg.ropeTheta(), (2.0 * i) / dh);
-            if (cfg.ropeScaling().isPresent()) {
-                ModelConfig.RopeScaling s = cfg.ropeScaling().get();
-                double lowWavelen = s.originalMaxPositions() / s.lowFreqFactor();
-                double highWavelen = s.originalMaxPositions() / s.highFreqFactor();
-                double wavelen = 2 * Math.PI / f;
-                if (wavelen > lowWavelen) {
-                    f = f / s.factor();
-                } else if (wavelen >= highWavelen) {
-                    double smooth = (s.originalMaxPositions() / wavelen - s.lowFreqFactor())
-                            / (s.highFreqFactor() - s.lowFreqFactor());
-                    f = (1 - smooth) * f / s.factor() + smooth * f;
-                }
-            }
-            invFreq[i] = (float) f;   // Hugging Face computes inv_freq in float32
-        }
-        float[] cos = new float[n * dh], sin = new float[n * dh];
-        for (int p = 0; p < n; p++) {
-            for (int i = 0; i < dh; i++) {
-                // float32 product, as torch computes position * inv_freq before cos/sin
-                float angle = (float) p * (float) invFreq[i % half];
-                cos[p * dh + i] = (float) Math.cos(angle);
-                float s = (float) Math.sin(angle);
-                sin[p * dh + i] = i < half ? -s : s;
-            }
-        }
-        cosTable = mgr.create(cos, new Shape(n, dh));
-        sinTable = mgr.create(sin, new Shape(n, dh));
+        NDArray[] t = Ops.ropeTables(mgr, cfg.dHead(), cfg.nCtx(), cfg.ropeTheta(), cfg.ropeScaling());
+        cosTable = t[0];
+        sinTable = t[1];
     }
 
     @Override

@@ -22,8 +22,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * reading and writing {@code config.json} and the parameter count are that family's (see {@link Architectures}).
  *
  * @param ropeTheta the rotary embeddings' base; 0 for families without rotary embeddings (GPT-2)
- * @param options   settings only the family reads, a record in the family's file ({@link NoOptions} for GPT-2 and
- *                  Llama)
+ * @param options   settings only the family reads, a record in the family's file ({@link NoOptions} for GPT-2,
+ *                  Llama, Qwen2 and Mistral; {@code Llama.Options} for Qwen 3; {@code Gemma2.Options})
  */
 public record ModelConfig(
         Family family,
@@ -59,7 +59,10 @@ public record ModelConfig(
 
         /** GPT-2: LayerNorm, learned positions, GELU MLP, fused QKV with biases ({@link Gpt2}). */
         public static final Family GPT2 = of("gpt2");
-        /** Llama and its relatives (Qwen2, Mistral): RMSNorm, RoPE, SwiGLU, grouped-query attention ({@link Llama}). */
+        /**
+         * Llama and its relatives (Qwen2, Mistral, Qwen 3): RMSNorm, RoPE, SwiGLU, grouped-query attention
+         * ({@link Llama}). Gemma 2's key is {@link Gemma2#GEMMA2}.
+         */
         public static final Family LLAMA = of("llama");
 
         private final String name;

@@ -101,11 +101,20 @@ final class Ops {
      */
     static NDArray attention(NDArray q, NDArray k, NDArray v, NDArray mask, HookPoint scoresHook,
                              HookPoint patternHook, HookPoint zHook) {
+        return attention(q, k, v, mask, 1.0 / Math.sqrt(q.getShape().get(3)), 0, scoresHook, patternHook, zHook);
+    }
+
+    /**
+     * {@link #attention(NDArray, NDArray, NDArray, NDArray, HookPoint, HookPoint, HookPoint)} with the scores
+     * multiplied by {@code scale} and, when {@code softCap > 0}, soft-capped to {@code softCap * tanh(s / softCap)}
+     * before the mask is added (Gemma 2); {@code hook_attn_scores} sees the capped, masked scores.
+     */
+    static NDArray attention(NDArray q, NDArray k, NDArray v, NDArray mask, double scale, double softCap,
+                             HookPoint scoresHook, HookPoint patternHook, HookPoint zHook) {
         Shape qs = q.getShape();
         long batch = qs.get(0), qPos = qs.get(1), heads = qs.get(2), dHead = qs.get(3);
         long kvHeads = k.getShape().get(2), kPos = k.getShape().get(1);
         long group = heads / kvHeads;
-        double scale = 1.0 / Math.sqrt(dHead);
         NDArray qT = q.transpose(0, 2, 1, 3);                 // [b, h, q, d]
         NDArray kT = k.transpose(0, 2, 3, 1);                 // [b, kvh, d, k]
         NDArray vT = v.transpose(0, 2, 1, 3);                 // [b, kvh, k, d]
@@ -117,7 +126,9 @@ final class Ops {
             scores = qG.matMul(kT.expandDims(2)).reshape(batch, heads, qPos, kPos);
         }
         // scores is a fresh matmul output whose value matmul's backward does not need: scale and mask it in place
-        scores = scoresHook.run(scores.muli(scalar((float) scale)).addi(mask));
+        scores = scores.muli(scalar((float) scale));
+        if (softCap > 0) scores = softCap(scores, softCap);
+        scores = scoresHook.run(scores.addi(mask));
         NDArray pattern = patternHook.run(scores.softmax(-1));   // [b, h, q, k]
         NDArray z;
         if (group == 1) {
@@ -127,6 +138,62 @@ final class Ops {
             z = pG.matMul(vT.expandDims(2)).reshape(batch, heads, qPos, dHead);
         }
         return zHook.run(z.transpose(0, 2, 1, 3));             // [b, q, h, d]
+    }
+
+    /** Soft-capping {@code cap * tanh(x / cap)}: smooth, and bounded by {@code cap} in absolute value. */
+    static NDArray softCap(NDArray x, double cap) {
+        return x.div(scalar((float) cap)).tanh().mul(scalar((float) cap));
+    }
+
+    /**
+     * Rotary embedding tables for every position, rotate-half layout: {@code cos} and {@code sin'} as
+     * {@code [n_ctx, d_head]}, where the first half of {@code sin'} is negated (folding rotate-half's sign in), with
+     * Llama-3.1 frequency scaling when {@code scaling} is present. Frequencies and angles are float32, as Hugging
+     * Face computes them.
+     */
+    static NDArray[] ropeTables(NDManager mgr, int dh, int n, double theta,
+                                java.util.Optional<ModelConfig.RopeScaling> scaling) {
+        int half = dh / 2;
+        double[] invFreq = new double[half];
+        for (int i = 0; i < half; i++) {
+            double f = 1.0 / Math.pow(theta, (2.0 * i) / dh);
+            if (scaling.isPresent()) {
+                ModelConfig.RopeScaling s = scaling.get();
+                double lowWavelen = s.originalMaxPositions() / s.lowFreqFactor();
+                double highWavelen = s.originalMaxPositions() / s.highFreqFactor();
+                double wavelen = 2 * Math.PI / f;
+                if (wavelen > lowWavelen) {
+                    f = f / s.factor();
+                } else if (wavelen >= highWavelen) {
+                    double smooth = (s.originalMaxPositions() / wavelen - s.lowFreqFactor())
+                            / (s.highFreqFactor() - s.lowFreqFactor());
+                    f = (1 - smooth) * f / s.factor() + smooth * f;
+                }
+            }
+            invFreq[i] = (float) f;   // Hugging Face computes inv_freq in float32
+        }
+        float[] cos = new float[n * dh], sin = new float[n * dh];
+        for (int p = 0; p < n; p++) {
+            for (int i = 0; i < dh; i++) {
+                // float32 product, as torch computes position * inv_freq before cos/sin
+                float angle = (float) p * (float) invFreq[i % half];
+                cos[p * dh + i] = (float) Math.cos(angle);
+                float s = (float) Math.sin(angle);
+                sin[p * dh + i] = i < half ? -s : s;
+            }
+        }
+        return new NDArray[] {mgr.create(cos, new Shape(n, dh)), mgr.create(sin, new Shape(n, dh))};
+    }
+
+    /**
+     * Rotary embedding of {@code x} {@code [batch, pos, head, d_head]}, rotate-half layout:
+     * {@code x * cos + swap_halves(x) * sin'}, with {@code cos} and {@code sin'} rows of {@link #ropeTables} picked
+     * for the positions, as {@code [batch, pos, 1, d_head]}.
+     */
+    static NDArray rotateHalf(NDArray x, NDArray cos, NDArray sin) {
+        NDList halves = x.split(2, 3);
+        NDArray swapped = halves.get(1).concat(halves.get(0), 3);
+        return x.mul(cos).add(swapped.mul(sin));
     }
 
     /**

@@ -93,9 +93,10 @@ class ModelConfigTest {
 
     @Test
     void theRegisteredFamiliesNameTheSupportedArchitecturesAndReadConfigsWithoutThem() throws Exception {
-        assertEquals(List.of("GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"),
-                ModelConfig.SUPPORTED);
-        assertEquals(List.of(ModelConfig.Family.GPT2, ModelConfig.Family.LLAMA), Architectures.families());
+        assertEquals(List.of("GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM",
+                "Qwen3ForCausalLM", "Gemma2ForCausalLM"), ModelConfig.SUPPORTED);
+        assertEquals(List.of(ModelConfig.Family.GPT2, ModelConfig.Family.LLAMA, Gemma2.GEMMA2),
+                Architectures.families());
         // no "architectures": the model_type picks the family
         ModelConfig q = parse("""
                 {"model_type":"qwen2","hidden_size":32,"intermediate_size":48,"num_hidden_layers":2,
@@ -148,10 +149,11 @@ class ModelConfigTest {
                 4, 4, 16, 256, 96, 64, 1e-5, ModelConfig.Activation.GELU_NEW, 0, null, true, true, true, true, false,
                 null, null, null, new SoftCap(30)));
         assertTrue(e.getMessage().contains("NoOptions") && e.getMessage().contains("SoftCap"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> new ModelConfig(ModelConfig.Family.of("gemma2"), null,
+        e = assertThrows(IllegalArgumentException.class, () -> new ModelConfig(ModelConfig.Family.of("mamba"), null,
                 64, 2, 4, 4, 16, 256, 96, 64, 1e-5, ModelConfig.Activation.GELU_NEW, 0, null, true, true, true, true,
                 false, null, null, null, null));
-        assertTrue(e.getMessage().contains("gemma2") && e.getMessage().contains("[gpt2, llama]"), e.getMessage());
+        assertTrue(e.getMessage().contains("mamba") && e.getMessage().contains("[gpt2, llama, gemma2]"),
+                e.getMessage());
         // the Llama file's own check: rotary embeddings rotate pairs of dimensions
         e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.llama(60, 2, 4, 4, 96, 50, 64));
         assertTrue(e.getMessage().contains("even dHead, got 15"), e.getMessage());
