@@ -255,14 +255,20 @@ public final class Patching {
                 }
             }
             List<PatchIndex> todo = new ArrayList<>();
+            List<Integer> fromPos = new ArrayList<>();   // the first position each patch changes (resuming)
             boolean[] run = new boolean[indices.size()];
             for (int i = 0; i < indices.size(); i++) {
                 PatchIndex ix = indices.get(i);
-                run[i] = !resume || changes(mask(site, ix, maskShape), differs.get(ix.layer()));
-                if (run[i]) todo.add(ix);
+                int first = resume ? firstChange(site, mask(site, ix, maskShape), differs.get(ix.layer()), maskShape)
+                        : 0;
+                run[i] = first >= 0;
+                if (run[i]) {
+                    todo.add(ix);
+                    fromPos.add(first);
+                }
             }
             double[] ran = todo.isEmpty() ? new double[0] : runPatches(site, direction, todo, hooks, sources,
-                    maskShape, residPre, differs);
+                    maskShape, residPre, resume ? fromPos.stream().mapToInt(Integer::intValue).toArray() : null);
             double unchanged = direction == Direction.DENOISE ? metricCorrupt() : metricClean();
             double[] values = new double[indices.size()];
             for (int i = 0, j = 0; i < indices.size(); i++) values[i] = run[i] ? ran[j++] : unchanged;
@@ -278,19 +284,8 @@ public final class Patching {
      */
     private double[] runPatches(PatchSite site, Direction direction, List<PatchIndex> indices,
                                 Map<Integer, String> hooks, Map<Integer, NDArray> sources, long[] maskShape,
-                                Map<Integer, NDArray> residPre, Map<Integer, boolean[]> differs) {
+                                Map<Integer, NDArray> residPre, int[] fromPos) {
         int[] start = resume ? indices.stream().mapToInt(PatchIndex::layer).toArray() : null;
-        int[] fromPos = null;
-        if (resume) {
-            fromPos = new int[indices.size()];
-            for (int i = 0; i < fromPos.length; i++) {
-                PatchIndex ix = indices.get(i);
-                boolean[] m = mask(site, ix, maskShape), d = differs.get(ix.layer());
-                int first = length() - 1;
-                for (int e = 0; e < m.length; e++) if (m[e] && d[e]) first = Math.min(first, entryPosition(site, e, maskShape));
-                fromPos[i] = first;
-            }
-        }
         return runBlocks(base(direction), indices.size(), "patch " + site, (first, count, offset) -> {
             long[] shape = offset == 0 ? maskShape : suffixShape(site, maskShape, offset);
             List<Hook> out = new ArrayList<>();
@@ -353,10 +348,19 @@ public final class Patching {
         }
     }
 
-    /** Whether a patch with {@code mask} replaces any entry where the replacement differs. */
-    static boolean changes(boolean[] mask, boolean[] differs) {
-        for (int i = 0; i < mask.length; i++) if (mask[i] && differs[i]) return true;
-        return false;
+    /**
+     * The first position where a patch with {@code mask} replaces an entry whose replacement differs, or -1 when it
+     * replaces nothing that differs (its run is the base run).
+     */
+    static int firstChange(PatchSite site, boolean[] mask, boolean[] differs, long[] maskShape) {
+        int first = -1;
+        for (int e = 0; e < mask.length; e++) {
+            if (mask[e] && differs[e]) {
+                int p = entryPosition(site, e, maskShape);
+                if (first < 0 || p < first) first = p;
+            }
+        }
+        return first;
     }
 
     // ------------------------------------------------------------------------------------- path patching
@@ -569,7 +573,6 @@ public final class Patching {
                 if (suffixes) {
                     offset = Integer.MAX_VALUE;
                     for (int j = first; j < first + k; j++) offset = Math.min(offset, fromPos[j]);
-                    offset = Math.min(offset, length() - 1);
                 }
                 int off = offset;
                 try (NDScope scope = new NDScope()) {
