@@ -16,6 +16,9 @@ import org.zeromq.ZMQ;
  */
 final class GuardedConnection extends JupyterConnection {
 
+    /** Messages iopub queues for a slow front end before dropping (full 64 KB stream messages: about 1.3 GB). */
+    static final int IOPUB_HIGH_WATER_MARK = 20_000;
+
     private final KernelConnectionProperties props;
     private final ZMQ.Context guardedContext = ZMQ.context(1);
     private final GuardedShellChannel guardedShell;
@@ -40,6 +43,10 @@ final class GuardedConnection extends JupyterConnection {
         guardedShell.bind(props);
         guardedControl.bind(props);
         stdin.bind(props);
+        // ZeroMQ's PUB socket silently drops messages past its high-water mark (1000 by default) when the front
+        // end reads slower than a cell writes; cell output is batched (StreamBatcher), but a cell alternating
+        // stdout and stderr, or showing many displays, still makes a message each.
+        iopub.setSndHWM(IOPUB_HIGH_WATER_MARK);
         iopub.bind(props);
         iopub.sendMessage(new Message<>(null, PublishStatus.MESSAGE_TYPE, PublishStatus.STARTING));
         connected = true;

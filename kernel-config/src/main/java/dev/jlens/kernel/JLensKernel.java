@@ -2,6 +2,8 @@ package dev.jlens.kernel;
 
 import dev.jlens.notebook.Display;
 import dev.jlens.notebook.NotebookMemory;
+import java.io.FilterInputStream;
+import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -50,6 +52,8 @@ public final class JLensKernel extends BaseKernel {
     private static final String VERSION = "0.1.0";
 
     private final KernelIO kernelIO;
+    /** stdout and stderr of the cell being run, batched into few stream messages (see StreamBatcher). */
+    private final StreamBatcher streams = new StreamBatcher();
     private final CompletableFuture<Session> session;
     private final AtomicBoolean cellWaiting;
     /** What killed the previous kernel, shown (once) on stderr before the first cell's output. */
@@ -160,6 +164,7 @@ public final class JLensKernel extends BaseKernel {
             public String show(Map<String, String> bundle) {
                 String id = UUID.randomUUID().toString();
                 if (kernelIO.display.isAttached()) {
+                    streams.flush(); // text printed before the display shows above it
                     DisplayData data = KernelRenderer.toDisplayData(bundle);
                     data.setDisplayId(id);
                     kernelIO.display.display(data);
@@ -170,6 +175,7 @@ public final class JLensKernel extends BaseKernel {
             @Override
             public void update(String displayId, Map<String, String> bundle) {
                 if (kernelIO.display.isAttached()) {
+                    streams.flush();
                     kernelIO.display.updateDisplay(displayId, KernelRenderer.toDisplayData(bundle));
                 }
             }
@@ -180,6 +186,7 @@ public final class JLensKernel extends BaseKernel {
     public void onShutdown(boolean restart) {
         KernelState.fromSystemProperty().ifPresent(KernelState::markCleanExit);
         Display.installSink(null);
+        streams.close();
         if (session.isDone() && !session.isCompletedExceptionally()) {
             session.join().close();
         }
@@ -220,6 +227,7 @@ public final class JLensKernel extends BaseKernel {
             if (result != Session.NO_RESULT && result != null && !request.isSilent()) {
                 publishResult(env, count, result);
             }
+            streams.detach(); // all of the cell's output goes out before its reply
             env.defer().reply(new ExecuteReply(count, Map.of()));
         } catch (CellError e) {
             replyError(env, count, e.ename(), e.evalue(), e.traceback());
@@ -260,10 +268,12 @@ public final class JLensKernel extends BaseKernel {
             data = KernelRenderer.summary(result, "rendering it was interrupted");
         } catch (ExecutionException e) {
             RenderFailure f = e.getCause() instanceof RenderFailure rf ? rf : RenderFailure.of(e.getCause());
+            streams.flush();
             env.publish(new PublishExecuteResult(count, KernelRenderer.summary(result,
                     "rendering it failed: " + f.ename())));
             throw new CellError(f.ename(), f.evalue(), f.traceback());
         }
+        streams.flush();
         env.publish(new PublishExecuteResult(count, data));
     }
 
@@ -272,14 +282,18 @@ public final class JLensKernel extends BaseKernel {
         PrintStream oldOut = System.out;
         PrintStream oldErr = System.err;
         InputStream oldIn = System.in;
-        PrintStream out = new PrintStream(new LineBufferedOutput(io.out), false, StandardCharsets.UTF_8);
-        PrintStream err = new PrintStream(new LineBufferedOutput(io.err), false, StandardCharsets.UTF_8);
+        PrintStream out = new PrintStream(streams.stream(StreamBatcher.Stream.STDOUT), false, StandardCharsets.UTF_8);
+        PrintStream err = new PrintStream(streams.stream(StreamBatcher.Stream.STDERR), false, StandardCharsets.UTF_8);
+        streams.attach((stream, text) -> env.publish(new PublishStream(
+                stream == StreamBatcher.Stream.STDOUT ? PublishStream.StreamType.OUT : PublishStream.StreamType.ERR,
+                text)));
         System.setOut(out);
         System.setErr(err);
-        System.setIn(io.in);
+        System.setIn(new FlushingInput(io.in, streams));
         env.defer(() -> {
             out.flush();
             err.flush();
+            streams.detach();
             System.setOut(oldOut);
             System.setErr(oldErr);
             System.setIn(oldIn);
@@ -292,12 +306,35 @@ public final class JLensKernel extends BaseKernel {
         super.handleKernelInfoRequest(env, message);
     }
 
-    private static void replyError(ShellReplyEnvironment env, int count, String ename, String evalue,
-                                   List<String> traceback) {
+    private void replyError(ShellReplyEnvironment env, int count, String ename, String evalue,
+                            List<String> traceback) {
+        streams.detach(); // the cell's output, then its error, then the reply
         env.publish(new PublishError(ename, evalue, traceback));
         ErrorReply reply = new ErrorReply(ename, evalue, traceback);
         reply.setExecutionCount(count);
         env.defer().replyError(ExecuteReply.MESSAGE_TYPE.error(), reply);
+    }
+
+    /** The cell's stdin: pending output (an input prompt) is sent before the kernel asks the front end. */
+    private static final class FlushingInput extends FilterInputStream {
+        private final StreamBatcher streams;
+
+        FlushingInput(InputStream in, StreamBatcher streams) {
+            super(in);
+            this.streams = streams;
+        }
+
+        @Override
+        public int read() throws IOException {
+            streams.flush();
+            return super.read();
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            streams.flush();
+            return super.read(b, off, len);
+        }
     }
 
     @Override

@@ -71,6 +71,10 @@ public final class Lab {
                   bench patching [--runs N] [--warmup N] [--small]
                       Patching sweeps with many patches per forward pass vs one pass per patch (goal: 5x on
                       tinylang-4l); --small adds a GPT-2-small-shaped random model.
+              bench compare [--threshold PCT] (A.jsonl B.jsonl | NAME)
+                  Two saved runs (./lab bench NAME --save keeps them in bench/results/) side by side, matched on
+                  bench, metric, batch, threads, shape, ...; NAME takes its two latest runs. Timings worse by more
+                  than PCT (default 10) are regressions: the exit code is then 3.
               help
                   Prints this text.
 
@@ -217,6 +221,9 @@ public final class Lab {
     private static int bench(String[] argv, PrintStream out, PrintStream err) {
         if (argv.length == 0 || argv[0].startsWith("-")) {
             throw new UsageException("bench: name a benchmark; valid benchmarks: " + String.join(", ", BENCHES.keySet()));
+        }
+        if (argv[0].equals("compare")) {
+            return dev.jlens.bench.BenchCompare.run(Arrays.copyOfRange(argv, 1, argv.length), out, err);
         }
         Bench b = BENCHES.get(argv[0]);
         if (b == null) {
