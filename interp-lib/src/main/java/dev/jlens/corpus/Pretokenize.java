@@ -36,9 +36,9 @@ public final class Pretokenize {
 
         @Override
         public String toString() {
-            return String.format(Locale.ROOT, "%,d rows, %,d tokens -> %,d windows of %d in %d shard%s (%.1f s, %,.0f tokens/s)",
+            return String.format(Locale.ROOT, "%,d rows, %,d tokens -> %,d windows of %d in %d shard%s (%.1f s, %,.0f rows/s, %,.0f tokens/s)",
                     rows, documentTokens, windows, contextSize, shards, shards == 1 ? "" : "s", seconds,
-                    tokensPerSecond());
+                    seconds > 0 ? rows / seconds : 0, tokensPerSecond());
         }
     }
 
@@ -85,6 +85,7 @@ public final class Pretokenize {
             }
             tail = packer.pending();
             packer.finish(writer::add);
+            writer.flush();
             progress.finish(rows, status(packer, start) + ", " + writer.shards().size() + " shards");
         }
         ObjectNode fields = TokenShards.JSON.createObjectNode();

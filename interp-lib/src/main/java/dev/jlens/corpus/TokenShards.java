@@ -227,7 +227,8 @@ public final class TokenShards {
             if (++buffered == windowsPerShard) flush();
         }
 
-        private void flush() {
+        /** Writes the windows buffered so far as a shard (none: nothing). */
+        void flush() {
             if (buffered == 0) return;
             String name = String.format(Locale.ROOT, "shard-%05d.safetensors", written.size());
             Path f = dir.resolve(name);
