@@ -1,6 +1,5 @@
 package dev.jlens.bench;
 
-import dev.jlens.cli.SampleCorpus;
 import dev.jlens.model.Tokenizer;
 
 import java.io.PrintStream;

@@ -311,7 +311,7 @@ public final class Lab {
         noPositional(a);
         Path file = Path.of(a.require("out"));
         int rows = a.intOpt("rows", 400, 1, 10_000_000);
-        SampleCorpus.write(file, rows, a.longOpt("seed", 1));
+        dev.jlens.bench.SampleCorpus.write(file, rows, a.longOpt("seed", 1));
         out.println(file);
         return OK;
     }

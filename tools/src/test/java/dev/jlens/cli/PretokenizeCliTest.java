@@ -45,7 +45,7 @@ class PretokenizeCliTest {
 
     @Test
     void writesShardsAndAManifestThatMatchPackingTheTexts() throws IOException {
-        List<String> texts = SampleCorpus.stories(120, 3);
+        List<String> texts = dev.jlens.bench.SampleCorpus.stories(120, 3);
         Path file = parquet(texts);
         Path tok = Fixtures.require("gpt2-tokenizer");
         Path out = tmp.resolve("out");

@@ -1,4 +1,4 @@
-package dev.jlens.cli;
+package dev.jlens.bench;
 
 import dev.jlens.corpus.Corpus;
 
