@@ -62,7 +62,7 @@ public final class Corpus {
             try (Stream<Path> walk = Files.walk(fileOrDir)) {
                 files = walk.filter(Files::isRegularFile)
                         .filter(p -> !p.getFileName().toString().startsWith("."))
-                        .filter(p -> format != null || Format.detect(p).isPresent())
+                        .filter(p -> readable(p, format))
                         .sorted().collect(Collectors.toList());
             } catch (IOException e) {
                 throw new CorpusException("cannot list " + fileOrDir + ": " + e.getMessage(), e);
@@ -82,6 +82,14 @@ public final class Corpus {
             files = List.of(fileOrDir);
         }
         return new Corpus(fileOrDir, files, Optional.ofNullable(format));
+    }
+
+    /** Whether a file of a directory is read: its extension names a format (the one asked for, if one is). */
+    private static boolean readable(Path p, Format format) {
+        Optional<Format> f = Format.detect(p);
+        if (format == null) return f.isPresent();
+        if (format == Format.TEXT_FILE) return f.isEmpty() || f.get() == Format.TEXT;
+        return f.isEmpty() ? !p.getFileName().toString().endsWith(".md") : f.get() == format;
     }
 
     /** Given files, in the order given. */
