@@ -12,6 +12,7 @@ import dev.jlens.model.ActivationCache;
 import dev.jlens.model.Batch;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.arch.KvCache;
+import dev.jlens.model.arch.ModelConfig;
 import dev.jlens.notebook.Progress;
 import dev.jlens.util.Tensors;
 
@@ -267,8 +268,24 @@ public final class Patching {
                     fromPos.add(first);
                 }
             }
-            double[] ran = todo.isEmpty() ? new double[0] : runPatches(site, direction, todo, hooks, sources,
-                    maskShape, residPre, resume ? fromPos.stream().mapToInt(Integer::intValue).toArray() : null);
+            double[] ran = new double[todo.size()];
+            if (!todo.isEmpty() && resume) {
+                // passes group patches of one layer and nearby first changes: sort them so, run, and put values back
+                Integer[] order = new Integer[todo.size()];
+                for (int i = 0; i < order.length; i++) order[i] = i;
+                Arrays.sort(order, java.util.Comparator.<Integer>comparingInt(i -> todo.get(i).layer())
+                        .thenComparingInt(fromPos::get));
+                List<PatchIndex> sorted = new ArrayList<>();
+                int[] sortedFrom = new int[order.length];
+                for (int i = 0; i < order.length; i++) {
+                    sorted.add(todo.get(order[i]));
+                    sortedFrom[i] = fromPos.get(order[i]);
+                }
+                double[] v = runPatches(site, direction, sorted, hooks, sources, maskShape, residPre, sortedFrom);
+                for (int i = 0; i < order.length; i++) ran[order[i]] = v[i];
+            } else if (!todo.isEmpty()) {
+                ran = runPatches(site, direction, todo, hooks, sources, maskShape, residPre, null);
+            }
             double unchanged = direction == Direction.DENOISE ? metricCorrupt() : metricClean();
             double[] values = new double[indices.size()];
             for (int i = 0, j = 0; i < indices.size(); i++) values[i] = run[i] ? ran[j++] : unchanged;
@@ -553,16 +570,9 @@ public final class Patching {
         int n = base.length;
         int perPass = Math.max(1, rowsPerPass / n);
         boolean suffixes = fromPos != null && metric.lastPositionOnly();
-        List<int[]> chunks = new ArrayList<>();   // {first, count}
-        for (int first = 0; first < blocks; ) {
-            int k = 1;
-            while (k < perPass && first + k < blocks
-                    && (startLayer == null || startLayer[first + k] == startLayer[first])) {
-                k++;
-            }
-            chunks.add(new int[] {first, k});
-            first += k;
-        }
+        List<int[]> chunks = suffixes && startLayer != null
+                ? costChunks(startLayer, fromPos, n, perPass, base[0].length, model.cfg())
+                : greedyChunks(blocks, perPass, startLayer);
         double[] out = new double[blocks];
         Map<Integer, KvCache> prefixes = new LinkedHashMap<>();   // the base run's keys and values, by length
         Progress progress = chunks.size() >= 8 ? Progress.start(chunks.size(), what) : null;
@@ -617,6 +627,71 @@ public final class Patching {
             for (KvCache c : prefixes.values()) c.close();
         }
         return out;
+    }
+
+    /** Up to {@code perPass} consecutive blocks a pass ({@code {first, count}}), never two start layers in one. */
+    static List<int[]> greedyChunks(int blocks, int perPass, int[] startLayer) {
+        List<int[]> chunks = new ArrayList<>();
+        for (int first = 0; first < blocks; ) {
+            int k = 1;
+            while (k < perPass && first + k < blocks
+                    && (startLayer == null || startLayer[first + k] == startLayer[first])) {
+                k++;
+            }
+            chunks.add(new int[] {first, k});
+            first += k;
+        }
+        return chunks;
+    }
+
+    /**
+     * Per-pass fixed cost of one block, in floating-point operations: what a few dozen small operator calls cost
+     * (about a millisecond each layer here) expressed as arithmetic at the matmul rate, so that it can be weighed
+     * against the arithmetic a pass saves by starting later.
+     */
+    static final double PASS_OVERHEAD_FLOPS_PER_LAYER = 2e8;
+
+    /**
+     * The cheapest split of consecutive blocks into passes when a pass runs only positions from the smallest first
+     * change of its blocks, from their common start layer: blocks must come sorted by start layer, then first change.
+     * A pass costs, per layer it runs, a fixed overhead plus the arithmetic of its rows times its positions; passes
+     * hold at most {@code perPass} blocks of one start layer. Found by dynamic programming over the sorted blocks
+     * (few blocks per pass: many small passes when starting later saves much, few large ones when the overhead
+     * dominates, as on small models).
+     */
+    static List<int[]> costChunks(int[] startLayer, int[] fromPos, int prompts, int perPass, int positions,
+                                  ModelConfig cfg) {
+        int blocks = startLayer.length;
+        for (int j = 1; j < blocks; j++) {
+            if (startLayer[j] < startLayer[j - 1] || startLayer[j] == startLayer[j - 1] && fromPos[j] < fromPos[j - 1]) {
+                throw new IllegalStateException("blocks must be sorted by start layer, then first changed position");
+            }
+        }
+        double perToken = tokenLayerFlops(cfg);
+        double[] best = new double[blocks + 1];
+        int[] from = new int[blocks + 1];
+        for (int i = 1; i <= blocks; i++) {
+            best[i] = Double.POSITIVE_INFINITY;
+            for (int j = i - 1; j >= Math.max(0, i - perPass) && startLayer[j] == startLayer[i - 1]; j--) {
+                int layers = cfg.nLayers() - startLayer[j];
+                double cost = layers * (PASS_OVERHEAD_FLOPS_PER_LAYER
+                        + perToken * (double) (i - j) * prompts * (positions - fromPos[j]));
+                if (best[j] + cost < best[i]) {
+                    best[i] = best[j] + cost;
+                    from[i] = j;
+                }
+            }
+        }
+        List<int[]> chunks = new ArrayList<>();
+        for (int i = blocks; i > 0; i = from[i]) chunks.add(0, new int[] {from[i], i - from[i]});
+        return chunks;
+    }
+
+    /** Multiply-adds (x2) of one token through one block's projections and MLP. */
+    static double tokenLayerFlops(ModelConfig cfg) {
+        double d = cfg.dModel(), attn = (double) cfg.nHeads() * cfg.dHead(), kv = (double) cfg.nKvHeads() * cfg.dHead();
+        double mlp = cfg.attnOnly() ? 0 : (cfg.family() == ModelConfig.Family.GPT2 ? 2 : 3) * d * cfg.dMlp();
+        return 2 * (d * attn + 2 * d * kv + attn * d + mlp);
     }
 
     /** The keys and values of the first {@code length} positions of {@code base}, from an unhooked run. */

@@ -208,4 +208,34 @@ class PatchingTest {
                 List.of(PatchIndex.head(0, 9))));
         assertTrue(e.getMessage().contains("valid heads are 0..3"), e.getMessage());
     }
+
+    @Test
+    void passesAreSplitByTheirCostAndCoverEveryPatchOnce() {
+        // 4 layers x 5 first-changed positions x 4 heads, sorted by layer then position, 8 prompts, 7 tokens
+        int[] start = new int[80], from = new int[80];
+        for (int i = 0; i < 80; i++) {
+            start[i] = i / 20;
+            from[i] = 2 + (i % 20) / 4;
+        }
+        var tiny = dev.jlens.model.arch.ModelConfig.gpt2(128, 4, 4, 512, 205, 64);
+        var wide = dev.jlens.model.arch.ModelConfig.gpt2(768, 4, 12, 3072, 50257, 1024);
+        for (var cfg : List.of(tiny, wide)) {
+            List<int[]> chunks = Patching.costChunks(start, from, 8, 32, 7, cfg);
+            int next = 0;
+            for (int[] c : chunks) {
+                assertEquals(next, c[0], "chunks must be consecutive and cover every patch once");
+                assertTrue(c[1] >= 1 && c[1] <= 32, "a pass holds 1..32 patches, got " + c[1]);
+                assertEquals(start[c[0]], start[c[0] + c[1] - 1], "one start layer per pass");
+                next = c[0] + c[1];
+            }
+            assertEquals(80, next);
+        }
+        // where arithmetic is cheap the fixed cost of a pass dominates: fewer, larger passes than on a wide model,
+        // where starting each pass at its own first changed position saves more than a pass costs
+        int tinyPasses = Patching.costChunks(start, from, 8, 32, 7, tiny).size();
+        int widePasses = Patching.costChunks(start, from, 8, 32, 7, wide).size();
+        assertTrue(tinyPasses < widePasses, tinyPasses + " passes on the small model, " + widePasses + " on the wide one");
+        assertEquals(20, widePasses, "one pass per layer and position on the wide model");
+        assertThrows(IllegalStateException.class, () -> Patching.costChunks(new int[] {1, 0}, new int[] {0, 0}, 8, 32, 7, tiny));
+    }
 }
