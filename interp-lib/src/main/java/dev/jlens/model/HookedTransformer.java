@@ -55,6 +55,7 @@ public final class HookedTransformer implements AutoCloseable {
     private final HookRegistry hooks = new HookRegistry();
     private final Architecture arch;
     private final String name;
+    private final List<WeightDelta> weightDeltas = new ArrayList<>();
     private Tokenizer tokenizer;
 
     private HookedTransformer(ModelConfig cfg, NDManager manager, String name) {
@@ -157,6 +158,11 @@ public final class HookedTransformer implements AutoCloseable {
 
     // ------------------------------------------------------------------ accessors
 
+    /** The model's name: its directory's name or Hub repo id ("random gpt2" for a random one). */
+    public String name() {
+        return name;
+    }
+
     /** The model's configuration. */
     public ModelConfig cfg() {
         return cfg;
@@ -187,6 +193,14 @@ public final class HookedTransformer implements AutoCloseable {
      */
     public Map<String, NDArray> parameters() {
         return arch.parameters();
+    }
+
+    /**
+     * The linear layers (checkpoint names, e.g. {@code transformer.h.0.attn.c_attn}) and where each one's weight lives
+     * among {@link #parameters()}: what LoRA adapters may target.
+     */
+    public List<dev.jlens.model.arch.LinearModule> linearModules() {
+        return arch.linearModules();
     }
 
     /** Every hook-point name, in forward order. */
@@ -562,7 +576,9 @@ public final class HookedTransformer implements AutoCloseable {
             ForwardInputs full = inputs(batch, prefix);
             ForwardInputs in = new ForwardInputs(full.tokens(), full.positions(), full.mask(), prefix,
                     Optional.of(new ForwardInputs.Start(layer, residPre)));
-            result = arch.forward(in, OptionalInt.empty());
+            try (Bound b = bindDeltas()) {
+                result = arch.forward(in, OptionalInt.empty());
+            }
             NDScope.unregister(result);
         }
         result.attach(outputs);
@@ -576,6 +592,67 @@ public final class HookedTransformer implements AutoCloseable {
      */
     public NDArray forward(Batch batch, KvCache cache) {
         return run(batch, Optional.of(cache), OptionalInt.empty(), outputs);
+    }
+
+    // ------------------------------------------------------------------ weight deltas (adapters)
+
+    /**
+     * Applies {@code delta} on every forward pass from now on (the pass reads {@code W + delta}; the parameters and
+     * the weight accessors keep the base weights). Several deltas add up. Hooks see the adapted model.
+     */
+    public void addWeightDelta(WeightDelta delta) {
+        Objects.requireNonNull(delta, "delta");
+        if (weightDeltas.stream().anyMatch(d -> d == delta)) {
+            throw new IllegalArgumentException("this weight delta is already applied to model '" + name + "'");
+        }
+        weightDeltas.add(delta);
+    }
+
+    /** Stops applying {@code delta}; returns whether it was applied. */
+    public boolean removeWeightDelta(WeightDelta delta) {
+        return weightDeltas.removeIf(d -> d == delta);
+    }
+
+    /** The deltas applied on every forward pass, in the order they were added. */
+    public List<WeightDelta> weightDeltas() {
+        return List.copyOf(weightDeltas);
+    }
+
+    /** Parameters bound to {@code W + delta} for one forward pass; {@code close()} binds the base weights back. */
+    private interface Bound extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /** Binds every delta's parameters to {@code W + sum of deltas} (inside the caller's scope). */
+    private Bound bindDeltas() {
+        if (weightDeltas.isEmpty()) return () -> {};
+        Map<String, NDArray> params = arch.parameters();
+        Map<String, NDArray> effective = new LinkedHashMap<>();
+        for (WeightDelta d : weightDeltas) {
+            for (Map.Entry<String, NDArray> e : d.deltas().entrySet()) {
+                NDArray base = effective.getOrDefault(e.getKey(), params.get(e.getKey()));
+                if (!base.getShape().equals(e.getValue().getShape())) {
+                    throw new IllegalArgumentException("a weight delta for '" + e.getKey() + "' has shape "
+                            + e.getValue().getShape() + " but the parameter has " + base.getShape());
+                }
+                effective.put(e.getKey(), base.add(e.getValue()));
+            }
+        }
+        List<String> bound = new ArrayList<>();
+        Bound restore = () -> {
+            for (String n : bound) arch.bind(n, params.get(n));
+        };
+        try {
+            for (Map.Entry<String, NDArray> e : effective.entrySet()) {
+                arch.bind(e.getKey(), e.getValue());
+                bound.add(e.getKey());
+            }
+        } catch (RuntimeException e) {
+            restore.close();
+            throw e;
+        }
+        return restore;
     }
 
     /** A new, empty KV cache for this model (close it when done). */
@@ -592,7 +669,9 @@ public final class HookedTransformer implements AutoCloseable {
         NDArray result;
         try (NDScope scope = new NDScope()) {
             ForwardInputs in = inputs(batch, cache);
-            result = arch.forward(in, stopAtLayer);
+            try (Bound b = bindDeltas()) {
+                result = arch.forward(in, stopAtLayer);
+            }
             NDScope.unregister(result);
         }
         result.attach(out);
@@ -851,7 +930,10 @@ public final class HookedTransformer implements AutoCloseable {
         try (NDScope scope = new NDScope();
              GradientCollector gc = dev.jlens.util.Tensors.gradientCollector()) {
             ForwardInputs in = inputs(batch, Optional.empty());
-            NDArray logits = arch.forward(in, OptionalInt.empty());
+            NDArray logits;
+            try (Bound b = bindDeltas()) {
+                logits = arch.forward(in, OptionalInt.empty());
+            }
             NDArray loss = lossFn.apply(logits);
             gc.backward(loss);
             for (Map.Entry<String, NDArray> e : probes.entrySet()) {

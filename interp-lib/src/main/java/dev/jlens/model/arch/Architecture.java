@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.jlens.hook.HookRegistry;
 
+import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
 
@@ -32,6 +33,15 @@ public interface Architecture {
      * nearest ones.
      */
     Map<String, NDArray> parameters();
+
+    /** The linear layers, in forward order, with where each one's weight lives among {@link #parameters()}. */
+    List<LinearModule> linearModules();
+
+    /**
+     * Makes the forward pass read parameter {@code name} from {@code value} (same shape) until bound again; the
+     * parameter map keeps the original. For weights computed per forward pass (LoRA's W + BA).
+     */
+    void bind(String name, NDArray value);
 
     /** Tensors under their Hugging Face checkpoint names, for saving (may create copies on {@code scratch}). */
     Map<String, NDArray> stateDict(NDManager scratch);

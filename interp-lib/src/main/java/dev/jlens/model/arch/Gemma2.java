@@ -436,22 +436,22 @@ public final class Gemma2 implements Architecture {
         t.layer(p + "input_layernorm.weight", shape(d), ZEROS, (a, l, x) -> a.blocks[l].inNormW = x);
         t.layer(p + "self_attn.qkv_proj.weight", shape(qkvd, d), normal("layers.{L}.qkv", std),
                 (a, l, x) -> a.blocks[l].qkvW = x).fusedFrom(part(p + "self_attn.q_proj.weight", qd),
-                part(p + "self_attn.k_proj.weight", kvd), part(p + "self_attn.v_proj.weight", kvd));
+                part(p + "self_attn.k_proj.weight", kvd), part(p + "self_attn.v_proj.weight", kvd)).linear();
         if (c.qkvBias()) {
             t.layer(p + "self_attn.qkv_proj.bias", shape(qkvd), ZEROS, (a, l, x) -> a.blocks[l].qkvB = x)
                     .fusedFrom(part(p + "self_attn.q_proj.bias", qd), part(p + "self_attn.k_proj.bias", kvd),
                             part(p + "self_attn.v_proj.bias", kvd));
         }
         t.layer(p + "self_attn.o_proj.weight", shape(d, qd), normal("layers.{L}.o_proj", std),
-                (a, l, x) -> a.blocks[l].oW = x);
+                (a, l, x) -> a.blocks[l].oW = x).linear();
         if (c.attnOutBias()) t.layer(p + "self_attn.o_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].oB = x);
         t.layer(p + "post_attention_layernorm.weight", shape(d), ZEROS, (a, l, x) -> a.blocks[l].postAttnNormW = x);
         t.layer(p + "pre_feedforward_layernorm.weight", shape(d), ZEROS, (a, l, x) -> a.blocks[l].preFfNormW = x);
         t.layer(p + "mlp.gate_up_proj.weight", shape(2 * m, d), normal("layers.{L}.gate_up", std),
                 (a, l, x) -> a.blocks[l].gateUpW = x)
-                .fusedFrom(part(p + "mlp.gate_proj.weight", m), part(p + "mlp.up_proj.weight", m));
+                .fusedFrom(part(p + "mlp.gate_proj.weight", m), part(p + "mlp.up_proj.weight", m)).linear();
         t.layer(p + "mlp.down_proj.weight", shape(d, m), normal("layers.{L}.down_proj", std),
-                (a, l, x) -> a.blocks[l].downW = x);
+                (a, l, x) -> a.blocks[l].downW = x).linear();
         t.layer(p + "post_feedforward_layernorm.weight", shape(d), ZEROS, (a, l, x) -> a.blocks[l].postFfNormW = x);
         t.add("model.norm.weight", shape(d), ZEROS, (a, x) -> a.normW = x);
         if (!c.tiedEmbeddings()) t.add("lm_head.weight", shape(v, d), normal("lm_head", std), (a, x) -> a.lmHead = x);
@@ -479,6 +479,16 @@ public final class Gemma2 implements Architecture {
     @Override
     public Map<String, NDArray> parameters() {
         return params;
+    }
+
+    @Override
+    public List<LinearModule> linearModules() {
+        return table.linearModules();
+    }
+
+    @Override
+    public void bind(String name, NDArray value) {
+        table.bind(this, name, value);
     }
 
     @Override

@@ -217,18 +217,18 @@ public final class Gpt2 implements Architecture {
         t.layer(h + "ln_1.weight", shape(d), ONES, (a, l, x) -> a.blocks[l].ln1W = x);
         t.layer(h + "ln_1.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].ln1B = x);
         t.layer(h + "attn.c_attn.weight", shape(d, 3 * d), normal("h.{L}.c_attn", std),
-                (a, l, x) -> a.blocks[l].cAttnW = x);
+                (a, l, x) -> a.blocks[l].cAttnW = x).conv1d();
         t.layer(h + "attn.c_attn.bias", shape(3 * d), ZEROS, (a, l, x) -> a.blocks[l].cAttnB = x);
         t.layer(h + "attn.c_proj.weight", shape(d, d), normal("h.{L}.c_proj", projStd),
-                (a, l, x) -> a.blocks[l].cProjW = x);
+                (a, l, x) -> a.blocks[l].cProjW = x).conv1d();
         t.layer(h + "attn.c_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].cProjB = x);
         if (!c.attnOnly()) {
             t.layer(h + "ln_2.weight", shape(d), ONES, (a, l, x) -> a.blocks[l].ln2W = x);
             t.layer(h + "ln_2.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].ln2B = x);
-            t.layer(h + "mlp.c_fc.weight", shape(d, m), normal("h.{L}.c_fc", std), (a, l, x) -> a.blocks[l].fcW = x);
+            t.layer(h + "mlp.c_fc.weight", shape(d, m), normal("h.{L}.c_fc", std), (a, l, x) -> a.blocks[l].fcW = x).conv1d();
             t.layer(h + "mlp.c_fc.bias", shape(m), ZEROS, (a, l, x) -> a.blocks[l].fcB = x);
             t.layer(h + "mlp.c_proj.weight", shape(m, d), normal("h.{L}.mlp.c_proj", projStd),
-                    (a, l, x) -> a.blocks[l].mlpProjW = x);
+                    (a, l, x) -> a.blocks[l].mlpProjW = x).conv1d();
             t.layer(h + "mlp.c_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].mlpProjB = x);
         }
         t.add("transformer.ln_f.weight", shape(d), ONES, (a, x) -> a.lnFW = x);
@@ -250,6 +250,16 @@ public final class Gpt2 implements Architecture {
     @Override
     public Map<String, NDArray> parameters() {
         return params;
+    }
+
+    @Override
+    public List<LinearModule> linearModules() {
+        return table.linearModules();
+    }
+
+    @Override
+    public void bind(String name, NDArray value) {
+        table.bind(this, name, value);
     }
 
     @Override
