@@ -86,6 +86,13 @@ class LoraTest {
         for (ModelConfig c : List.of(GPT2, LLAMA)) {
             try (HookedTransformer m = HookedTransformer.random(c, 3)) {
                 float[] before = logits(m);
+                if (c == GPT2) {
+                    try (Lora both = Lora.attach(m, LoraConfig.of(2, 2, "c_proj"))) {
+                        assertEquals(List.of("transformer.h.0.attn.c_proj", "transformer.h.0.mlp.c_proj",
+                                "transformer.h.1.attn.c_proj", "transformer.h.1.mlp.c_proj"), both.modules(),
+                                "c_proj matches attn.c_proj and mlp.c_proj, as PEFT's suffix rule does");
+                    }
+                }
                 try (Lora lora = Lora.attach(m, c == GPT2 ? GPT2_ALL : LLAMA_ALL)) {
                     assertEquals(c == GPT2 ? 8 : 14, lora.modules().size(), lora.toString());
                     assertArrayEquals(before, logits(m), c.modelType() + ": B = 0 must leave the logits bit for bit");
@@ -249,6 +256,37 @@ class LoraTest {
                 assertTrue(Math.abs(loss - last) < 0.5, "the model's loss now " + loss + " reflects the training");
             }
         }
+    }
+
+    /** A LoRA run stopped at a checkpoint and continued in a new trainer ends with the same A and B, bit for bit. */
+    @Test
+    void aStoppedLoraRunResumesBitForBit(@TempDir Path tmp) {
+        TrainConfig cfg = TrainConfig.builder().steps(6).batchSize(2).lr(1e-2).warmupSteps(0).checkpointEvery(3)
+                .logEvery(100).build();
+        dev.jlens.train.BatchSource src = (seed, step, n) -> Batch.of(Models.tokens(12, 50, step),
+                Models.tokens(12, 50, step + 100));
+        Map<String, float[]> straight;
+        try (HookedTransformer m = HookedTransformer.random(GPT2, 4); Lora lora = Lora.attach(m, GPT2_ALL);
+             Trainer t = lora.trainer(cfg, src).progress(ProgressSink.none())) {
+            t.train();
+            straight = snapshot(lora.parameters());
+        }
+        Path run = tmp.resolve("run");
+        try (HookedTransformer m = HookedTransformer.random(GPT2, 4); Lora lora = Lora.attach(m, GPT2_ALL);
+             Trainer t = lora.trainer(cfg, src).progress(ProgressSink.none()).runDir(run)) {
+            t.trainUntil(3);
+        }
+        try (HookedTransformer m = HookedTransformer.random(GPT2, 4); Lora lora = Lora.attach(m, GPT2_ALL.withSeed(9));
+             Trainer t = lora.trainer(cfg, src).progress(ProgressSink.none())) {
+            t.resumeOrStart(run);
+            assertEquals(3, t.step());
+            t.train();
+            Map<String, float[]> resumed = snapshot(lora.parameters());
+            for (String k : straight.keySet()) assertArrayEquals(straight.get(k), resumed.get(k), k);
+        }
+        // the plain resume (which would train every weight) refuses such a run
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Trainer.resume(run, src));
+        assertTrue(e.getMessage().contains("trainable.safetensors"), e.getMessage());
     }
 
     @Test
