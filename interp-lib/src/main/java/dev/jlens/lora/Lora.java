@@ -124,7 +124,7 @@ public final class Lora implements WeightDelta, AutoCloseable {
                         + " (a PEFT LoRA adapter has " + CONFIG_FILE + " and " + WEIGHTS_FILE + ")");
             }
         }
-        LoraConfig config = readConfig(cfgFile);
+        LoraConfig config = readConfig(cfgFile, model);
         List<LinearModule> targets = targets(model, config);
         Map<String, LinearModule> byModule = new LinkedHashMap<>();
         for (LinearModule t : targets) byModule.put(t.module(), t);
@@ -201,7 +201,7 @@ public final class Lora implements WeightDelta, AutoCloseable {
         return null;
     }
 
-    private static LoraConfig readConfig(Path file) {
+    private static LoraConfig readConfig(Path file, HookedTransformer model) {
         JsonNode c;
         try {
             c = JSON.readTree(file.toFile());
@@ -235,11 +235,22 @@ public final class Lora implements WeightDelta, AutoCloseable {
             throw new IllegalArgumentException(file + ": bias is '" + bias + "'; JLens loads adapters with bias \"none\"");
         }
         JsonNode targets = c.path("target_modules");
-        if (!targets.isArray()) {
-            throw new IllegalArgumentException(file + ": target_modules must be a list of layer names, got " + targets);
-        }
         List<String> names = new ArrayList<>();
-        targets.forEach(t -> names.add(t.asText()));
+        if (targets.isTextual()) {
+            // PEFT: a string is a regular expression over full layer names (re.fullmatch); list the ones it selects
+            java.util.regex.Pattern re = java.util.regex.Pattern.compile(targets.asText());
+            for (LinearModule l : model.linearModules()) if (re.matcher(l.module()).matches()) names.add(l.module());
+            if (names.isEmpty()) {
+                throw new IllegalArgumentException(file + ": target_modules regex '" + targets.asText() + "' matches "
+                        + "no linear layer of model '" + model.name() + "', e.g. "
+                        + model.linearModules().get(0).module());
+            }
+        } else if (targets.isArray()) {
+            targets.forEach(t -> names.add(t.asText()));
+        } else {
+            throw new IllegalArgumentException(file + ": target_modules must be a list of layer names or a regular "
+                    + "expression, got " + targets);
+        }
         if (!c.hasNonNull("r")) throw new IllegalArgumentException(file + " has no r (the adapter's rank)");
         return new LoraConfig(c.get("r").asInt(), c.path("lora_alpha").asDouble(8), names,
                 c.path("lora_dropout").asDouble(0), 0);

@@ -414,6 +414,12 @@ class LoraTest {
             new ObjectMapper().writeValue(bad.resolve("adapter_config.json").toFile(), c);
             e = assertThrows(IllegalArgumentException.class, () -> Lora.load(m, bad));
             assertTrue(e.getMessage().contains("c_proj") && e.getMessage().contains("does not name"), e.getMessage());
+            // a regular expression (PEFT's string form) selects layers by their full names
+            c.put("target_modules", "transformer\\.h\\.\\d+\\.(attn\\.c_attn|attn\\.c_proj|mlp\\.c_fc|mlp\\.c_proj)");
+            new ObjectMapper().writeValue(bad.resolve("adapter_config.json").toFile(), c);
+            try (Lora byRegex = Lora.load(m, bad)) {
+                assertEquals(8, byRegex.modules().size(), byRegex.modules().toString());
+            }
             // missing files
             Files.delete(bad.resolve("adapter_model.safetensors"));
             e = assertThrows(IllegalArgumentException.class, () -> Lora.load(m, bad));
