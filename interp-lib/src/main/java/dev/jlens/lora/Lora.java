@@ -47,6 +47,10 @@ import java.util.TreeSet;
  * the update to the weights it reads (hooks, caches and generation see the adapted model; the model's parameters stay
  * the base weights). Saved and loaded in PEFT's layout, so adapters move between JLens and Python.
  *
+ * <p>Per pass, each adapted layer costs one {@code [out, r] x [r, in]} product and one add of the weight's size:
+ * little next to training steps, but for many short passes (token-by-token generation) {@link #merge} first.
+ * {@link HookedTransformer#save} writes the weights the parameters hold: the base weights, or the merged ones.
+ *
  * <pre>{@code
  * Lora lora = Lora.attach(model, LoraConfig.of(8, 16, "c_attn", "c_proj"));
  * lora.trainer(TrainConfig.builder().steps(200).lr(1e-3).build(), source).train();   // only A and B change

@@ -104,6 +104,27 @@ class LoraTest {
         }
     }
 
+    /** Gemma 2 marks the same linear layers as Llama: an adapter on them applies per pass as it does merged. */
+    @Test
+    void gemma2LayersTakeAdaptersToo() throws IOException {
+        ModelConfig gemma = ModelConfig.fromHf(new ObjectMapper().readTree("""
+                {"architectures":["Gemma2ForCausalLM"],"hidden_size":16,"num_hidden_layers":2,
+                 "num_attention_heads":4,"num_key_value_heads":2,"head_dim":8,"intermediate_size":24,
+                 "vocab_size":50,"max_position_embeddings":32,"sliding_window":3,"attn_logit_softcapping":3.0,
+                 "final_logit_softcapping":4.0,"query_pre_attn_scalar":8}"""));
+        try (HookedTransformer m = HookedTransformer.random(gemma, 3); Lora lora = Lora.attach(m, LLAMA_ALL)) {
+            assertEquals(14, lora.modules().size());
+            assertEquals("model.layers.0.self_attn.q_proj", lora.modules().get(0));
+            randomiseB(lora, 4, 0.3f);
+            float[] perPass = logits(m);
+            lora.merge();
+            assertTrue(maxDiff(perPass, logits(m)) < 1e-5);
+            lora.unmerge();
+            lora.detach();
+            assertTrue(maxDiff(perPass, logits(m)) > 1e-4, "the adapter changed the model");
+        }
+    }
+
     @Test
     void aIsKaimingUniformAndSeeded() {
         try (HookedTransformer m = HookedTransformer.random(GPT2, 3);
