@@ -197,8 +197,12 @@ public final class ModelDiff {
     /** The weights a forward pass reads: parameters plus the model's attached weight deltas. */
     private static Map<String, NDArray> effective(HookedTransformer m) {
         Map<String, NDArray> out = new LinkedHashMap<>(m.parameters());
+        if (m.weightDeltas().isEmpty()) return out;
+        java.util.Set<String> conv1d = new java.util.HashSet<>();
+        for (dev.jlens.model.arch.LinearModule l : m.linearModules()) if (l.conv1d()) conv1d.add(l.parameter());
         for (WeightDelta d : m.weightDeltas()) {
-            d.deltas().forEach((name, delta) -> out.put(name, out.get(name).add(delta)));
+            d.deltas().forEach((name, lr) -> out.put(name, out.get(name).add(conv1d.contains(name)
+                    ? lr.delta().transpose() : lr.delta())));
         }
         return out;
     }

@@ -18,6 +18,7 @@ import dev.jlens.io.TensorInfo;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.WeightDelta;
 import dev.jlens.model.arch.LinearModule;
+import dev.jlens.model.arch.LowRank;
 import dev.jlens.train.BatchSource;
 import dev.jlens.train.TrainConfig;
 import dev.jlens.train.Trainer;
@@ -307,40 +308,48 @@ public final class Lora implements WeightDelta, AutoCloseable {
 
     // ------------------------------------------------------------------ the update
 
-    /** Per adapted parameter, {@code scale B A} in the parameter's layout (fused parameters get zero rows elsewhere). */
+    /**
+     * Per adapted parameter, the low-rank path {@code a = A}, {@code b = (alpha / r) B}; a fused parameter (Llama's
+     * q/k/v, gate/up) gets its adapted layers' {@code A}s stacked and their {@code B}s placed in their rows and
+     * columns of one block matrix, zero elsewhere.
+     */
     @Override
-    public Map<String, NDArray> deltas() {
+    public Map<String, LowRank> deltas() {
         if (!attached || !originals.isEmpty()) return Map.of();
         Map<String, List<Layer>> byParam = new LinkedHashMap<>();
         for (Layer l : layers) byParam.computeIfAbsent(l.module().parameter(), k -> new ArrayList<>()).add(l);
-        Map<String, NDArray> out = new LinkedHashMap<>();
+        Map<String, LowRank> out = new LinkedHashMap<>();
         Map<String, NDArray> params = model.parameters();
         for (Map.Entry<String, List<Layer>> e : byParam.entrySet()) {
             List<Layer> ls = e.getValue();
             Layer first = ls.get(0);
-            if (first.module().conv1d()) {
-                out.put(e.getKey(), torchDelta(first).transpose());   // Conv1D keeps [in, out]
+            long rows = first.module().conv1d() ? first.module().outFeatures() : params.get(e.getKey()).getShape().get(0);
+            if (ls.size() == 1 && first.module().outFeatures() == rows) {
+                out.put(e.getKey(), new LowRank(first.a(), first.b().mul(scale)));
                 continue;
             }
-            Shape shape = params.get(e.getKey()).getShape();
-            if (ls.size() == 1 && first.module().outFeatures() == shape.get(0)) {
-                out.put(e.getKey(), torchDelta(first));
-                continue;
-            }
-            // a fused parameter (Llama's q/k/v, gate/up): each adapted layer's rows, zeros between
             List<Layer> sorted = new ArrayList<>(ls);
             sorted.sort((x, y) -> Long.compare(x.module().rowOffset(), y.module().rowOffset()));
-            NDList pieces = new NDList();
-            long at = 0, in = shape.get(1);
-            for (Layer l : sorted) {
+            int r = config.r(), k = sorted.size() * r;
+            NDManager m = first.a().getManager();
+            NDList as = new NDList(), rowBlocks = new NDList();
+            long at = 0;
+            for (int i = 0; i < sorted.size(); i++) {
+                Layer l = sorted.get(i);
+                as.add(l.a());
                 long gap = l.module().rowOffset() - at;
-                if (gap > 0) pieces.add(l.a().getManager().zeros(new Shape(gap, in), DataType.FLOAT32));
-                pieces.add(torchDelta(l));
-                at = l.module().rowOffset() + l.module().outFeatures();
+                if (gap > 0) rowBlocks.add(m.zeros(new Shape(gap, k), DataType.FLOAT32));
+                long out0 = l.module().outFeatures();
+                NDList cols = new NDList();
+                if (i > 0) cols.add(m.zeros(new Shape(out0, (long) i * r), DataType.FLOAT32));
+                cols.add(l.b().mul(scale));
+                if (i < sorted.size() - 1) cols.add(m.zeros(new Shape(out0, (long) (sorted.size() - 1 - i) * r),
+                        DataType.FLOAT32));
+                rowBlocks.add(NDArrays.concat(cols, 1));
+                at = l.module().rowOffset() + out0;
             }
-            if (at < shape.get(0)) pieces.add(first.a().getManager().zeros(new Shape(shape.get(0) - at, in),
-                    DataType.FLOAT32));
-            out.put(e.getKey(), NDArrays.concat(pieces, 0));
+            if (at < rows) rowBlocks.add(m.zeros(new Shape(rows - at, k), DataType.FLOAT32));
+            out.put(e.getKey(), new LowRank(NDArrays.concat(as, 0), NDArrays.concat(rowBlocks, 0)));
         }
         return out;
     }
@@ -384,8 +393,11 @@ public final class Lora implements WeightDelta, AutoCloseable {
         requireAttached();
         if (!originals.isEmpty()) throw new IllegalStateException("this adapter is already merged");
         Map<String, NDArray> params = model.parameters();
+        Map<String, Boolean> conv1d = new LinkedHashMap<>();
+        for (Layer l : layers) conv1d.put(l.module().parameter(), l.module().conv1d());
         try (NDScope scope = new NDScope()) {
-            Map<String, NDArray> d = deltas();
+            Map<String, NDArray> d = new LinkedHashMap<>();
+            deltas().forEach((name, lr) -> d.put(name, conv1d.get(name) ? lr.delta().transpose() : lr.delta()));
             for (Map.Entry<String, NDArray> e : d.entrySet()) {
                 NDArray w = params.get(e.getKey());
                 NDArray copy = w.duplicate();

@@ -597,8 +597,9 @@ public final class HookedTransformer implements AutoCloseable {
     // ------------------------------------------------------------------ weight deltas (adapters)
 
     /**
-     * Applies {@code delta} on every forward pass from now on (the pass reads {@code W + delta}; the parameters and
-     * the weight accessors keep the base weights). Several deltas add up. Hooks see the adapted model.
+     * Applies {@code delta} on every forward pass from now on (the adapted layers' outputs gain its low-rank path;
+     * the parameters and the weight accessors keep the base weights). Several deltas add up. Hooks see the adapted
+     * model.
      */
     public void addWeightDelta(WeightDelta delta) {
         Objects.requireNonNull(delta, "delta");
@@ -618,41 +619,23 @@ public final class HookedTransformer implements AutoCloseable {
         return List.copyOf(weightDeltas);
     }
 
-    /** Parameters bound to {@code W + delta} for one forward pass; {@code close()} binds the base weights back. */
+    /** Low-rank paths set for one forward pass; {@code close()} clears them. */
     private interface Bound extends AutoCloseable {
         @Override
         void close();
     }
 
-    /** Binds every delta's parameters to {@code W + sum of deltas} (inside the caller's scope). */
+    /** Sets every delta's low-rank paths (several on one layer side by side), inside the caller's scope. */
     private Bound bindDeltas() {
         if (weightDeltas.isEmpty()) return () -> {};
-        Map<String, NDArray> params = arch.parameters();
-        Map<String, NDArray> effective = new LinkedHashMap<>();
+        Map<String, dev.jlens.model.arch.LowRank> paths = new LinkedHashMap<>();
         for (WeightDelta d : weightDeltas) {
-            for (Map.Entry<String, NDArray> e : d.deltas().entrySet()) {
-                NDArray base = effective.getOrDefault(e.getKey(), params.get(e.getKey()));
-                if (!base.getShape().equals(e.getValue().getShape())) {
-                    throw new IllegalArgumentException("a weight delta for '" + e.getKey() + "' has shape "
-                            + e.getValue().getShape() + " but the parameter has " + base.getShape());
-                }
-                effective.put(e.getKey(), base.add(e.getValue()));
-            }
+            d.deltas().forEach((name, lr) -> paths.merge(name, lr, (x, y) -> new dev.jlens.model.arch.LowRank(
+                    x.a().concat(y.a(), 0), x.b().concat(y.b(), 1))));
         }
-        List<String> bound = new ArrayList<>();
-        Bound restore = () -> {
-            for (String n : bound) arch.bind(n, params.get(n));
-        };
-        try {
-            for (Map.Entry<String, NDArray> e : effective.entrySet()) {
-                arch.bind(e.getKey(), e.getValue());
-                bound.add(e.getKey());
-            }
-        } catch (RuntimeException e) {
-            restore.close();
-            throw e;
-        }
-        return restore;
+        if (paths.isEmpty()) return () -> {};
+        arch.adapt(paths);
+        return () -> arch.adapt(Map.of());
     }
 
     /** A new, empty KV cache for this model (close it when done). */

@@ -1,21 +1,22 @@
 package dev.jlens.model;
 
-import ai.djl.ndarray.NDArray;
+import dev.jlens.model.arch.LowRank;
 
 import java.util.Map;
 
 /**
- * A change to some weights that a {@link HookedTransformer} applies on every forward pass (a LoRA adapter's
- * {@code scale * B A}): the pass reads {@code W + delta} for each named parameter, the parameters themselves stay as
- * they are. Added with {@link HookedTransformer#addWeightDelta}.
+ * A low-rank change to some linear layers that a {@link HookedTransformer} applies on every forward pass (a LoRA
+ * adapter's {@code (alpha / r) B A}): each adapted layer's output gains {@code (x a^T) b^T}, as if its weight were
+ * {@code W + b a}, while the parameters themselves stay as they are. Added with
+ * {@link HookedTransformer#addWeightDelta}.
  */
 @FunctionalInterface
 public interface WeightDelta {
 
     /**
-     * Parameter name ({@link HookedTransformer#parameters()}) to its delta in the parameter's shape and layout,
+     * Parameter name ({@link HookedTransformer#parameters()}, a linear layer's weight) to its low-rank change,
      * computed now: inside the forward pass's scope (closed after it) and, when training, on autograd's tape. An
      * empty map changes nothing (e.g. an adapter merged into the weights).
      */
-    Map<String, NDArray> deltas();
+    Map<String, LowRank> deltas();
 }

@@ -38,10 +38,11 @@ public interface Architecture {
     List<LinearModule> linearModules();
 
     /**
-     * Makes the forward pass read parameter {@code name} from {@code value} (same shape) until bound again; the
-     * parameter map keeps the original. For weights computed per forward pass (LoRA's W + BA).
+     * Gives the named linear layers (parameter names) a low-rank path, {@code output += (x a^T) b^T}, in the forward
+     * passes from now on, replacing the paths set before (an empty map clears them). The parameters are unchanged.
+     * Adapters (LoRA) set them for one pass at a time.
      */
-    void bind(String name, NDArray value);
+    void adapt(Map<String, LowRank> paths);
 
     /** Tensors under their Hugging Face checkpoint names, for saving (may create copies on {@code scratch}). */
     Map<String, NDArray> stateDict(NDManager scratch);

@@ -146,6 +146,7 @@ public final class Gemma2 implements Architecture {
     private final Options opts;
     private final WeightTable<Gemma2> table;
     private WeightMap params;
+    private final Adapters adapters = new Adapters();   // low-rank paths of adapted linear layers (LoRA)
 
     private final HookPoint hookEmbed;          // [batch, pos, d_model], scaled by sqrt(d_model)
     private final Block[] blocks;
@@ -228,7 +229,7 @@ public final class Gemma2 implements Architecture {
             Block b = blocks[l];
             resid = b.residPre.run(resid);
             NDArray x = Ops.rmsNorm(resid, plusOne(b.inNormW), eps, b.ln1Scale, b.ln1Normalized);
-            NDList qkv = Ops.linear(x, b.qkvW, b.qkvB).split(new long[] {(long) h * dh, (long) (h + kvh) * dh}, 2);
+            NDList qkv = adapters.linear(x, b.qkvW, b.qkvB).split(new long[] {(long) h * dh, (long) (h + kvh) * dh}, 2);
             NDArray q = b.q.run(qkv.get(0).reshape(batch, pos, h, dh));
             NDArray k = b.k.run(qkv.get(1).reshape(batch, pos, kvh, dh));
             NDArray v = b.v.run(qkv.get(2).reshape(batch, pos, kvh, dh));
@@ -245,10 +246,10 @@ public final class Gemma2 implements Architecture {
                 mask = slidingMask;
             }
             NDArray z = Ops.attention(q, k, v, mask, scale, attnCap, b.attnScores, b.pattern, b.z);
-            NDArray attnOut = Ops.linear(z.reshape(batch, pos, (long) h * dh), b.oW, b.oB);
+            NDArray attnOut = adapters.linear(z.reshape(batch, pos, (long) h * dh), b.oW, b.oB);
             if (b.result.isActive()) {
                 // Per-head outputs only when hooked; a hook that replaces them redefines the sum ln1_post reads.
-                NDArray result = Ops.perHeadResult(z, b.oW);
+                NDArray result = Ops.perHeadResult(z, adapters.effective(b.oW, false));
                 NDArray hooked = b.result.run(result);
                 if (hooked != result) {
                     attnOut = hooked.sum(new int[] {2});
@@ -259,11 +260,11 @@ public final class Gemma2 implements Architecture {
             attnOut = b.attnOut.run(attnOut);
             resid = b.residMid.run(resid.add(attnOut));
             NDArray x2 = Ops.rmsNorm(resid, plusOne(b.preFfNormW), eps, b.ln2Scale, b.ln2Normalized);
-            NDList gateUp = Ops.linear(x2, b.gateUpW, null).split(2, 2);
+            NDList gateUp = adapters.linear(x2, b.gateUpW, null).split(2, 2);
             NDArray gate = b.mlpPre.run(gateUp.get(0));
             NDArray up = b.mlpPreLinear.run(gateUp.get(1));
             NDArray post = b.mlpPost.run(Ops.activation(cfg.act(), gate).mul(up));
-            NDArray mlpOut = Ops.linear(post, b.downW, null);
+            NDArray mlpOut = adapters.linear(post, b.downW, null);
             mlpOut = Ops.rmsNorm(mlpOut, plusOne(b.postFfNormW), eps, b.ln2PostScale, b.ln2PostNormalized);
             mlpOut = b.mlpOut.run(mlpOut);
             resid = b.residPost.run(resid.add(mlpOut));
@@ -487,8 +488,8 @@ public final class Gemma2 implements Architecture {
     }
 
     @Override
-    public void bind(String name, NDArray value) {
-        table.bind(this, name, value);
+    public void adapt(Map<String, LowRank> paths) {
+        adapters.set(table.lowRankByWeight(params, paths));
     }
 
     @Override

@@ -37,6 +37,7 @@ public final class Gpt2 implements Architecture {
     private final ModelConfig cfg;
     private final WeightTable<Gpt2> table;
     private WeightMap params;
+    private final Adapters adapters = new Adapters();   // low-rank paths of adapted linear layers (LoRA)
 
     // Hook points, in forward order (TransformerLens names).
     private final HookPoint hookEmbed;      // [batch, pos, d_model]
@@ -116,7 +117,7 @@ public final class Gpt2 implements Architecture {
             Block b = blocks[l];
             resid = b.residPre.run(resid);
             NDArray x = Ops.layerNorm(resid, b.ln1W, b.ln1B, cfg.normEps(), b.ln1Scale, b.ln1Normalized);
-            NDArray qkv = Ops.linear(x, b.cAttnW.transpose(), b.cAttnB);            // [b, p, 3 d]
+            NDArray qkv = adapters.conv1d(x, b.cAttnW, b.cAttnB);            // [b, p, 3 d]
             ai.djl.ndarray.NDList qkvParts = qkv.split(3, 2);
             NDArray q = b.q.run(qkvParts.get(0).reshape(batch, pos, nHeads, dHead));
             NDArray k = b.k.run(qkvParts.get(1).reshape(batch, pos, nHeads, dHead));
@@ -127,10 +128,10 @@ public final class Gpt2 implements Architecture {
                 v = kv[1];
             }
             NDArray z = Ops.attention(q, k, v, in.mask(), b.attnScores, b.pattern, b.z);
-            NDArray attnOut = Ops.linear(z.reshape(batch, pos, d), b.cProjW.transpose(), b.cProjB);
+            NDArray attnOut = adapters.conv1d(z.reshape(batch, pos, d), b.cProjW, b.cProjB);
             if (b.result.isActive()) {
                 // Per-head outputs only when hooked; a hook that replaces them redefines attn_out as their sum.
-                NDArray result = Ops.perHeadResult(z, b.cProjW.transpose());
+                NDArray result = Ops.perHeadResult(z, adapters.effective(b.cProjW, true).transpose());
                 NDArray hooked = b.result.run(result);
                 if (hooked != result) attnOut = hooked.sum(new int[] {2}).add(b.cProjB);
             }
@@ -141,9 +142,9 @@ public final class Gpt2 implements Architecture {
             }
             resid = b.residMid.run(resid.add(attnOut));
             NDArray x2 = Ops.layerNorm(resid, b.ln2W, b.ln2B, cfg.normEps(), b.ln2Scale, b.ln2Normalized);
-            NDArray pre = b.mlpPre.run(Ops.linear(x2, b.fcW.transpose(), b.fcB));
+            NDArray pre = b.mlpPre.run(adapters.conv1d(x2, b.fcW, b.fcB));
             NDArray post = b.mlpPost.run(Ops.activation(cfg.act(), pre));
-            NDArray mlpOut = b.mlpOut.run(Ops.linear(post, b.mlpProjW.transpose(), b.mlpProjB));
+            NDArray mlpOut = b.mlpOut.run(adapters.conv1d(post, b.mlpProjW, b.mlpProjB));
             resid = b.residPost.run(resid.add(mlpOut));
         }
         NDArray normed = Ops.layerNorm(resid, lnFW, lnFB, cfg.normEps(), lnFinalScale, lnFinalNormalized);
@@ -258,8 +259,8 @@ public final class Gpt2 implements Architecture {
     }
 
     @Override
-    public void bind(String name, NDArray value) {
-        table.bind(this, name, value);
+    public void adapt(Map<String, LowRank> paths) {
+        adapters.set(table.lowRankByWeight(params, paths));
     }
 
     @Override

@@ -62,6 +62,7 @@ public final class Llama implements Architecture {
     private final ModelConfig cfg;
     private final WeightTable<Llama> table;
     private WeightMap params;
+    private final Adapters adapters = new Adapters();   // low-rank paths of adapted linear layers (LoRA)
 
     private final HookPoint hookEmbed;          // [batch, pos, d_model]
     private final Block[] blocks;
@@ -142,7 +143,7 @@ public final class Llama implements Architecture {
             Block b = blocks[l];
             resid = b.residPre.run(resid);
             NDArray x = Ops.rmsNorm(resid, b.inNormW, cfg.normEps(), b.ln1Scale, b.ln1Normalized);
-            NDList qkv = Ops.linear(x, b.qkvW, b.qkvB).split(new long[] {(long) h * dh, (long) (h + kvh) * dh}, 2);
+            NDList qkv = adapters.linear(x, b.qkvW, b.qkvB).split(new long[] {(long) h * dh, (long) (h + kvh) * dh}, 2);
             NDArray q = b.q.run(qkv.get(0).reshape(batch, pos, h, dh));
             NDArray k = b.k.run(qkv.get(1).reshape(batch, pos, kvh, dh));
             NDArray v = b.v.run(qkv.get(2).reshape(batch, pos, kvh, dh));
@@ -158,10 +159,10 @@ public final class Llama implements Architecture {
                 v = kv[1];
             }
             NDArray z = Ops.attention(q, k, v, in.mask(), b.attnScores, b.pattern, b.z);
-            NDArray attnOut = Ops.linear(z.reshape(batch, pos, (long) h * dh), b.oW, b.oB);
+            NDArray attnOut = adapters.linear(z.reshape(batch, pos, (long) h * dh), b.oW, b.oB);
             if (b.result.isActive()) {
                 // Per-head outputs only when hooked; a hook that replaces them redefines attn_out as their sum.
-                NDArray result = Ops.perHeadResult(z, b.oW);
+                NDArray result = Ops.perHeadResult(z, adapters.effective(b.oW, false));
                 NDArray hooked = b.result.run(result);
                 if (hooked != result) {
                     attnOut = hooked.sum(new int[] {2});
@@ -171,11 +172,11 @@ public final class Llama implements Architecture {
             attnOut = b.attnOut.run(attnOut);
             resid = b.residMid.run(resid.add(attnOut));
             NDArray x2 = Ops.rmsNorm(resid, b.postNormW, cfg.normEps(), b.ln2Scale, b.ln2Normalized);
-            NDList gateUp = Ops.linear(x2, b.gateUpW, b.gateUpB).split(2, 2);
+            NDList gateUp = adapters.linear(x2, b.gateUpW, b.gateUpB).split(2, 2);
             NDArray gate = b.mlpPre.run(gateUp.get(0));
             NDArray up = b.mlpPreLinear.run(gateUp.get(1));
             NDArray post = b.mlpPost.run(Ops.activation(cfg.act(), gate).mul(up));
-            NDArray mlpOut = b.mlpOut.run(Ops.linear(post, b.downW, b.downB));
+            NDArray mlpOut = b.mlpOut.run(adapters.linear(post, b.downW, b.downB));
             resid = b.residPost.run(resid.add(mlpOut));
         }
         NDArray normed = Ops.rmsNorm(resid, normW, cfg.normEps(), lnFinalScale, lnFinalNormalized);
@@ -387,8 +388,8 @@ public final class Llama implements Architecture {
     }
 
     @Override
-    public void bind(String name, NDArray value) {
-        table.bind(this, name, value);
+    public void adapt(Map<String, LowRank> paths) {
+        adapters.set(table.lowRankByWeight(params, paths));
     }
 
     @Override

@@ -235,22 +235,30 @@ final class WeightTable<A> {
     }
 
     /**
-     * Points the holder of parameter {@code name} at {@code value} (the forward pass reads it from there); the
-     * parameter map is unchanged.
+     * The low-rank paths by the weight array they adapt, checked: each name must be a linear layer's weight and the
+     * factors must fit its shape ({@code a} {@code [k, in]}, {@code b} {@code [out, k]}).
      */
-    void bind(A arch, String name, NDArray value) {
-        for (Entry<A> e : entries()) {
-            if (e.name().equals(name)) {
-                if (!e.shape().equals(value.getShape())) {
-                    throw new IllegalArgumentException("parameter '" + name + "' has shape " + e.shape() + ", got "
-                            + value.getShape());
-                }
-                e.holder().set(arch, value);
-                return;
+    Map<NDArray, LowRank> lowRankByWeight(Map<String, NDArray> params, Map<String, LowRank> paths) {
+        if (paths.isEmpty()) return Map.of();
+        Map<String, Entry<A>> byName = new LinkedHashMap<>();
+        for (Entry<A> e : entries()) byName.put(e.name(), e);
+        Map<NDArray, LowRank> out = new java.util.IdentityHashMap<>();
+        for (Map.Entry<String, LowRank> p : paths.entrySet()) {
+            Entry<A> e = byName.get(p.getKey());
+            if (e == null) throw WeightMap.unknown(p.getKey(), byName.keySet(), "parameter");
+            if (e.layout() == Layout.OTHER) {
+                throw new IllegalArgumentException("parameter '" + p.getKey() + "' is not a linear layer's weight");
             }
+            long outF = e.layout() == Layout.CONV1D ? e.shape().get(1) : e.shape().get(0);
+            long inF = e.layout() == Layout.CONV1D ? e.shape().get(0) : e.shape().get(1);
+            LowRank lr = p.getValue();
+            if (lr.a().getShape().get(1) != inF || lr.b().getShape().get(0) != outF) {
+                throw new IllegalArgumentException("a low-rank change of '" + p.getKey() + "' (" + inF + " in, " + outF
+                        + " out) has a " + lr.a().getShape() + " and b " + lr.b().getShape());
+            }
+            out.put(params.get(p.getKey()), lr);
         }
-        throw WeightMap.unknown(name, entries().stream().map(Entry::name)
-                .collect(java.util.stream.Collectors.toCollection(java.util.LinkedHashSet::new)), "parameter");
+        return out;
     }
 
     private String stored(String name, boolean strip) {
