@@ -43,14 +43,16 @@ import java.util.TreeSet;
 
 /**
  * A LoRA adapter on a {@link HookedTransformer}: for each targeted linear layer, {@code A} {@code [r, in]} and
- * {@code B} {@code [out, r]}, and the layer's weight read as {@code W + (alpha / r) B A} (transposed for GPT-2's
- * Conv1D layers, PEFT's {@code fan_in_fan_out}). While attached and not merged, every forward pass of the model adds
- * the update to the weights it reads (hooks, caches and generation see the adapted model; the model's parameters stay
- * the base weights). Saved and loaded in PEFT's layout, so adapters move between JLens and Python.
+ * {@code B} {@code [out, r]}, and the layer computing what {@code W + (alpha / r) B A} computes (the stored change
+ * transposed for GPT-2's Conv1D layers, PEFT's {@code fan_in_fan_out}). While attached and not merged, every forward
+ * pass of the model adds the low-rank path {@code (x A^T)((alpha / r) B)^T} to each adapted layer's output, as PEFT
+ * does (hooks, caches, per-head results and generation see the adapted model; the model's parameters stay the base
+ * weights). Saved and loaded in PEFT's layout, so adapters move between JLens and Python.
  *
- * <p>Per pass, each adapted layer costs one {@code [out, r] x [r, in]} product and one add of the weight's size:
- * little next to training steps, but for many short passes (token-by-token generation) {@link #merge} first.
- * {@link HookedTransformer#save} writes the weights the parameters hold: the base weights, or the merged ones.
+ * <p>The path costs {@code r (in + out)} multiply-adds per token and layer plus two small matmuls' overhead (about
+ * 10-20% of a forward pass measured on a 4-layer d_model 768 model with r = 8 on a shared 2-core machine);
+ * {@link #merge} removes it. {@link HookedTransformer#save} writes the weights the parameters
+ * hold: the base weights, or the merged ones.
  *
  * <pre>{@code
  * Lora lora = Lora.attach(model, LoraConfig.of(8, 16, "c_attn", "c_proj"));

@@ -249,6 +249,13 @@ class LoraTest {
                 qMerged = c.get("q", 1).toFloatArray();
             }
             assertTrue(maxDiff(q, qMerged) < 1e-5, "hook_q under the per-pass adapter equals the merged model's");
+            lora.unmerge();
+            // per-head results read the adapted o_proj: they add up to the adapted attention output
+            try (ActivationCache c = m.runWithCache(Batch.of(TOKENS), NameFilter.of("attn.hook_result", "hook_attn_out"))) {
+                float[] summed = c.get("result", 0).sum(new int[] {2}).toFloatArray();
+                float[] attnOut = c.get("attn_out", 0).toFloatArray();
+                assertTrue(maxDiff(summed, attnOut) < 1e-5, "sum of hook_result vs hook_attn_out");
+            }
         }
     }
 
