@@ -259,6 +259,30 @@ class LoraTest {
         }
     }
 
+    /** KV-cached generation sees the per-pass adapter: greedy tokens equal the merged model's and differ from the base's. */
+    @Test
+    void generationUsesTheAdapter() {
+        try (HookedTransformer m = HookedTransformer.random(GPT2, 3); Lora lora = Lora.attach(m, GPT2_ALL)) {
+            randomiseB(lora, 8, 0.5f);
+            dev.jlens.model.Generation.Config greedy = dev.jlens.model.Generation.Config.greedy(10);
+            long[] prompt = {3, 14, 15};
+            long[] perPass, merged, base;
+            try (var r = m.generate(prompt, greedy)) {
+                perPass = r.first();
+            }
+            lora.merge();
+            try (var r = m.generate(prompt, greedy)) {
+                merged = r.first();
+            }
+            lora.detach();
+            try (var r = m.generate(prompt, greedy)) {
+                base = r.first();
+            }
+            assertArrayEquals(merged, perPass);
+            assertFalse(Arrays.equals(base, perPass), "the adapter changes what is generated");
+        }
+    }
+
     /** Next-token loss on one fixed batch: a LoRA that can memorise it lowers the loss. */
     @Test
     void trainingLowersTheLossAndChangesOnlyAAndB() {
