@@ -200,6 +200,21 @@ public final class Safetensors implements AutoCloseable {
         return reader.loadFloats(e);
     }
 
+    /** Loads an integer tensor (I64, or I32 widened) into a Java long array, e.g. token ids; at most ~2^31 elements. */
+    public long[] loadLongs(String name) {
+        Entry e = entry(name);
+        DType dtype = e.info().dtype();
+        if (dtype != DType.I64 && dtype != DType.I32) {
+            throw new CheckpointException(e.shard().file(), "tensor '" + name + "' has dtype " + dtype
+                    + "; loadLongs reads I64 and I32 tensors");
+        }
+        if (e.info().numel() > TensorReader.MAX_JAVA_ARRAY) {
+            throw new CheckpointException(e.shard().file(), "tensor '" + name + "' has " + e.info().numel()
+                    + " elements, more than a Java array holds");
+        }
+        return reader.loadLongs(e);
+    }
+
     private Entry loadable(String name) {
         Entry e = entry(name);
         DType dtype = e.info().dtype();
@@ -226,6 +241,12 @@ public final class Safetensors implements AutoCloseable {
     /** Writes tensors (in map order) as F32, F16 or BF16, narrowing in Java with round-to-nearest-even. */
     public static void write(Path file, Map<String, NDArray> tensors, Map<String, String> metadata, DType dtype) {
         SafetensorsWriter.write(file, tensors, metadata, dtype);
+    }
+
+    /** Writes long arrays (token ids, ...) with the given shapes (in map order) as I64, atomically like the rest. */
+    public static void writeLongs(Path file, Map<String, long[]> tensors, Map<String, long[]> shapes,
+            Map<String, String> metadata) {
+        SafetensorsWriter.writeLongs(file, tensors, shapes, metadata);
     }
 
     /** Writes float arrays with the given shapes (in map order) as F32, F16 or BF16, without NDArrays. */

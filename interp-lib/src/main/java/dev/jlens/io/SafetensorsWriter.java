@@ -76,6 +76,59 @@ final class SafetensorsWriter {
         writeSources(file, sources, metadata, dtype);
     }
 
+    /** Writes long arrays as I64 with the given shapes. */
+    static void writeLongs(Path file, Map<String, long[]> tensors, Map<String, long[]> shapes,
+            Map<String, String> metadata) {
+        Objects.requireNonNull(tensors, "tensors");
+        Objects.requireNonNull(shapes, "shapes");
+        for (String name : shapes.keySet()) {
+            if (!tensors.containsKey(name)) {
+                throw new IllegalArgumentException("shapes has '" + name + "', which is not in tensors " + tensors.keySet());
+            }
+        }
+        List<Source> sources = new ArrayList<>(tensors.size());
+        for (Map.Entry<String, long[]> t : tensors.entrySet()) {
+            String name = t.getKey();
+            long[] values = t.getValue();
+            long[] shape = shapes.get(name);
+            if (values == null || shape == null) {
+                throw new IllegalArgumentException("tensor '" + name + "' needs both values and a shape");
+            }
+            long numel = new TensorInfo(name, DType.I64, shape).numel();
+            if (numel != values.length) {
+                throw new IllegalArgumentException("tensor '" + name + "': shape " + Arrays.toString(shape) + " holds "
+                        + numel + " values but " + values.length + " were given");
+            }
+            sources.add(new LongSource(name, values, shape.clone()));
+        }
+        writeAtomically(file, header(sources, metadata == null ? Map.of() : metadata, DType.I64), ch -> {
+            ByteBuffer buf = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
+            for (Source s : sources) {
+                for (long v : ((LongSource) s).values()) {
+                    if (!buf.hasRemaining()) {
+                        buf.flip();
+                        writeFully(ch, buf);
+                        buf.clear();
+                    }
+                    buf.putLong(v);
+                }
+            }
+            buf.flip();
+            writeFully(ch, buf);
+        }, sources);
+    }
+
+    private record LongSource(String name, long[] values, long[] shape) implements Source {
+        @Override
+        public void copyF32(long first, int count, ByteBuffer out) {
+            throw new UnsupportedOperationException("an I64 tensor is written as longs");
+        }
+    }
+
+    private interface DataWriter {
+        void write(FileChannel ch) throws IOException;
+    }
+
     /** One tensor to write: its shape, and its values as F32 chunk by chunk. */
     private interface Source {
         String name();
@@ -157,6 +210,11 @@ final class SafetensorsWriter {
             throw new IllegalArgumentException("cannot write dtype " + dtype + "; valid: F32, F16, BF16");
         }
         byte[] header = header(sources, meta, dtype);
+        writeAtomically(file, header, ch -> writeData(ch, sources, dtype), sources);
+    }
+
+    private static void writeAtomically(Path file, byte[] header, DataWriter data, List<Source> sources) {
+        Objects.requireNonNull(file, "file");
         Path target = file.toAbsolutePath();
         Path dir = target.getParent();
         // Written beside the target and renamed over it, so a reader never sees a half-written checkpoint.
@@ -168,7 +226,7 @@ final class SafetensorsWriter {
                 ByteBuffer head = ByteBuffer.allocate(Long.BYTES + header.length).order(ByteOrder.LITTLE_ENDIAN);
                 head.putLong(header.length).put(header).flip();
                 writeFully(ch, head);
-                writeData(ch, sources, dtype);
+                data.write(ch);
                 ch.force(true);
             }
             try {

@@ -91,6 +91,27 @@ final class TensorReader implements AutoCloseable {
         return out;
     }
 
+    /** An I64 or I32 tensor widened to a Java long array; the caller has checked the dtype and that it fits. */
+    long[] loadLongs(Entry e) {
+        int n = (int) e.info().numel();
+        int size = e.info().dtype().byteSize();
+        long[] out = new long[n];
+        synchronized (lock) {
+            ensureOpen();
+            ByteBuffer buf = ByteBuffer.allocate(Math.max(size, Math.min(n, chunkBytes / size) * size))
+                    .order(ByteOrder.LITTLE_ENDIAN);
+            int perChunk = buf.capacity() / size;
+            for (int first = 0; first < n; first += perChunk) {
+                int count = Math.min(perChunk, n - first);
+                buf.clear().limit(count * size);
+                SafetensorsHeader.readFully(e.shard().channel(), buf, e.start() + (long) first * size, e.shard().file());
+                buf.flip();
+                for (int i = 0; i < count; i++) out[first + i] = size == Long.BYTES ? buf.getLong() : buf.getInt();
+            }
+        }
+        return out;
+    }
+
     private void ensureOpen() {
         if (closed) {
             throw new IllegalStateException("Safetensors(" + source + ") is closed");

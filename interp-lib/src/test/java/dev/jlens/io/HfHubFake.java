@@ -35,7 +35,7 @@ import java.util.regex.Pattern;
  * under {@code /datasets/{repo}/resolve/...}, and {@code GET /api/{models|datasets}/{repo}/revision/{rev}} lists a
  * repo's files ({@code sha}, {@code siblings}) as the Hub API does.
  */
-final class HfHubFake implements AutoCloseable {
+public final class HfHubFake implements AutoCloseable {
 
     /** One request as the fake saw it. */
     record Request(String server, String method, String path, String authorization, String range, int status) { }
@@ -58,7 +58,7 @@ final class HfHubFake implements AutoCloseable {
     record FakeFile(byte[] content, boolean lfs, String sha256, String gitSha1) { }
 
     /** A fake model or dataset repo with one commit, reachable as {@code main}, its tags or its commit hash. */
-    final class Repo {
+    public final class Repo {
         final String id;
         final String commit;
         final Map<String, FakeFile> files = new ConcurrentHashMap<>();
@@ -79,18 +79,18 @@ final class HfHubFake implements AutoCloseable {
         }
 
         /** Adds a regular git file (ETag = git blob SHA-1, served by the hub itself). */
-        Repo file(String name, byte[] content) {
+        public Repo file(String name, byte[] content) {
             files.put(name, new FakeFile(content, false, hex(digest("SHA-256", content)), gitBlobSha1(content)));
             return this;
         }
 
         /** Adds a text file. */
-        Repo file(String name, String content) {
+        public Repo file(String name, String content) {
             return file(name, content.getBytes(StandardCharsets.UTF_8));
         }
 
         /** Adds an LFS file (ETag = SHA-256, redirected to the CDN). */
-        Repo lfs(String name, byte[] content) {
+        public Repo lfs(String name, byte[] content) {
             files.put(name, new FakeFile(content, true, hex(digest("SHA-256", content)), gitBlobSha1(content)));
             return this;
         }
@@ -101,7 +101,7 @@ final class HfHubFake implements AutoCloseable {
             return this;
         }
 
-        String commit() {
+        public String commit() {
             return commit;
         }
 
@@ -143,12 +143,12 @@ final class HfHubFake implements AutoCloseable {
     }
 
     /** Starts both servers on ephemeral loopback ports. */
-    static HfHubFake start() throws IOException {
+    public static HfHubFake start() throws IOException {
         return new HfHubFake();
     }
 
     /** The hub base URL to use as HF_ENDPOINT. */
-    String endpoint() {
+    public String endpoint() {
         return "http://127.0.0.1:" + hub.getAddress().getPort();
     }
 
@@ -158,7 +158,7 @@ final class HfHubFake implements AutoCloseable {
     }
 
     /** Creates (or returns) the dataset repo with this id. */
-    Repo dataset(String id) {
+    public Repo dataset(String id) {
         return repos.computeIfAbsent("dataset:" + id, Repo::new);
     }
 

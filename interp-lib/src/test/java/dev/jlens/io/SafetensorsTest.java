@@ -615,4 +615,38 @@ class SafetensorsTest {
             return out;
         }
     }
+
+    @Test
+    void longsRoundTripAsI64WithAHeaderOthersRead() throws IOException {
+        long[] ids = new long[3 * 70_001]; // more than one read chunk
+        Random r = new Random(5);
+        for (int i = 0; i < ids.length; i++) ids[i] = r.nextLong() >>> r.nextInt(64);
+        Path f = tmp.resolve("ids.safetensors");
+        Safetensors.writeLongs(f, Map.of("input_ids", ids), Map.of("input_ids", new long[] {3, 70_001}),
+                Map.of("format", "test"));
+        try (Safetensors st = Safetensors.open(f)) {
+            assertEquals(DType.I64, st.info("input_ids").dtype());
+            assertArrayEquals(new long[] {3, 70_001}, st.info("input_ids").shape());
+            assertArrayEquals(ids, st.loadLongs("input_ids"));
+            assertEquals("test", st.metadata().get("format"));
+            CheckpointException e = assertThrows(CheckpointException.class, () -> st.loadFloats("input_ids"));
+            assertTrue(e.getMessage().contains("I64"), e.getMessage());
+        }
+        // The layout by hand: 8-byte header length, JSON header padded to 8, little-endian int64 data.
+        byte[] bytes = Files.readAllBytes(f);
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        long headerLen = b.getLong();
+        assertEquals(0, headerLen % 8);
+        JsonNode header = new ObjectMapper().readTree(new String(bytes, 8, (int) headerLen, StandardCharsets.UTF_8));
+        assertEquals("I64", header.at("/input_ids/dtype").asText());
+        assertEquals(ids.length * 8L, header.at("/input_ids/data_offsets/1").asLong());
+        assertEquals(ids[1], b.getLong(8 + (int) headerLen + 8));
+
+        Path floats = tmp.resolve("f.safetensors");
+        Safetensors.writeFloats(floats, Map.of("w", new float[] {1, 2}), Map.of("w", new long[] {2}), Map.of(), DType.F32);
+        try (Safetensors st = Safetensors.open(floats)) {
+            CheckpointException e = assertThrows(CheckpointException.class, () -> st.loadLongs("w"));
+            assertTrue(e.getMessage().contains("F32"), e.getMessage());
+        }
+    }
 }

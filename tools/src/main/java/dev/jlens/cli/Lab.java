@@ -62,6 +62,20 @@ public final class Lab {
                   metric(corrupt) + sum (a_clean - a_corrupt) * dM/da with the gradient on the corrupt run (noise
                   mirrors it); atp-star adds the QK fix; eap-ig averages the gradient over M (default 16) inputs on
                   the line from the patched run's embeddings to the other's.
+              pretokenize --dataset REPO|PATH --column text --tokenizer DIR|REPO --context N
+                          [--begin-batch-token ID|none] [--begin-sequence-token ID|none] [--separator-token ID|none]
+                          --out DIR [--files PATTERNS] [--revision REV] [--format parquet|jsonl|csv|text|text-file]
+                          [--windows-per-shard N]
+                  Tokenizes each row's text without special tokens and packs the tokens into windows of exactly N
+                  as SAELens's concat_and_batch_sequences does (partial tail dropped); writes DIR/shard-00000.safetensors,
+                  ... (int64 input_ids [windows, N]) and DIR/manifest.json (SHA-256 of each shard and of the
+                  tokenizer, settings, counts); prints the counts as one JSON line. Defaults as SAELens: begin-batch
+                  token BOS, no begin-sequence token, separator BOS (EOS without a BOS). --dataset is a file or
+                  directory (parquet, jsonl[.gz], json, csv, txt), else a Hub dataset repo (--files picks files by
+                  pattern, e.g. 'data/train-*.parquet'); --tokenizer a tokenizer.json, a directory or a Hub model repo.
+              sample-corpus --out FILE [--rows N] [--seed S]
+                  Writes N (default 400) generated short stories as parquet (columns id, text): the project's
+                  data/corpus/stories.parquet was made this way.
               zoo list | train NAME | eval NAME
                   The project's tiny trained models in data/models (see ./lab zoo list).
               bench NAME [options]
@@ -72,6 +86,8 @@ public final class Lab {
                   bench sae [--shape full|tiny] [--runs N] [--warmup N] [--threads 1,2] [--chunk N]
                             [--python EXE] [--python-script PATH] [--no-python] [--seed S]
                       TopK SAE training step vs matmul peak and PyTorch; sparse vs dense TopK decoding.
+                  bench tokenize [--tokenizer DIR] [--texts N] [--runs N] [--warmup N] [--threads 1,2]
+                      Tokens/s of the GPT-2 tokenizer (shared fixtures) over generated stories, 1 and 2 threads.
                   bench patching [--runs N] [--warmup N] [--small]
                       Patching sweeps with many patches per forward pass vs one pass per patch (goal: 5x on
                       tinylang-4l); --small adds a GPT-2-small-shaped random model.
@@ -98,6 +114,7 @@ public final class Lab {
         BENCHES.put(ModelBench.NAME, Lab::benchModel);
         BENCHES.put(SaeBench.NAME, Lab::benchSae);
         BENCHES.put(dev.jlens.bench.PatchingBench.NAME, Lab::benchPatching);
+        BENCHES.put(dev.jlens.bench.TokenizeBench.NAME, Lab::benchTokenize);
         BENCHES.put("train", (args, out, err) -> {
             try {
                 dev.jlens.bench.TrainBench.main(args);
@@ -134,12 +151,14 @@ public final class Lab {
                 case "zoo" -> ZooCli.run(rest, out, err);
                 case "patch" -> PatchCli.patch(rest, out);
                 case "attribute" -> PatchCli.attribute(rest, out);
+                case "pretokenize" -> PretokenizeCli.run(rest, out, err);
+                case "sample-corpus" -> sampleCorpus(rest, out);
                 case "help", "--help", "-h" -> {
                     out.print(usage());
                     yield OK;
                 }
                 default -> throw new UsageException("unknown command '" + cmd + "'; valid commands: generate, logits, "
-                        + "patch, attribute, bench, zoo, help");
+                        + "patch, attribute, pretokenize, bench, zoo, help");
             };
         } catch (UsageException e) {
             err.println("lab: " + e.getMessage());
@@ -280,6 +299,32 @@ public final class Lab {
         noPositional(a);
         dev.jlens.bench.PatchingBench.run(new dev.jlens.bench.PatchingBench.Options(a.intOpt("runs", 5, 1, 1000),
                 a.intOpt("warmup", 1, 0, 100), a.flag("small")), out, err);
+        return OK;
+    }
+
+    private static int benchTokenize(String[] argv, PrintStream out, PrintStream err) {
+        Args a = Args.parse("bench tokenize", argv, Set.of("tokenizer", "texts", "runs", "warmup", "threads"), Set.of());
+        noPositional(a);
+        var o = new dev.jlens.bench.TokenizeBench.Options(a.get("tokenizer").map(Path::of).orElse(null),
+                a.intOpt("texts", 2000, 1, 10_000_000), a.intOpt("runs", 5, 1, 1000), a.intOpt("warmup", 1, 0, 100),
+                boxed(a.intList("threads", new int[] {1, 2}, 1, 256)));
+        try {
+            dev.jlens.bench.TokenizeBench.run(o, out, err);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e.getMessage(), e);
+        }
+        return OK;
+    }
+
+    private static int sampleCorpus(String[] argv, PrintStream out) {
+        Args a = Args.parse("sample-corpus", argv, Set.of("out", "rows", "seed"), Set.of());
+        noPositional(a);
+        Path file = Path.of(a.require("out"));
+        int rows = a.intOpt("rows", 400, 1, 10_000_000);
+        dev.jlens.bench.SampleCorpus.write(file, rows, a.longOpt("seed", 1));
+        out.println(file);
         return OK;
     }
 
