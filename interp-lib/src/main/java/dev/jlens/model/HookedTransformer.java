@@ -55,6 +55,7 @@ public final class HookedTransformer implements AutoCloseable {
     private final HookRegistry hooks = new HookRegistry();
     private final Architecture arch;
     private final String name;
+    private final List<WeightDelta> weightDeltas = new ArrayList<>();
     private Tokenizer tokenizer;
 
     private HookedTransformer(ModelConfig cfg, NDManager manager, String name) {
@@ -157,6 +158,11 @@ public final class HookedTransformer implements AutoCloseable {
 
     // ------------------------------------------------------------------ accessors
 
+    /** The model's name: its directory's name or Hub repo id ("random gpt2" for a random one). */
+    public String name() {
+        return name;
+    }
+
     /** The model's configuration. */
     public ModelConfig cfg() {
         return cfg;
@@ -187,6 +193,14 @@ public final class HookedTransformer implements AutoCloseable {
      */
     public Map<String, NDArray> parameters() {
         return arch.parameters();
+    }
+
+    /**
+     * The linear layers (checkpoint names, e.g. {@code transformer.h.0.attn.c_attn}) and where each one's weight lives
+     * among {@link #parameters()}: what LoRA adapters may target.
+     */
+    public List<dev.jlens.model.arch.LinearModule> linearModules() {
+        return arch.linearModules();
     }
 
     /** Every hook-point name, in forward order. */
@@ -562,7 +576,9 @@ public final class HookedTransformer implements AutoCloseable {
             ForwardInputs full = inputs(batch, prefix);
             ForwardInputs in = new ForwardInputs(full.tokens(), full.positions(), full.mask(), prefix,
                     Optional.of(new ForwardInputs.Start(layer, residPre)));
-            result = arch.forward(in, OptionalInt.empty());
+            try (Bound b = bindDeltas()) {
+                result = arch.forward(in, OptionalInt.empty());
+            }
             NDScope.unregister(result);
         }
         result.attach(outputs);
@@ -576,6 +592,50 @@ public final class HookedTransformer implements AutoCloseable {
      */
     public NDArray forward(Batch batch, KvCache cache) {
         return run(batch, Optional.of(cache), OptionalInt.empty(), outputs);
+    }
+
+    // ------------------------------------------------------------------ weight deltas (adapters)
+
+    /**
+     * Applies {@code delta} on every forward pass from now on (the adapted layers' outputs gain its low-rank path;
+     * the parameters and the weight accessors keep the base weights). Several deltas add up. Hooks see the adapted
+     * model.
+     */
+    public void addWeightDelta(WeightDelta delta) {
+        Objects.requireNonNull(delta, "delta");
+        if (weightDeltas.stream().anyMatch(d -> d == delta)) {
+            throw new IllegalArgumentException("this weight delta is already applied to model '" + name + "'");
+        }
+        weightDeltas.add(delta);
+    }
+
+    /** Stops applying {@code delta}; returns whether it was applied. */
+    public boolean removeWeightDelta(WeightDelta delta) {
+        return weightDeltas.removeIf(d -> d == delta);
+    }
+
+    /** The deltas applied on every forward pass, in the order they were added. */
+    public List<WeightDelta> weightDeltas() {
+        return List.copyOf(weightDeltas);
+    }
+
+    /** Low-rank paths set for one forward pass; {@code close()} clears them. */
+    private interface Bound extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /** Sets every delta's low-rank paths (several on one layer side by side), inside the caller's scope. */
+    private Bound bindDeltas() {
+        if (weightDeltas.isEmpty()) return () -> {};
+        Map<String, dev.jlens.model.arch.LowRank> paths = new LinkedHashMap<>();
+        for (WeightDelta d : weightDeltas) {
+            d.deltas().forEach((name, lr) -> paths.merge(name, lr, (x, y) -> new dev.jlens.model.arch.LowRank(
+                    x.a().concat(y.a(), 0), x.b().concat(y.b(), 1))));
+        }
+        if (paths.isEmpty()) return () -> {};
+        arch.adapt(paths);
+        return () -> arch.adapt(Map.of());
     }
 
     /** A new, empty KV cache for this model (close it when done). */
@@ -592,7 +652,9 @@ public final class HookedTransformer implements AutoCloseable {
         NDArray result;
         try (NDScope scope = new NDScope()) {
             ForwardInputs in = inputs(batch, cache);
-            result = arch.forward(in, stopAtLayer);
+            try (Bound b = bindDeltas()) {
+                result = arch.forward(in, stopAtLayer);
+            }
             NDScope.unregister(result);
         }
         result.attach(out);
@@ -851,7 +913,10 @@ public final class HookedTransformer implements AutoCloseable {
         try (NDScope scope = new NDScope();
              GradientCollector gc = dev.jlens.util.Tensors.gradientCollector()) {
             ForwardInputs in = inputs(batch, Optional.empty());
-            NDArray logits = arch.forward(in, OptionalInt.empty());
+            NDArray logits;
+            try (Bound b = bindDeltas()) {
+                logits = arch.forward(in, OptionalInt.empty());
+            }
             NDArray loss = lossFn.apply(logits);
             gc.backward(loss);
             for (Map.Entry<String, NDArray> e : probes.entrySet()) {

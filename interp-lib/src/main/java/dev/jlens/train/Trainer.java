@@ -62,6 +62,9 @@ public final class Trainer implements AutoCloseable {
             "eval_every", "eval_batches", "log_every");
 
     private final HookedTransformer model;
+    /** The tensors trained: the model's parameters, or a subset or other tensors (a LoRA adapter's A and B). */
+    private final Map<String, NDArray> trainable;
+    private final boolean trainsModel;
     private final boolean ownsModel;
     private final TrainConfig config;
     private final BatchSource source;
@@ -78,20 +81,41 @@ public final class Trainer implements AutoCloseable {
 
     /** A trainer for {@code model} (which the caller keeps owning) from step 0. */
     public Trainer(HookedTransformer model, TrainConfig config, BatchSource source) {
-        this(model, false, config, source);
+        this(model, null, false, config, source);
     }
 
-    private Trainer(HookedTransformer model, boolean ownsModel, TrainConfig config, BatchSource source) {
+    /**
+     * A trainer that updates only {@code trainable} (live leaf arrays by name, e.g. a LoRA adapter's A and B, which
+     * the model's forward pass reads); the model's own parameters stay frozen. Matrices get weight decay unless the
+     * config's decay groups are {@code ALL}. Checkpoints also hold these tensors ({@code trainable.safetensors}), and
+     * {@link #resumeOrStart} loads them back into the same arrays.
+     */
+    public Trainer(HookedTransformer model, Map<String, NDArray> trainable, TrainConfig config, BatchSource source) {
+        this(model, requireTensors(trainable), false, config, source);
+    }
+
+    private static Map<String, NDArray> requireTensors(Map<String, NDArray> trainable) {
+        if (trainable == null || trainable.isEmpty()) {
+            throw new IllegalArgumentException("trainable must name at least one tensor");
+        }
+        return java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(trainable));
+    }
+
+    private Trainer(HookedTransformer model, Map<String, NDArray> trainable, boolean ownsModel, TrainConfig config,
+                    BatchSource source) {
         if (model == null) throw new IllegalArgumentException("model must not be null");
         if (config == null) throw new IllegalArgumentException("config must not be null (TrainConfig.builder()...build())");
         if (source == null) throw new IllegalArgumentException("source must not be null: a BatchSource gives each step's batch");
         this.model = model;
+        this.trainsModel = trainable == null;
+        this.trainable = trainsModel ? model.parameters() : trainable;
         this.ownsModel = ownsModel;
         this.config = config;
         this.source = source;
-        Map<String, NDArray> params = model.parameters();
-        this.optimizer = new AdamW(params, decayedTensors(model, config.decayGroups()), config.beta1(), config.beta2(),
-                config.eps(), config.weightDecay());
+        Set<String> decayed = trainsModel ? decayedTensors(model, config.decayGroups()) : decayedSubset(this.trainable,
+                config.decayGroups());
+        this.optimizer = new AdamW(this.trainable, decayed, config.beta1(), config.beta2(), config.eps(),
+                config.weightDecay());
         this.loop = new TrainingLoop(new TrainingLoop.Cadence(config.steps(), config.checkpointEvery(),
                 config.keepCheckpoints(), config.logEvery()), TrainerCheckpoint.FORMAT, new LoopSteps(), "train");
     }
@@ -118,7 +142,12 @@ public final class Trainer implements AutoCloseable {
         try {
             Optional<Tokenizer> tok = model.tokenizer();
             if (tok.isPresent()) model.setTokenizer(Tokenizer.load(TrainerCheckpoint.keepTokenizer(runDir, tok.get().file())));
-            Trainer t = new Trainer(model, true, cfg, source);
+            if (java.nio.file.Files.exists(c.dir().resolve(TrainerCheckpoint.TRAINABLE))) {
+                throw new IllegalArgumentException(c.dir() + " is a run that trained a subset of tensors (" 
+                        + TrainerCheckpoint.TRAINABLE + ", e.g. a LoRA adapter): continue it with resumeOrStart on a "
+                        + "trainer built the same way");
+            }
+            Trainer t = new Trainer(model, null, true, cfg, source);
             t.restore(c, st);
             t.loop.resumedFrom(runDir, c);
             return t;
@@ -164,6 +193,15 @@ public final class Trainer implements AutoCloseable {
         return out;
     }
 
+    /** Matrices of a trainable subset get decay, everything with {@code ALL}. */
+    private static Set<String> decayedSubset(Map<String, NDArray> trainable, TrainConfig.DecayGroups groups) {
+        Set<String> out = new LinkedHashSet<>();
+        trainable.forEach((n, p) -> {
+            if (groups == TrainConfig.DecayGroups.ALL || p.getShape().dimension() >= 2) out.add(n);
+        });
+        return out;
+    }
+
     // ---------------------------------------------------------------- options (fluent)
 
     /**
@@ -191,6 +229,7 @@ public final class Trainer implements AutoCloseable {
             try (HookedTransformer saved = HookedTransformer.load(c.dir())) {
                 Map<String, NDArray> into = model.parameters();
                 saved.parameters().forEach((name, w) -> into.get(name).set(new NDIndex(":"), w));
+                if (!trainsModel) TrainerCheckpoint.readTrainable(c.dir(), trainable);
                 Optional<Tokenizer> tok = saved.tokenizer();
                 if (model.tokenizer().isEmpty() && tok.isPresent()) {
                     model.setTokenizer(Tokenizer.load(TrainerCheckpoint.keepTokenizer(dir, tok.get().file())));
@@ -250,6 +289,11 @@ public final class Trainer implements AutoCloseable {
         return config;
     }
 
+    /** The tensors this trainer updates (the model's parameters unless it was given others). */
+    public Map<String, NDArray> trainable() {
+        return trainable;
+    }
+
     /** The optimizer (its moments are live arrays). */
     public AdamW optimizer() {
         return optimizer;
@@ -297,7 +341,7 @@ public final class Trainer implements AutoCloseable {
     private final class LoopSteps implements TrainingLoop.Steps {
         @Override
         public void begin() {
-            model.parameters().values().forEach(p -> p.setRequiresGradient(true));
+            trainable.values().forEach(p -> p.setRequiresGradient(true));
             optimizer.zeroGrad();  // gradients left by other code would otherwise be added to the first step's
             windowTokens = 0;
             windowSeconds = 0;
@@ -316,7 +360,7 @@ public final class Trainer implements AutoCloseable {
 
         @Override
         public void end() {
-            model.parameters().values().forEach(p -> p.setRequiresGradient(false));
+            trainable.values().forEach(p -> p.setRequiresGradient(false));
         }
 
         @Override
@@ -333,6 +377,7 @@ public final class Trainer implements AutoCloseable {
         public void save(Path dir, ObjectNode state) throws IOException {
             TrainerCheckpoint.write(dir, state, new TrainerCheckpoint.State(tokensSeen, trainSeconds, config,
                     List.copyOf(history)), model, optimizer);
+            if (!trainsModel) TrainerCheckpoint.writeTrainable(dir, trainable);
         }
 
         @Override

@@ -32,6 +32,8 @@ import java.util.OptionalDouble;
 final class TrainerCheckpoint {
     static final String OPTIMIZER = "optimizer.safetensors";
     static final String METRICS = "metrics.json";
+    /** The trained tensors of a run that trains other tensors than the model's parameters (a LoRA adapter). */
+    static final String TRAINABLE = "trainable.safetensors";
     static final TrainingLoop.Format FORMAT = new TrainingLoop.Format("jlens-train", 1,
             List.of("config.json", "model.safetensors", OPTIMIZER, METRICS), "Trainer.resume(runDir, source)");
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -56,6 +58,33 @@ final class TrainerCheckpoint {
         rng.put("seed", st.config().seed());
         rng.put("next_step", state.path("step").asInt());
         state.set("train_config", st.config().toJson());
+    }
+
+    /** Writes the trained tensors of a run that trains a subset (see {@link Trainer}). */
+    static void writeTrainable(Path dir, java.util.Map<String, ai.djl.ndarray.NDArray> trainable) {
+        dev.jlens.io.Safetensors.write(dir.resolve(TRAINABLE), trainable);
+    }
+
+    /** Copies a checkpoint's trained tensors into {@code into}, checking names and shapes. */
+    static void readTrainable(Path dir, java.util.Map<String, ai.djl.ndarray.NDArray> into) {
+        Path f = dir.resolve(TRAINABLE);
+        if (!Files.isRegularFile(f)) throw new IllegalArgumentException(dir + " has no " + TRAINABLE
+                + ": it is not a checkpoint of a run that trains these tensors " + into.keySet());
+        try (dev.jlens.io.Safetensors st = dev.jlens.io.Safetensors.open(f);
+             ai.djl.ndarray.NDManager scratch = ai.djl.ndarray.NDManager.newBaseManager()) {
+            if (!st.names().equals(into.keySet())) {
+                throw new IllegalArgumentException(f + " holds " + st.names() + " but the trainer trains "
+                        + into.keySet());
+            }
+            for (var e : into.entrySet()) {
+                ai.djl.ndarray.NDArray saved = st.load(e.getKey(), scratch);
+                if (!saved.getShape().equals(e.getValue().getShape())) {
+                    throw new IllegalArgumentException(f + ": '" + e.getKey() + "' has shape " + saved.getShape()
+                            + " but the trainer's tensor has " + e.getValue().getShape());
+                }
+                e.getValue().set(new ai.djl.ndarray.index.NDIndex(":"), saved);
+            }
+        }
     }
 
     /** The saved train config of a checkpoint. */

@@ -8,6 +8,7 @@ import dev.jlens.bench.ModelBench;
 import dev.jlens.bench.SaeBench;
 import dev.jlens.cli.Args.UsageException;
 import dev.jlens.model.Generation;
+import dev.jlens.lora.Lora;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.arch.ModelConfig;
 
@@ -43,10 +44,13 @@ public final class Lab {
             commands:
               generate --model DIR|REPO (--prompt TEXT | --ids 1,2,3) --max-new-tokens N
                        [--temperature T] [--top-k K] [--top-p P] [--seed S] [--no-kv-cache] [--revision REV]
+                       [--adapter DIR]
                   Generates from a prompt; prints the generated ids on one line (comma-separated), then their text
                   when the model has a tokenizer. --temperature 0 (the default) is greedy decoding.
-              logits --model DIR|REPO (--ids 1,2,3 | --prompt TEXT) [--revision REV]
+              logits --model DIR|REPO (--ids 1,2,3 | --prompt TEXT) [--revision REV] [--adapter DIR]
                   Prints the logits at every position as JSON: {"tokens":[...],"logits":[[...],...]}.
+                  --adapter (generate and logits): a PEFT LoRA adapter directory (adapter_config.json,
+                  adapter_model.safetensors) applied to --model.
               patch --model DIR|REPO --clean IDS --corrupt IDS --metric logit-diff:A,B
                     --site resid_pre|resid_mid|resid_post|attn_out|mlp_out|z [--direction denoise|noise]
                   Activation patching of every [layer, pos] (z: every [layer, head], all positions). IDS are
@@ -176,7 +180,8 @@ public final class Lab {
 
     private static int generate(String[] argv, PrintStream out) {
         Args a = Args.parse("generate", argv,
-                Set.of("model", "prompt", "ids", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "revision"),
+                Set.of("model", "prompt", "ids", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "revision",
+                        "adapter"),
                 Set.of("no-kv-cache"));
         noPositional(a);
         String model = requireModel(a);
@@ -208,7 +213,7 @@ public final class Lab {
     // ------------------------------------------------------------------ logits
 
     private static int logits(String[] argv, PrintStream out) {
-        Args a = Args.parse("logits", argv, Set.of("model", "ids", "prompt", "revision"), Set.of());
+        Args a = Args.parse("logits", argv, Set.of("model", "ids", "prompt", "revision", "adapter"), Set.of());
         noPositional(a);
         String model = requireModel(a);
         if (a.has("prompt") == a.has("ids")) throw a.usage("give exactly one of --ids 1,2,3 or --prompt TEXT");
@@ -362,8 +367,24 @@ public final class Lab {
         return model;
     }
 
+    /** The model, with the {@code --adapter} LoRA merged into its weights when given. */
     private static HookedTransformer load(String model, Args a) {
-        return HookedTransformer.fromPretrained(model, a.get("revision").orElse("main"));
+        Optional<Path> adapter = a.get("adapter").map(Path::of);
+        if (adapter.isPresent() && !Files.isDirectory(adapter.get())) {
+            throw a.usage("--adapter " + adapter.get() + ": no such directory (give a PEFT LoRA adapter directory with "
+                    + Lora.CONFIG_FILE + " and " + Lora.WEIGHTS_FILE + ")");
+        }
+        HookedTransformer m = HookedTransformer.fromPretrained(model, a.get("revision").orElse("main"));
+        if (adapter.isPresent()) {
+            try {
+                // merged once: the same weights as applying it per forward pass, without the per-pass cost
+                Lora.load(m, adapter.get()).merge();
+            } catch (RuntimeException e) {
+                m.close();
+                throw e;
+            }
+        }
+        return m;
     }
 
     private static long[] parseIds(Args a) {

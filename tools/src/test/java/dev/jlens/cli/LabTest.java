@@ -201,4 +201,69 @@ class LabTest {
             assertEquals(cached.out, uncached.out, e.getKey());
         }
     }
+
+    /**
+     * {@code --adapter}: logits equal those of the model with the adapter applied in the library, which differ from
+     * the base model's; generation takes it too; a missing directory is a usage error, an adapter of another model a
+     * message naming both sides.
+     */
+    @Test
+    void adapterAppliesAPeftLoraAdapter(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        dev.jlens.model.arch.ModelConfig cfg = dev.jlens.model.arch.ModelConfig.gpt2(32, 2, 4, 64, 50, 16);
+        java.nio.file.Path model = tmp.resolve("model"), adapter = tmp.resolve("adapter");
+        long[] ids = {1, 7, 3, 9, 4, 12};
+        float[] base, adapted;
+        try (dev.jlens.model.HookedTransformer m = dev.jlens.model.HookedTransformer.random(cfg, 5);
+             dev.jlens.lora.Lora lora = dev.jlens.lora.Lora.attach(m,
+                     dev.jlens.lora.LoraConfig.of(4, 8, "c_attn", "mlp.c_proj"))) {
+            m.save(model);
+            java.util.SplittableRandom r = new java.util.SplittableRandom(1);
+            for (var e : lora.parameters().entrySet()) {
+                if (!e.getKey().endsWith("lora_B.weight")) continue;
+                float[] v = new float[(int) e.getValue().size()];
+                for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextDouble() - 0.5);
+                e.getValue().set(new ai.djl.ndarray.index.NDIndex(":"),
+                        e.getValue().getManager().create(v, e.getValue().getShape()));
+            }
+            lora.save(adapter);
+            adapted = m.forward(ids).toFloatArray();
+            lora.detach();
+            base = m.forward(ids).toFloatArray();
+        }
+        Run plain = lab("logits", "--model", model.toString(), "--ids", "1,7,3,9,4,12");
+        Run withAdapter = lab("logits", "--model", model.toString(), "--ids", "1,7,3,9,4,12", "--adapter",
+                adapter.toString());
+        assertEquals(0, plain.code, plain.err);
+        assertEquals(0, withAdapter.code, withAdapter.err);
+        JsonNode p = json.readTree(plain.out).get("logits"), a = json.readTree(withAdapter.out).get("logits");
+        double adapterEffect = 0;
+        for (int pos = 0; pos < ids.length; pos++) {
+            for (int v = 0; v < 50; v++) {
+                assertEquals(base[pos * 50 + v], p.get(pos).get(v).floatValue(), 1e-5, "base " + pos);
+                assertEquals(adapted[pos * 50 + v], a.get(pos).get(v).floatValue(), 1e-5, "adapted " + pos);
+                adapterEffect = Math.max(adapterEffect, Math.abs(base[pos * 50 + v] - adapted[pos * 50 + v]));
+            }
+        }
+        assertTrue(adapterEffect > 1e-2, "the adapter changes the logits: " + adapterEffect);
+        Run gen = lab("generate", "--model", model.toString(), "--ids", "1,7", "--max-new-tokens", "4", "--adapter",
+                adapter.toString());
+        assertEquals(0, gen.code, gen.err);
+        String[] generated = gen.out.strip().split(",");
+        assertEquals(4, generated.length, gen.out);
+        int argmax = 0;   // greedy: the first new token is the adapted model's top prediction after [1, 7]
+        for (int v = 1; v < 50; v++) if (adapted[50 + v] > adapted[50 + argmax]) argmax = v;
+        assertEquals(argmax, Integer.parseInt(generated[0]), gen.out);
+        assertUsage(lab("logits", "--model", model.toString(), "--ids", "1", "--adapter", tmp.resolve("none").toString()),
+                "--adapter", "no such directory");
+        java.nio.file.Path other = tmp.resolve("other");
+        try (dev.jlens.model.HookedTransformer m = dev.jlens.model.HookedTransformer.random(
+                dev.jlens.model.arch.ModelConfig.gpt2(48, 2, 4, 64, 50, 16), 5)) {
+            m.save(other);
+        }
+        Run wrong = lab("logits", "--model", other.toString(), "--ids", "1", "--adapter", adapter.toString());
+        assertEquals(1, wrong.code, wrong.err);
+        assertTrue(wrong.err.contains("shape mismatch") && wrong.err.contains("(4, 32)"), wrong.err);
+        assertNoStackTrace(wrong);
+    }
 }

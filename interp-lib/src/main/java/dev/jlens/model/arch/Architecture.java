@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.jlens.hook.HookRegistry;
 
+import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
 
@@ -32,6 +33,16 @@ public interface Architecture {
      * nearest ones.
      */
     Map<String, NDArray> parameters();
+
+    /** The linear layers, in forward order, with where each one's weight lives among {@link #parameters()}. */
+    List<LinearModule> linearModules();
+
+    /**
+     * Gives the named linear layers (parameter names) a low-rank path, {@code output += (x a^T) b^T}, in the forward
+     * passes from now on, replacing the paths set before (an empty map clears them). The parameters are unchanged.
+     * Adapters (LoRA) set them for one pass at a time.
+     */
+    void adapt(Map<String, LowRank> paths);
 
     /** Tensors under their Hugging Face checkpoint names, for saving (may create copies on {@code scratch}). */
     Map<String, NDArray> stateDict(NDManager scratch);

@@ -146,6 +146,7 @@ public final class Gemma2 implements Architecture {
     private final Options opts;
     private final WeightTable<Gemma2> table;
     private WeightMap params;
+    private final Adapters adapters = new Adapters();   // low-rank paths of adapted linear layers (LoRA)
 
     private final HookPoint hookEmbed;          // [batch, pos, d_model], scaled by sqrt(d_model)
     private final Block[] blocks;
@@ -228,7 +229,7 @@ public final class Gemma2 implements Architecture {
             Block b = blocks[l];
             resid = b.residPre.run(resid);
             NDArray x = Ops.rmsNorm(resid, plusOne(b.inNormW), eps, b.ln1Scale, b.ln1Normalized);
-            NDList qkv = Ops.linear(x, b.qkvW, b.qkvB).split(new long[] {(long) h * dh, (long) (h + kvh) * dh}, 2);
+            NDList qkv = adapters.linear(x, b.qkvW, b.qkvB).split(new long[] {(long) h * dh, (long) (h + kvh) * dh}, 2);
             NDArray q = b.q.run(qkv.get(0).reshape(batch, pos, h, dh));
             NDArray k = b.k.run(qkv.get(1).reshape(batch, pos, kvh, dh));
             NDArray v = b.v.run(qkv.get(2).reshape(batch, pos, kvh, dh));
@@ -245,10 +246,10 @@ public final class Gemma2 implements Architecture {
                 mask = slidingMask;
             }
             NDArray z = Ops.attention(q, k, v, mask, scale, attnCap, b.attnScores, b.pattern, b.z);
-            NDArray attnOut = Ops.linear(z.reshape(batch, pos, (long) h * dh), b.oW, b.oB);
+            NDArray attnOut = adapters.linear(z.reshape(batch, pos, (long) h * dh), b.oW, b.oB);
             if (b.result.isActive()) {
                 // Per-head outputs only when hooked; a hook that replaces them redefines the sum ln1_post reads.
-                NDArray result = Ops.perHeadResult(z, b.oW);
+                NDArray result = Ops.perHeadResult(z, adapters.effective(b.oW, false));
                 NDArray hooked = b.result.run(result);
                 if (hooked != result) {
                     attnOut = hooked.sum(new int[] {2});
@@ -259,11 +260,11 @@ public final class Gemma2 implements Architecture {
             attnOut = b.attnOut.run(attnOut);
             resid = b.residMid.run(resid.add(attnOut));
             NDArray x2 = Ops.rmsNorm(resid, plusOne(b.preFfNormW), eps, b.ln2Scale, b.ln2Normalized);
-            NDList gateUp = Ops.linear(x2, b.gateUpW, null).split(2, 2);
+            NDList gateUp = adapters.linear(x2, b.gateUpW, null).split(2, 2);
             NDArray gate = b.mlpPre.run(gateUp.get(0));
             NDArray up = b.mlpPreLinear.run(gateUp.get(1));
             NDArray post = b.mlpPost.run(Ops.activation(cfg.act(), gate).mul(up));
-            NDArray mlpOut = Ops.linear(post, b.downW, null);
+            NDArray mlpOut = adapters.linear(post, b.downW, null);
             mlpOut = Ops.rmsNorm(mlpOut, plusOne(b.postFfNormW), eps, b.ln2PostScale, b.ln2PostNormalized);
             mlpOut = b.mlpOut.run(mlpOut);
             resid = b.residPost.run(resid.add(mlpOut));
@@ -436,22 +437,22 @@ public final class Gemma2 implements Architecture {
         t.layer(p + "input_layernorm.weight", shape(d), ZEROS, (a, l, x) -> a.blocks[l].inNormW = x);
         t.layer(p + "self_attn.qkv_proj.weight", shape(qkvd, d), normal("layers.{L}.qkv", std),
                 (a, l, x) -> a.blocks[l].qkvW = x).fusedFrom(part(p + "self_attn.q_proj.weight", qd),
-                part(p + "self_attn.k_proj.weight", kvd), part(p + "self_attn.v_proj.weight", kvd));
+                part(p + "self_attn.k_proj.weight", kvd), part(p + "self_attn.v_proj.weight", kvd)).linear();
         if (c.qkvBias()) {
             t.layer(p + "self_attn.qkv_proj.bias", shape(qkvd), ZEROS, (a, l, x) -> a.blocks[l].qkvB = x)
                     .fusedFrom(part(p + "self_attn.q_proj.bias", qd), part(p + "self_attn.k_proj.bias", kvd),
                             part(p + "self_attn.v_proj.bias", kvd));
         }
         t.layer(p + "self_attn.o_proj.weight", shape(d, qd), normal("layers.{L}.o_proj", std),
-                (a, l, x) -> a.blocks[l].oW = x);
+                (a, l, x) -> a.blocks[l].oW = x).linear();
         if (c.attnOutBias()) t.layer(p + "self_attn.o_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].oB = x);
         t.layer(p + "post_attention_layernorm.weight", shape(d), ZEROS, (a, l, x) -> a.blocks[l].postAttnNormW = x);
         t.layer(p + "pre_feedforward_layernorm.weight", shape(d), ZEROS, (a, l, x) -> a.blocks[l].preFfNormW = x);
         t.layer(p + "mlp.gate_up_proj.weight", shape(2 * m, d), normal("layers.{L}.gate_up", std),
                 (a, l, x) -> a.blocks[l].gateUpW = x)
-                .fusedFrom(part(p + "mlp.gate_proj.weight", m), part(p + "mlp.up_proj.weight", m));
+                .fusedFrom(part(p + "mlp.gate_proj.weight", m), part(p + "mlp.up_proj.weight", m)).linear();
         t.layer(p + "mlp.down_proj.weight", shape(d, m), normal("layers.{L}.down_proj", std),
-                (a, l, x) -> a.blocks[l].downW = x);
+                (a, l, x) -> a.blocks[l].downW = x).linear();
         t.layer(p + "post_feedforward_layernorm.weight", shape(d), ZEROS, (a, l, x) -> a.blocks[l].postFfNormW = x);
         t.add("model.norm.weight", shape(d), ZEROS, (a, x) -> a.normW = x);
         if (!c.tiedEmbeddings()) t.add("lm_head.weight", shape(v, d), normal("lm_head", std), (a, x) -> a.lmHead = x);
@@ -479,6 +480,16 @@ public final class Gemma2 implements Architecture {
     @Override
     public Map<String, NDArray> parameters() {
         return params;
+    }
+
+    @Override
+    public List<LinearModule> linearModules() {
+        return table.linearModules();
+    }
+
+    @Override
+    public void adapt(Map<String, LowRank> paths) {
+        adapters.set(table.lowRankByWeight(params, paths));
     }
 
     @Override

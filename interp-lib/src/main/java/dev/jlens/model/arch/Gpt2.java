@@ -37,6 +37,7 @@ public final class Gpt2 implements Architecture {
     private final ModelConfig cfg;
     private final WeightTable<Gpt2> table;
     private WeightMap params;
+    private final Adapters adapters = new Adapters();   // low-rank paths of adapted linear layers (LoRA)
 
     // Hook points, in forward order (TransformerLens names).
     private final HookPoint hookEmbed;      // [batch, pos, d_model]
@@ -116,7 +117,7 @@ public final class Gpt2 implements Architecture {
             Block b = blocks[l];
             resid = b.residPre.run(resid);
             NDArray x = Ops.layerNorm(resid, b.ln1W, b.ln1B, cfg.normEps(), b.ln1Scale, b.ln1Normalized);
-            NDArray qkv = Ops.linear(x, b.cAttnW.transpose(), b.cAttnB);            // [b, p, 3 d]
+            NDArray qkv = adapters.conv1d(x, b.cAttnW, b.cAttnB);            // [b, p, 3 d]
             ai.djl.ndarray.NDList qkvParts = qkv.split(3, 2);
             NDArray q = b.q.run(qkvParts.get(0).reshape(batch, pos, nHeads, dHead));
             NDArray k = b.k.run(qkvParts.get(1).reshape(batch, pos, nHeads, dHead));
@@ -127,10 +128,10 @@ public final class Gpt2 implements Architecture {
                 v = kv[1];
             }
             NDArray z = Ops.attention(q, k, v, in.mask(), b.attnScores, b.pattern, b.z);
-            NDArray attnOut = Ops.linear(z.reshape(batch, pos, d), b.cProjW.transpose(), b.cProjB);
+            NDArray attnOut = adapters.conv1d(z.reshape(batch, pos, d), b.cProjW, b.cProjB);
             if (b.result.isActive()) {
                 // Per-head outputs only when hooked; a hook that replaces them redefines attn_out as their sum.
-                NDArray result = Ops.perHeadResult(z, b.cProjW.transpose());
+                NDArray result = Ops.perHeadResult(z, adapters.effective(b.cProjW, true).transpose());
                 NDArray hooked = b.result.run(result);
                 if (hooked != result) attnOut = hooked.sum(new int[] {2}).add(b.cProjB);
             }
@@ -141,9 +142,9 @@ public final class Gpt2 implements Architecture {
             }
             resid = b.residMid.run(resid.add(attnOut));
             NDArray x2 = Ops.layerNorm(resid, b.ln2W, b.ln2B, cfg.normEps(), b.ln2Scale, b.ln2Normalized);
-            NDArray pre = b.mlpPre.run(Ops.linear(x2, b.fcW.transpose(), b.fcB));
+            NDArray pre = b.mlpPre.run(adapters.conv1d(x2, b.fcW, b.fcB));
             NDArray post = b.mlpPost.run(Ops.activation(cfg.act(), pre));
-            NDArray mlpOut = b.mlpOut.run(Ops.linear(post, b.mlpProjW.transpose(), b.mlpProjB));
+            NDArray mlpOut = b.mlpOut.run(adapters.conv1d(post, b.mlpProjW, b.mlpProjB));
             resid = b.residPost.run(resid.add(mlpOut));
         }
         NDArray normed = Ops.layerNorm(resid, lnFW, lnFB, cfg.normEps(), lnFinalScale, lnFinalNormalized);
@@ -217,18 +218,18 @@ public final class Gpt2 implements Architecture {
         t.layer(h + "ln_1.weight", shape(d), ONES, (a, l, x) -> a.blocks[l].ln1W = x);
         t.layer(h + "ln_1.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].ln1B = x);
         t.layer(h + "attn.c_attn.weight", shape(d, 3 * d), normal("h.{L}.c_attn", std),
-                (a, l, x) -> a.blocks[l].cAttnW = x);
+                (a, l, x) -> a.blocks[l].cAttnW = x).conv1d();
         t.layer(h + "attn.c_attn.bias", shape(3 * d), ZEROS, (a, l, x) -> a.blocks[l].cAttnB = x);
         t.layer(h + "attn.c_proj.weight", shape(d, d), normal("h.{L}.c_proj", projStd),
-                (a, l, x) -> a.blocks[l].cProjW = x);
+                (a, l, x) -> a.blocks[l].cProjW = x).conv1d();
         t.layer(h + "attn.c_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].cProjB = x);
         if (!c.attnOnly()) {
             t.layer(h + "ln_2.weight", shape(d), ONES, (a, l, x) -> a.blocks[l].ln2W = x);
             t.layer(h + "ln_2.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].ln2B = x);
-            t.layer(h + "mlp.c_fc.weight", shape(d, m), normal("h.{L}.c_fc", std), (a, l, x) -> a.blocks[l].fcW = x);
+            t.layer(h + "mlp.c_fc.weight", shape(d, m), normal("h.{L}.c_fc", std), (a, l, x) -> a.blocks[l].fcW = x).conv1d();
             t.layer(h + "mlp.c_fc.bias", shape(m), ZEROS, (a, l, x) -> a.blocks[l].fcB = x);
             t.layer(h + "mlp.c_proj.weight", shape(m, d), normal("h.{L}.mlp.c_proj", projStd),
-                    (a, l, x) -> a.blocks[l].mlpProjW = x);
+                    (a, l, x) -> a.blocks[l].mlpProjW = x).conv1d();
             t.layer(h + "mlp.c_proj.bias", shape(d), ZEROS, (a, l, x) -> a.blocks[l].mlpProjB = x);
         }
         t.add("transformer.ln_f.weight", shape(d), ONES, (a, x) -> a.lnFW = x);
@@ -250,6 +251,16 @@ public final class Gpt2 implements Architecture {
     @Override
     public Map<String, NDArray> parameters() {
         return params;
+    }
+
+    @Override
+    public List<LinearModule> linearModules() {
+        return table.linearModules();
+    }
+
+    @Override
+    public void adapt(Map<String, LowRank> paths) {
+        adapters.set(table.lowRankByWeight(params, paths));
     }
 
     @Override

@@ -62,7 +62,7 @@ final class WeightTable<A> {
      * One tensor, for one layer. {@code parts} are the checkpoint tensors it is stacked from along its first axis: a
      * single part named like the entry when the checkpoint stores it as is.
      */
-    record Entry<A>(String name, Shape shape, Init init, List<Part> parts, Holder<A> holder) {
+    record Entry<A>(String name, Shape shape, Init init, List<Part> parts, Layout layout, Holder<A> holder) {
         boolean fused() {
             return parts.size() > 1;
         }
@@ -74,6 +74,12 @@ final class WeightTable<A> {
         }
     }
 
+    /**
+     * Whether a tensor is a linear layer's weight, and in which layout: torch's {@code [out, in]} ({@code nn.Linear})
+     * or GPT-2's Conv1D {@code [in, out]}. Adapters (LoRA) may target linear layers only.
+     */
+    enum Layout { OTHER, LINEAR, CONV1D }
+
     /** An entry as declared, before {@code {L}} is filled in. */
     static final class Declared<A> {
         private final String name;
@@ -81,6 +87,7 @@ final class WeightTable<A> {
         private final Init init;
         private final LayerHolder<A> holder;
         private List<Part> parts;
+        private Layout layout = Layout.OTHER;
 
         private Declared(String name, Shape shape, Init init, LayerHolder<A> holder) {
             this.name = name;
@@ -91,19 +98,32 @@ final class WeightTable<A> {
         }
 
         /** This tensor is the checkpoint's {@code parts} stacked along the first axis (kept fused for speed). */
-        void fusedFrom(Part... fused) {
+        Declared<A> fusedFrom(Part... fused) {
             long rows = Arrays.stream(fused).mapToLong(Part::rows).sum();
             if (rows != shape.get(0)) {
                 throw new IllegalStateException(name + ": parts have " + rows + " rows, the tensor " + shape.get(0));
             }
             this.parts = List.of(fused);
+            return this;
+        }
+
+        /** This tensor is a linear layer's weight in torch's {@code [out, in]} layout (each part one layer). */
+        Declared<A> linear() {
+            layout = Layout.LINEAR;
+            return this;
+        }
+
+        /** This tensor is a Conv1D layer's weight, {@code [in, out]} (GPT-2). */
+        Declared<A> conv1d() {
+            layout = Layout.CONV1D;
+            return this;
         }
 
         private Entry<A> at(int layer) {
             String l = String.valueOf(layer);
             Init in = init instanceof Normal n ? new Normal(n.stream().replace("{L}", l), n.std()) : init;
             List<Part> ps = parts.stream().map(p -> new Part(p.name().replace("{L}", l), p.rows())).toList();
-            return new Entry<>(name.replace("{L}", l), shape, in, ps, (a, x) -> holder.set(a, layer, x));
+            return new Entry<>(name.replace("{L}", l), shape, in, ps, layout, (a, x) -> holder.set(a, layer, x));
         }
     }
 
@@ -186,6 +206,59 @@ final class WeightTable<A> {
             loaded.put(e.name(), t);
         }
         return new WeightMap(loaded, "parameter");
+    }
+
+    /**
+     * The linear layers, one per checkpoint weight (a fused tensor holds several), in forward order: see
+     * {@link LinearModule}.
+     */
+    List<LinearModule> linearModules() {
+        List<LinearModule> out = new ArrayList<>();
+        for (Entry<A> e : entries()) {
+            if (e.layout() == Layout.OTHER) continue;
+            if (e.layout() == Layout.CONV1D) {
+                out.add(new LinearModule(module(e.name()), e.name(), 0, e.shape().get(1), e.shape().get(0), true));
+                continue;
+            }
+            long at = 0;
+            for (Part p : e.parts()) {
+                out.add(new LinearModule(module(p.name()), e.name(), at, p.rows(), e.shape().get(1), false));
+                at += p.rows();
+            }
+        }
+        return out;
+    }
+
+    private static String module(String weightName) {
+        if (!weightName.endsWith(".weight")) throw new IllegalStateException("not a weight: " + weightName);
+        return weightName.substring(0, weightName.length() - ".weight".length());
+    }
+
+    /**
+     * The low-rank paths by the weight array they adapt, checked: each name must be a linear layer's weight and the
+     * factors must fit its shape ({@code a} {@code [k, in]}, {@code b} {@code [out, k]}).
+     */
+    Map<NDArray, LowRank> lowRankByWeight(Map<String, NDArray> params, Map<String, LowRank> paths) {
+        if (paths.isEmpty()) return Map.of();
+        Map<String, Entry<A>> byName = new LinkedHashMap<>();
+        for (Entry<A> e : entries()) byName.put(e.name(), e);
+        Map<NDArray, LowRank> out = new java.util.IdentityHashMap<>();
+        for (Map.Entry<String, LowRank> p : paths.entrySet()) {
+            Entry<A> e = byName.get(p.getKey());
+            if (e == null) throw WeightMap.unknown(p.getKey(), byName.keySet(), "parameter");
+            if (e.layout() == Layout.OTHER) {
+                throw new IllegalArgumentException("parameter '" + p.getKey() + "' is not a linear layer's weight");
+            }
+            long outF = e.layout() == Layout.CONV1D ? e.shape().get(1) : e.shape().get(0);
+            long inF = e.layout() == Layout.CONV1D ? e.shape().get(0) : e.shape().get(1);
+            LowRank lr = p.getValue();
+            if (lr.a().getShape().get(1) != inF || lr.b().getShape().get(0) != outF) {
+                throw new IllegalArgumentException("a low-rank change of '" + p.getKey() + "' (" + inF + " in, " + outF
+                        + " out) has a " + lr.a().getShape() + " and b " + lr.b().getShape());
+            }
+            out.put(params.get(p.getKey()), lr);
+        }
+        return out;
     }
 
     private String stored(String name, boolean strip) {

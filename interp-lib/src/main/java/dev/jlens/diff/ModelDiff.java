@@ -1,0 +1,275 @@
+package dev.jlens.diff;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDScope;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jlens.hook.NameFilter;
+import dev.jlens.model.ActivationCache;
+import dev.jlens.model.Batch;
+import dev.jlens.model.HookedTransformer;
+import dev.jlens.model.Tokenizer;
+import dev.jlens.model.WeightDelta;
+import dev.jlens.viz.Plots;
+import org.knowm.xchart.HeatMapChart;
+import tech.tablesaw.api.DoubleColumn;
+import tech.tablesaw.api.IntColumn;
+import tech.tablesaw.api.StringColumn;
+import tech.tablesaw.api.Table;
+
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalInt;
+
+/**
+ * What changed between a base model and a tuned model of one architecture (a full finetune, or the same model with
+ * a LoRA adapter attached): per-token KL of their predictions, relative weight differences per module, and
+ * differences of the residual stream by layer and position.
+ *
+ * <pre>{@code
+ * ModelDiff d = ModelDiff.of(base, tuned);
+ * TokenKl kl = d.kl(List.of("The cat sat on the mat", "Once upon a time"));
+ * kl.top(10, 8);               // the tokens where the predictions differ most, with their context
+ * d.weightDiffHeatmap();       // layer x module, ||W_t - W_b|| / ||W_b||
+ * d.activationDiff(base.toBatch(prompts));
+ * }</pre>
+ */
+public final class ModelDiff {
+    private final HookedTransformer base, tuned;
+
+    private ModelDiff(HookedTransformer base, HookedTransformer tuned) {
+        this.base = base;
+        this.tuned = tuned;
+    }
+
+    /**
+     * The diff of {@code tuned} against {@code base}. They must have one architecture and the same shapes: otherwise
+     * this throws naming both models and the first difference.
+     */
+    public static ModelDiff of(HookedTransformer base, HookedTransformer tuned) {
+        if (base == null || tuned == null) throw new IllegalArgumentException("both models are needed");
+        String both = "base '" + base.name() + "' and tuned '" + tuned.name() + "'";
+        if (!base.cfg().family().equals(tuned.cfg().family())) {
+            throw new IllegalArgumentException(both + " are of different architectures: " + base.cfg().family()
+                    + " vs " + tuned.cfg().family());
+        }
+        ObjectNode cb = base.cfg().toHf(), ct = tuned.cfg().toHf();
+        Iterator<String> it = cb.fieldNames();
+        while (it.hasNext()) {
+            String k = it.next();
+            JsonNode vb = cb.get(k), vt = ct.get(k);
+            if (!vb.equals(vt)) {
+                throw new IllegalArgumentException(both + " differ in config." + k + ": " + vb + " vs " + vt);
+            }
+        }
+        if (!ct.equals(cb)) throw new IllegalArgumentException(both + " have different configs: " + cb + " vs " + ct);
+        Map<String, NDArray> pb = base.parameters(), pt = tuned.parameters();
+        if (!pb.keySet().equals(pt.keySet())) {
+            throw new IllegalArgumentException(both + " have different parameters: " + pb.keySet() + " vs "
+                    + pt.keySet());
+        }
+        for (Map.Entry<String, NDArray> e : pb.entrySet()) {
+            if (!e.getValue().getShape().equals(pt.get(e.getKey()).getShape())) {
+                throw new IllegalArgumentException(both + ": parameter '" + e.getKey() + "' has shape "
+                        + e.getValue().getShape() + " vs " + pt.get(e.getKey()).getShape());
+            }
+        }
+        return new ModelDiff(base, tuned);
+    }
+
+    /** The base model. */
+    public HookedTransformer base() {
+        return base;
+    }
+
+    /** The tuned model. */
+    public HookedTransformer tuned() {
+        return tuned;
+    }
+
+    // ------------------------------------------------------------------ KL
+
+    /** Per-token KL(base || tuned) over {@code prompts}, tokenized by the base model's tokenizer. */
+    public TokenKl kl(List<String> prompts) {
+        List<TokenKl.Row> rows = new ArrayList<>();
+        List<long[]> ids = new ArrayList<>();
+        List<String[]> toks = new ArrayList<>();
+        for (String p : prompts) {
+            long[] t = base.toTokens(p);
+            klInto(Batch.of(t), ids.size(), rows, ids, toks);
+        }
+        return new TokenKl(ids, toks, rows);
+    }
+
+    /** Per-token KL(base || tuned) over a batch of token ids (padding, if any, is left out). */
+    public TokenKl kl(Batch batch) {
+        List<TokenKl.Row> rows = new ArrayList<>();
+        List<long[]> ids = new ArrayList<>();
+        List<String[]> toks = new ArrayList<>();
+        klInto(batch, 0, rows, ids, toks);
+        return new TokenKl(ids, toks, rows);
+    }
+
+    /** Per-token KL(base || tuned) over sequences of token ids (one batch). */
+    public TokenKl kl(long[][] tokens) {
+        return kl(Batch.of(tokens));
+    }
+
+    private void klInto(Batch batch, int firstPrompt, List<TokenKl.Row> rows, List<long[]> ids, List<String[]> toks) {
+        float[] kl;
+        int b = batch.size(), p = batch.length();
+        try (NDScope scope = new NDScope()) {
+            NDArray lb = base.forward(batch).logSoftmax(-1);
+            NDArray lt = tuned.forward(batch).logSoftmax(-1);
+            // KL(P || Q) = sum_v P(v) (log P(v) - log Q(v)), per position
+            kl = lb.exp().mul(lb.sub(lt)).sum(new int[] {-1}).toFloatArray();   // [b * p]
+        }
+        Optional<Tokenizer> tok = base.tokenizer();
+        for (int r = 0; r < b; r++) {
+            long[] seq = batch.ids()[r];
+            String[] strs = new String[p];
+            for (int j = 0; j < p; j++) strs[j] = tok.isPresent() ? base.toStrTokens(new long[] {seq[j]}).get(0)
+                    : "#" + seq[j];
+            ids.add(seq.clone());
+            toks.add(strs);
+            for (int j = 0; j < p; j++) {
+                if (!batch.mask()[r][j]) continue;
+                // rounding can give tiny negative values where the distributions agree: KL is never negative
+                rows.add(new TokenKl.Row(firstPrompt + r, j, seq[j], strs[j], Math.max(0, kl[r * p + j])));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ weights
+
+    /**
+     * Per parameter, {@code ||W_t - W_b||} (Frobenius), {@code ||W_b||} and their ratio (NaN where the base is zero),
+     * with the block index ({@code layer}, missing for tensors outside the blocks) and the name within the block
+     * ({@code module}). Weight deltas attached to either model (a LoRA adapter) count as part of its weights.
+     */
+    public Table weightDiff() {
+        StringColumn param = StringColumn.create("parameter"), module = StringColumn.create("module");
+        IntColumn layer = IntColumn.create("layer");
+        DoubleColumn diff = DoubleColumn.create("diff_norm"), norm = DoubleColumn.create("base_norm"),
+                rel = DoubleColumn.create("relative_diff");
+        try (NDScope scope = new NDScope()) {
+            Map<String, NDArray> wb = effective(base), wt = effective(tuned);
+            for (Map.Entry<String, NDArray> e : wb.entrySet()) {
+                NDArray b = e.getValue(), t = wt.get(e.getKey());
+                double d = t.sub(b).square().sum().sqrt().getFloat();
+                double n = b.square().sum().sqrt().getFloat();
+                param.append(e.getKey());
+                OptionalInt l = layerOf(e.getKey());
+                if (l.isPresent()) layer.append(l.getAsInt()); else layer.appendMissing();
+                module.append(moduleOf(e.getKey()));
+                diff.append(d);
+                norm.append(n);
+                rel.append(n == 0 ? Double.NaN : d / n);
+            }
+        }
+        return Table.create("weight difference", param, layer, module, diff, norm, rel);
+    }
+
+    /** Relative weight difference of every block tensor as a layer x module heatmap. */
+    public HeatMapChart weightDiffHeatmap() {
+        Table t = weightDiff();
+        LinkedHashSet<String> modules = new LinkedHashSet<>();
+        int layers = base.nLayers();
+        for (int i = 0; i < t.rowCount(); i++) if (!t.intColumn("layer").isMissing(i)) modules.add(t.stringColumn("module").get(i));
+        List<String> cols = new ArrayList<>(modules);
+        double[][] v = new double[layers][cols.size()];
+        for (double[] row : v) java.util.Arrays.fill(row, Double.NaN);
+        for (int i = 0; i < t.rowCount(); i++) {
+            if (t.intColumn("layer").isMissing(i)) continue;
+            v[t.intColumn("layer").getInt(i)][cols.indexOf(t.stringColumn("module").get(i))] =
+                    t.doubleColumn("relative_diff").getDouble(i);
+        }
+        List<String> rows = new ArrayList<>();
+        for (int l = 0; l < layers; l++) rows.add(Integer.toString(l));
+        return Plots.heatmap("||W_t - W_b|| / ||W_b||", v, rows, cols, "module", "layer");
+    }
+
+    /** The weights a forward pass reads: parameters plus the model's attached weight deltas. */
+    private static Map<String, NDArray> effective(HookedTransformer m) {
+        Map<String, NDArray> out = new LinkedHashMap<>(m.parameters());
+        if (m.weightDeltas().isEmpty()) return out;
+        java.util.Set<String> conv1d = new java.util.HashSet<>();
+        for (dev.jlens.model.arch.LinearModule l : m.linearModules()) if (l.conv1d()) conv1d.add(l.parameter());
+        for (WeightDelta d : m.weightDeltas()) {
+            d.deltas().forEach((name, lr) -> out.put(name, out.get(name).add(conv1d.contains(name)
+                    ? lr.delta().transpose() : lr.delta())));
+        }
+        return out;
+    }
+
+    /** The block index in a parameter name (the first all-digit segment), if any. */
+    static OptionalInt layerOf(String name) {
+        for (String s : name.split("\\.")) {
+            if (!s.isEmpty() && s.chars().allMatch(Character::isDigit)) return OptionalInt.of(Integer.parseInt(s));
+        }
+        return OptionalInt.empty();
+    }
+
+    /** A parameter's name within its block ({@code transformer.h.3.attn.c_attn.weight} → {@code attn.c_attn.weight}). */
+    static String moduleOf(String name) {
+        String[] parts = name.split("\\.");
+        for (int i = 0; i < parts.length - 1; i++) {
+            if (!parts[i].isEmpty() && parts[i].chars().allMatch(Character::isDigit)) {
+                return String.join(".", java.util.Arrays.copyOfRange(parts, i + 1, parts.length));
+            }
+        }
+        return name;
+    }
+
+    // ------------------------------------------------------------------ activations
+
+    /**
+     * Per layer and position, the residual stream's difference after the block ({@code hook_resid_post}): the mean
+     * over the batch's prompts (padding left out) of {@code ||a_t - a_b||} and of that over {@code ||a_b||}.
+     */
+    public Table activationDiff(Batch batch) {
+        IntColumn layer = IntColumn.create("layer"), position = IntColumn.create("position");
+        DoubleColumn diff = DoubleColumn.create("diff_norm"), rel = DoubleColumn.create("relative_diff");
+        int b = batch.size(), p = batch.length();
+        try (NDScope scope = new NDScope();
+             ActivationCache cb = base.runWithCache(batch, NameFilter.of("hook_resid_post"));
+             ActivationCache ct = tuned.runWithCache(batch, NameFilter.of("hook_resid_post"))) {
+            for (int l = 0; l < base.nLayers(); l++) {
+                NDArray ab = cb.get("resid_post", l), at = ct.get("resid_post", l);   // [b, p, d]
+                float[] d = at.sub(ab).norm(new int[] {-1}).toFloatArray();
+                float[] n = ab.norm(new int[] {-1}).toFloatArray();
+                for (int j = 0; j < p; j++) {
+                    double sd = 0, sr = 0;
+                    int count = 0;
+                    for (int r = 0; r < b; r++) {
+                        if (!batch.mask()[r][j]) continue;
+                        sd += d[r * p + j];
+                        sr += n[r * p + j] == 0 ? 0 : d[r * p + j] / n[r * p + j];
+                        count++;
+                    }
+                    if (count == 0) continue;
+                    layer.append(l);
+                    position.append(j);
+                    diff.append(sd / count);
+                    rel.append(sr / count);
+                }
+            }
+        }
+        return Table.create("resid_post difference", layer, position, diff, rel);
+    }
+
+    /** {@link #activationDiff(Batch)} over token sequences of one length. */
+    public Table activationDiff(long[][] tokens) {
+        return activationDiff(Batch.of(tokens));
+    }
+
+    @Override
+    public String toString() {
+        return "ModelDiff(base " + base.name() + ", tuned " + tuned.name() + ")";
+    }
+}

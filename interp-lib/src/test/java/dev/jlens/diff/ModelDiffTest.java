@@ -1,0 +1,161 @@
+package dev.jlens.diff;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
+import dev.jlens.lora.Lora;
+import dev.jlens.lora.LoraConfig;
+import dev.jlens.model.Batch;
+import dev.jlens.model.HookedTransformer;
+import dev.jlens.model.arch.ModelConfig;
+import dev.jlens.testing.Models;
+import org.junit.jupiter.api.Test;
+import org.knowm.xchart.HeatMapChart;
+import tech.tablesaw.api.Table;
+
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalInt;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class ModelDiffTest {
+    static final ModelConfig GPT2 = ModelConfig.gpt2(32, 2, 4, 64, 50, 16);
+    static final ModelConfig LLAMA = ModelConfig.llama(32, 2, 4, 2, 64, 50, 16);
+    static final long[][] TOKENS = {Models.tokens(10, 50, 1), Models.tokens(10, 50, 2), Models.tokens(10, 50, 3)};
+
+    @Test
+    void klOfAModelWithItselfIsZeroAndPositiveAgainstAnother() {
+        for (ModelConfig c : List.of(GPT2, LLAMA)) {
+            try (HookedTransformer a = HookedTransformer.random(c, 1); HookedTransformer b = HookedTransformer.random(c, 2)) {
+                TokenKl self = ModelDiff.of(a, a).kl(TOKENS);
+                assertEquals(30, self.rows().size());
+                assertTrue(self.max() <= 1e-6, "KL with itself " + self.max());
+                TokenKl other = ModelDiff.of(a, b).kl(TOKENS);
+                assertTrue(other.rows().stream().allMatch(r -> r.kl() > 0), "every position differs: " + other);
+                Table t = other.table();
+                assertEquals(List.of("prompt", "position", "token_id", "token", "kl"), t.columnNames());
+                assertEquals(30, t.rowCount());
+                assertEquals(TOKENS[1][4], t.longColumn("token_id").getLong(14));
+                Table top = other.top(5, 3);
+                assertEquals(5, top.rowCount());
+                assertEquals(other.max(), top.doubleColumn("kl").getDouble(0), 0);
+                for (int i = 1; i < 5; i++) {
+                    assertTrue(top.doubleColumn("kl").getDouble(i) <= top.doubleColumn("kl").getDouble(i - 1));
+                }
+                String ctx = top.stringColumn("context").get(0);
+                assertTrue(ctx.endsWith("[" + top.stringColumn("token").get(0) + "]"), ctx);
+            }
+        }
+    }
+
+    /** KL agrees with a direct computation from the two models' probabilities, in double. */
+    @Test
+    void klMatchesItsDefinition() {
+        try (HookedTransformer a = HookedTransformer.random(GPT2, 1); HookedTransformer b = HookedTransformer.random(GPT2, 2)) {
+            float[] la = a.forward(TOKENS[0]).toFloatArray(), lb = b.forward(TOKENS[0]).toFloatArray();
+            double[] kl = ModelDiff.of(a, b).kl(new long[][] {TOKENS[0]}).of(0);
+            int v = 50;
+            for (int p = 0; p < TOKENS[0].length; p++) {
+                double[] pa = softmax(la, p * v, v), pb = softmax(lb, p * v, v);
+                double want = 0;
+                for (int i = 0; i < v; i++) want += pa[i] * (Math.log(pa[i]) - Math.log(pb[i]));
+                assertEquals(want, kl[p], 1e-5, "position " + p);
+            }
+        }
+    }
+
+    private static double[] softmax(float[] x, int from, int n) {
+        double max = Double.NEGATIVE_INFINITY, sum = 0;
+        for (int i = 0; i < n; i++) max = Math.max(max, x[from + i]);
+        double[] out = new double[n];
+        for (int i = 0; i < n; i++) sum += out[i] = Math.exp(x[from + i] - max);
+        for (int i = 0; i < n; i++) out[i] /= sum;
+        return out;
+    }
+
+    @Test
+    void swappingEveryWeightTurnsOneModelIntoTheOther() {
+        try (HookedTransformer base = HookedTransformer.random(LLAMA, 1);
+             HookedTransformer tuned = HookedTransformer.random(LLAMA, 2)) {
+            ModelDiff d = ModelDiff.of(base, tuned);
+            Table w = d.weightDiff();
+            assertEquals(base.parameters().size(), w.rowCount());
+            for (int i = 0; i < w.rowCount(); i++) {
+                // two seeds draw different matrices; norms start at 1 in both
+                boolean matrix = base.parameters().get(w.stringColumn("parameter").get(i)).getShape().dimension() == 2;
+                assertEquals(matrix, w.doubleColumn("diff_norm").getDouble(i) > 0, w.stringColumn("parameter").get(i));
+            }
+            assertTrue(d.kl(TOKENS).mean() > 1e-4);
+            Table acts = d.activationDiff(TOKENS);
+            assertEquals(2 * 10, acts.rowCount());
+            assertTrue(acts.doubleColumn("diff_norm").min() > 0);
+            for (Map.Entry<String, NDArray> e : tuned.parameters().entrySet()) {
+                base.parameters().get(e.getKey()).set(new NDIndex(":"), e.getValue());
+            }
+            assertEquals(0, d.weightDiff().doubleColumn("diff_norm").max(), 0);
+            assertTrue(d.kl(TOKENS).max() <= 1e-6, "with every weight swapped the models agree");
+            assertEquals(0, d.activationDiff(TOKENS).doubleColumn("diff_norm").max(), 0);
+        }
+    }
+
+    @Test
+    void weightDiffOfItselfIsZeroAndTheTableNamesLayersAndModules() {
+        try (HookedTransformer a = HookedTransformer.random(GPT2, 1)) {
+            Table w = ModelDiff.of(a, a).weightDiff();
+            assertEquals(0, w.doubleColumn("diff_norm").max(), 0);
+            assertEquals(0, w.doubleColumn("relative_diff").max(), 0);
+            int row = w.stringColumn("parameter").indexOf("transformer.h.1.attn.c_attn.weight");
+            assertEquals(1, w.intColumn("layer").getInt(row));
+            assertEquals("attn.c_attn.weight", w.stringColumn("module").get(row));
+            int wte = w.stringColumn("parameter").indexOf("transformer.wte.weight");
+            assertTrue(w.intColumn("layer").isMissing(wte));
+            assertEquals(OptionalInt.of(12), ModelDiff.layerOf("model.layers.12.mlp.down_proj.weight"));
+        }
+    }
+
+    /** A LoRA adapter on one layer shows up in that layer's weights only, in the table and the heatmap. */
+    @Test
+    void aLoraFinetuneIsDiffedLikeAFullOne() {
+        try (HookedTransformer base = HookedTransformer.random(GPT2, 1);
+             HookedTransformer tuned = HookedTransformer.random(GPT2, 1);
+             Lora lora = Lora.attach(tuned, LoraConfig.of(2, 4, "h.1.mlp.c_fc"))) {
+            SplittableRandom r = new SplittableRandom(3);
+            NDArray b = lora.parameters().get(Lora.PREFIX + "transformer.h.1.mlp.c_fc.lora_B.weight");
+            float[] v = new float[(int) b.size()];
+            for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextDouble() - 0.5);
+            b.set(new NDIndex(":"), b.getManager().create(v, b.getShape()));
+            ModelDiff d = ModelDiff.of(base, tuned);
+            Table w = d.weightDiff();
+            for (int i = 0; i < w.rowCount(); i++) {
+                boolean adapted = w.stringColumn("parameter").get(i).equals("transformer.h.1.mlp.c_fc.weight");
+                assertEquals(adapted, w.doubleColumn("diff_norm").getDouble(i) > 0, w.stringColumn("parameter").get(i));
+            }
+            HeatMapChart h = d.weightDiffHeatmap();
+            assertFalse(h.getSeriesMap().isEmpty());
+            // the change starts in block 1's MLP: block 0's residual stream is the same, block 1's differs
+            Table acts = d.activationDiff(Batch.of(TOKENS));
+            for (int i = 0; i < acts.rowCount(); i++) {
+                int layer = acts.intColumn("layer").getInt(i);
+                assertEquals(layer == 1, acts.doubleColumn("diff_norm").getDouble(i) > 0, "layer " + layer);
+            }
+            assertTrue(d.kl(TOKENS).mean() > 0);
+        }
+    }
+
+    @Test
+    void mismatchedModelsAreRefusedNamingBoth() {
+        try (HookedTransformer g = HookedTransformer.random(GPT2, 1); HookedTransformer l = HookedTransformer.random(LLAMA, 1);
+             HookedTransformer wide = HookedTransformer.random(ModelConfig.gpt2(48, 2, 4, 64, 50, 16), 1)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelDiff.of(g, l));
+            assertTrue(e.getMessage().contains("random gpt2") && e.getMessage().contains("random llama")
+                    && e.getMessage().contains("architectures"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> ModelDiff.of(g, wide));
+            assertTrue(e.getMessage().contains("n_embd") && e.getMessage().contains("32")
+                    && e.getMessage().contains("48"), e.getMessage());
+        }
+    }
+}
