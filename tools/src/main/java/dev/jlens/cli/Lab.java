@@ -26,7 +26,8 @@ import java.util.Set;
 import java.util.stream.Collectors;
 
 /**
- * The {@code lab} command line: {@code generate}, {@code logits}, {@code bench NAME}, {@code help}. Bad arguments
+ * The {@code lab} command line: {@code generate}, {@code logits}, {@code patch}, {@code attribute},
+ * {@code chat-template}, {@code zoo}, {@code bench NAME}, {@code help}. Bad arguments
  * print a message naming the valid choices and exit with code 2; a failure while running exits with 1.
  */
 public final class Lab {
@@ -58,6 +59,12 @@ public final class Lab {
                   metric(corrupt) + sum (a_clean - a_corrupt) * dM/da with the gradient on the corrupt run (noise
                   mirrors it); atp-star adds the QK fix; eap-ig averages the gradient over M (default 16) inputs on
                   the line from the patched run's embeddings to the other's.
+              chat-template --tokenizer-config FILE --messages FILE.json [--add-generation-prompt]
+                            [--template-kwargs JSON]
+                  Renders the tokenizer's Jinja chat template (tokenizer_config.json's chat_template, or a
+                  chat_template.jinja beside it) as transformers' apply_chat_template does; messages is a JSON
+                  array of {"role":..,"content":..}. Prints one line {"prompt":"..."}. A template that raises exits 1
+                  with its message; --template-kwargs passes template variables, e.g. '{"enable_thinking": false}'.
               zoo list | train NAME | eval NAME
                   The project's tiny trained models in data/models (see ./lab zoo list).
               bench NAME [options]
@@ -126,12 +133,13 @@ public final class Lab {
                 case "zoo" -> ZooCli.run(rest, out, err);
                 case "patch" -> PatchCli.patch(rest, out);
                 case "attribute" -> PatchCli.attribute(rest, out);
+                case "chat-template" -> ChatTemplateCli.run(rest, out);
                 case "help", "--help", "-h" -> {
                     out.print(usage());
                     yield OK;
                 }
                 default -> throw new UsageException("unknown command '" + cmd + "'; valid commands: generate, logits, "
-                        + "patch, attribute, bench, zoo, help");
+                        + "patch, attribute, chat-template, bench, zoo, help");
             };
         } catch (UsageException e) {
             err.println("lab: " + e.getMessage());
