@@ -89,8 +89,11 @@ def render(template_dir, messages, add_generation_prompt, kwargs):
     template, specials = load(template_dir)
     if template is None:
         return {"error": "no chat template"}
+    kwargs = dict(kwargs)
+    tools = kwargs.pop("tools", None)  # apply_chat_template's own arguments, passed as None when not given
+    documents = kwargs.pop("documents", None)
     try:
-        prompt = compile_template(template).render(messages=messages, tools=None, documents=None,
+        prompt = compile_template(template).render(messages=messages, tools=tools, documents=documents,
                                                    add_generation_prompt=add_generation_prompt,
                                                    **{**specials, **kwargs})
     except jinja2.exceptions.TemplateError as e:
