@@ -36,13 +36,20 @@ import java.util.stream.Collectors;
  * Qwen 3, {@code date_string} for Llama 3, ...).
  *
  * <p>The engine is HubSpot's Jinjava with Python's semantics added where chat templates rely on them: the string
- * methods {@code strip}, {@code lstrip}, {@code rstrip}, {@code split}, {@code startswith}, {@code endswith}, ...
- * (Java's {@code split} takes a regular expression and drops trailing empty strings), the dict methods
- * {@code items}, {@code keys}, {@code values}, {@code get}, the {@code items} and {@code trim} filters, reversal by
- * slicing ({@code [::-1]}), transformers' {@code {% generation %}} tag, and Jinja's source handling (newlines
- * normalised, one trailing newline dropped). Not supported, with a clear error where it shows: slices with a step
- * other than -1; Python's spelling of printed booleans and lists ({@code {{ flag }}} prints {@code true}, Python
- * {@code True}); {@code x is defined} for a variable passed as none (Jinjava treats it as undefined).
+ * methods {@code strip}, {@code lstrip}, {@code rstrip}, {@code split}, {@code startswith}, {@code endswith},
+ * {@code replace}, {@code title}, ... (Java's {@code split} takes a regular expression and drops trailing empty
+ * strings), string indexing, the dict methods {@code items}, {@code keys}, {@code values}, {@code get}, the
+ * {@code items} and {@code trim} filters, reversal by slicing ({@code [::-1]}), transformers'
+ * {@code {% generation %}} tag, printed values spelled as Python spells them ({@code True}, {@code ['a']}), and
+ * Jinja's source handling, applied to the source before Jinjava sees it ({@link JinjaRewrite}): newlines
+ * normalised, one trailing newline dropped, {@code trim_blocks}/{@code lstrip_blocks} and the {@code -}/{@code +}
+ * markers exactly as jinja2's lexer applies them, and parentheses where Jinjava's grammar would bind otherwise
+ * ({@code not x is defined}, {@code k=a - 1} in a call). Not supported, refused with a clear error where it can
+ * be seen before rendering: slices with a step other than -1, filters and tests Jinjava lacks, {@code raw}
+ * blocks; not supported silently: {@code }}} inside an expression (a nested dict literal in {@code {{ }}}), string
+ * repetition ({@code 'x' * 3}) and {@code %}-formatting, and telling none from undefined ({@code x is defined} is
+ * false and {@code {{ x }}} prints nothing for a variable passed as none, where Python says true and
+ * {@code None}).
  * The committed tests render real templates (DeepSeek-R1-Distill, Qwen 3, Llama 3.1, Gemma 2) and compare with
  * Python's jinja2 byte for byte ({@code tools/chat/render_reference.py}).
  */
@@ -63,6 +70,7 @@ public final class ChatTemplate {
         this.origin = origin;
         this.specialTokens = Collections.unmodifiableMap(new LinkedHashMap<>(specialTokens));
         this.prepared = prepare(source, origin);
+        Engine.checkNames(prepared, origin);
     }
 
     /** A message of a chat: a role ({@code system}, {@code user}, {@code assistant}, ...) and its text. */
@@ -348,24 +356,41 @@ public final class ChatTemplate {
             }
         }
 
+        /** Refuses a template that uses a filter or test Jinjava lacks (it would print nothing, not fail). */
+        static void checkNames(String prepared, String origin) {
+            List<String> unknown = new ArrayList<>();
+            for (String use : JinjaRewrite.filtersAndTests(prepared)) {
+                String name = use.substring(use.indexOf(' ') + 1);
+                boolean known = use.startsWith("filter ") ? JINJAVA.getGlobalContext().getFilter(name) != null
+                        : JINJAVA.getGlobalContext().getExpTest(name) != null;
+                if (!known) {
+                    unknown.add(use);
+                }
+            }
+            if (!unknown.isEmpty()) {
+                throw new ChatTemplateException("Chat template in " + origin + " uses " + String.join(", ", unknown)
+                        + ", not supported here (Jinja's own filters and tests are, with tojson, items and trim as"
+                        + " transformers and Jinja define them)");
+            }
+        }
+
         static String render(String template, Map<String, Object> vars, String origin) {
-            PyJinja.RAISED.remove();
             RenderResult result;
+            String raised;
             try {
                 result = JINJAVA.renderForResult(template, vars);
-            } catch (PyJinja.RaisedException e) {
-                throw new ChatTemplateException(e.getMessage(), true);
+                raised = PyJinja.RAISED.get();
             } catch (RuntimeException e) {
-                String raised = PyJinja.RAISED.get();
-                if (raised != null) {
-                    throw new ChatTemplateException(raised, true);
+                raised = PyJinja.RAISED.get();
+                if (raised == null) {
+                    throw new ChatTemplateException("Chat template in " + origin + " failed to render: "
+                            + e.getMessage(), e);
                 }
-                throw new ChatTemplateException("Chat template in " + origin + " failed to render: " + e.getMessage(),
-                        e);
+                result = null;
+            } finally {
+                PyJinja.RAISED.remove();
             }
-            String raised = PyJinja.RAISED.get();
-            PyJinja.RAISED.remove();
-            if (raised != null) {
+            if (raised != null) { // the template's own raise_exception, even if Jinjava went on after it
                 throw new ChatTemplateException(raised, true);
             }
             List<TemplateError> fatal = result.getErrors().stream()

@@ -108,6 +108,41 @@ final class JinjaRewrite {
         return body;
     }
 
+    /**
+     * The filters ({@code |name}) and tests ({@code is [not] name}) a prepared template uses, as "filter name" and
+     * "test name": Jinjava renders an unknown one as nothing where Jinja refuses the template, so they are checked.
+     */
+    static java.util.Set<String> filtersAndTests(String prepared) {
+        java.util.Set<String> out = new java.util.TreeSet<>();
+        Matcher m = TAG.matcher(prepared);
+        while (m.find()) {
+            int g = m.group(1) != null ? 1 : m.group(6) != null ? 6 : 11;
+            if (g == 11) {
+                continue;
+            }
+            List<String> sig = new ArrayList<>();
+            Matcher t = TOKEN.matcher(m.group(g + 2));
+            while (t.find()) {
+                if (!t.group().isBlank()) {
+                    sig.add(t.group());
+                }
+            }
+            for (int i = 0; i + 1 < sig.size(); i++) {
+                String next = sig.get(i + 1);
+                boolean name = Character.isJavaIdentifierStart(next.charAt(0));
+                if (sig.get(i).equals("|") && name) {
+                    out.add("filter " + next);
+                } else if (sig.get(i).equals("is") && name) {
+                    String test = next.equals("not") && i + 2 < sig.size() ? sig.get(i + 2) : next;
+                    if (Character.isJavaIdentifierStart(test.charAt(0))) {
+                        out.add("test " + test);
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
     /** One tag's inside, with parentheses added around unary {@code not}'s operand and keyword arguments' values. */
     static String expression(String text) {
         List<String> toks = new ArrayList<>();

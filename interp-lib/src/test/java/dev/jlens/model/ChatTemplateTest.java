@@ -172,6 +172,15 @@ class ChatTemplateTest {
     }
 
     @Test
+    void unknownFiltersAndTestsAreRefusedNotRenderedAsNothing() {
+        ChatTemplateException e = assertThrows(ChatTemplateException.class,
+                () -> ChatTemplate.of("{{ messages | nosuchfilter }}{% if x is nosuchtest %}{% endif %}"));
+        assertTrue(e.getMessage().contains("filter nosuchfilter") && e.getMessage().contains("test nosuchtest"),
+                e.getMessage());
+        ChatTemplate.of("{{ '|' }}{{ 'a' ~ 'b' | upper }}{% if x is not defined %}{% endif %}"); // a | in a string is text
+    }
+
+    @Test
     void syntaxErrorIsAChatTemplateException() {
         ChatTemplateException e = assertThrows(ChatTemplateException.class,
                 () -> ChatTemplate.of("{{ messages[0].content( }}").render(List.of(ChatTemplate.Message.user("x")), false));
