@@ -46,7 +46,8 @@ import java.util.stream.Collectors;
  * markers exactly as jinja2's lexer applies them, and parentheses where Jinjava's grammar would bind otherwise
  * ({@code not x is defined}, {@code k=a - 1} in a call). Not supported, refused with a clear error where it can
  * be seen before rendering: slices with a step other than -1, filters and tests Jinjava lacks, {@code raw}
- * blocks; not supported silently: {@code }}} inside an expression (a nested dict literal in {@code {{ }}}), string
+ * blocks; not supported silently: two closing braces inside an expression (a nested dict literal printed
+ * directly; set it to a variable first), string
  * repetition ({@code 'x' * 3}) and {@code %}-formatting, and telling none from undefined ({@code x is defined} is
  * false and {@code {{ x }}} prints nothing for a variable passed as none, where Python says true and
  * {@code None}).
