@@ -385,6 +385,20 @@ public final class HookedTransformer implements AutoCloseable {
         return requireTokenizer().toTokens(text);
     }
 
+    /**
+     * The prompt for a chat rendered with the model's chat template, as transformers' {@code apply_chat_template}
+     * renders it; e.g. {@code chatPrompt(List.of(Message.user("2+3?")), true)} ends with DeepSeek-R1's
+     * {@code <｜Assistant｜><think>\n}. Tokenize it with {@code requireTokenizer().toTokens(prompt, false)}.
+     */
+    public String chatPrompt(List<?> messages, boolean addGenerationPrompt) {
+        return requireTokenizer().applyChatTemplate(messages, addGenerationPrompt);
+    }
+
+    /** As {@link #chatPrompt(List, boolean)} with extra template variables, e.g. {@code enable_thinking} for Qwen 3. */
+    public String chatPrompt(List<?> messages, boolean addGenerationPrompt, java.util.Map<String, ?> kwargs) {
+        return requireTokenizer().applyChatTemplate(messages, addGenerationPrompt, kwargs);
+    }
+
     /** The text of each token of {@code text}, e.g. {@code ["<|endoftext|>", "Hello", " world"]}. */
     public List<String> toStrTokens(String text) {
         return requireTokenizer().toStrTokens(text, true);

@@ -37,6 +37,9 @@ public final class Tokenizer implements AutoCloseable {
     private final NativeTokenizer tokenizer;
     private final Optional<Boolean> addBosToken;
     private final Optional<String> chatTemplate;
+    private final Optional<com.fasterxml.jackson.databind.JsonNode> tokCfg;
+    private final Path tokCfgFile;
+    private volatile ChatTemplate chatTemplateRenderer;
 
     private Tokenizer(TokenizerFiles files, Vocabulary vocab, SpecialTokens specials, NativeTokenizer tokenizer) {
         this.file = files.file();
@@ -45,6 +48,8 @@ public final class Tokenizer implements AutoCloseable {
         this.tokenizer = tokenizer;
         this.addBosToken = files.addBosToken();
         this.chatTemplate = files.chatTemplate();
+        this.tokCfg = files.tokCfg();
+        this.tokCfgFile = files.tokCfgFile();
     }
 
     // ---------------------------------------------------------------------------------------------- loading
@@ -104,6 +109,34 @@ public final class Tokenizer implements AutoCloseable {
     /** The chat template (Jinja source) from tokenizer_config.json or chat_template.jinja, if any. */
     public Optional<String> chatTemplate() {
         return chatTemplate;
+    }
+
+    /**
+     * The prompt for a chat as this tokenizer's chat template renders it, exactly as transformers'
+     * {@code apply_chat_template(messages, tokenize=False, add_generation_prompt=...)} does (see {@link ChatTemplate}).
+     * Messages are {@link ChatTemplate.Message}s or maps with "role" and "content". Tokenize the result with
+     * {@code toTokens(prompt, false)}: templates write BOS themselves where the model expects it.
+     */
+    public String applyChatTemplate(List<?> messages, boolean addGenerationPrompt) {
+        return applyChatTemplate(messages, addGenerationPrompt, Map.of());
+    }
+
+    /** As {@link #applyChatTemplate(List, boolean)} with extra template variables, e.g. {@code enable_thinking}. */
+    public String applyChatTemplate(List<?> messages, boolean addGenerationPrompt, Map<String, ?> kwargs) {
+        return chatTemplateRenderer().render(messages, addGenerationPrompt, kwargs);
+    }
+
+    /** The chat template as a renderer; throws naming the files looked at when the tokenizer has none. */
+    public ChatTemplate chatTemplateRenderer() {
+        ChatTemplate t = chatTemplateRenderer;
+        if (t == null) {
+            t = ChatTemplate.fromConfig(tokCfg, tokCfgFile).orElseThrow(() -> new ChatTemplateException("The tokenizer "
+                    + file + " has no chat template: no \"chat_template\" in " + tokCfgFile + " and no "
+                    + TokenizerFiles.CHAT_TEMPLATE_JINJA + " beside it. This model was not trained for chat: build the"
+                    + " prompt as plain text"));
+            chatTemplateRenderer = t;
+        }
+        return t;
     }
 
     /** Number of token ids: the largest id, counting added tokens, plus one (50257 for GPT-2). */

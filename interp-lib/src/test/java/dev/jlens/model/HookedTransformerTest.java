@@ -362,6 +362,27 @@ class HookedTransformerTest {
     }
 
     @Test
+    void chatPromptRendersTheTokenizersTemplate(@TempDir Path tmp) throws java.io.IOException {
+        List<String> chars = new ArrayList<>();
+        for (char ch = 32; ch < 127; ch++) chars.add(String.valueOf(ch));
+        Path file = Tokenizer.buildCharLevel(chars, java.util.Map.of("<bos>", 95L), tmp.resolve("tok"));
+        java.nio.file.Files.writeString(file.resolveSibling("tokenizer_config.json"), "{\"bos_token\": \"<bos>\", "
+                + "\"chat_template\": \"{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }};{% endfor %}"
+                + "{% if add_generation_prompt %}[assistant]{% if think is defined and not think %} /no_think{% endif %}"
+                + "{% endif %}\"}");
+        try (HookedTransformer m = dev.jlens.testing.Models.gpt2()) {
+            m.setTokenizer(Tokenizer.load(file));
+            List<ChatTemplate.Message> chat = List.of(ChatTemplate.Message.user("hi"));
+            assertEquals("<bos>[user] hi;[assistant]", m.chatPrompt(chat, true));
+            assertEquals("<bos>[user] hi;[assistant] /no_think", m.chatPrompt(chat, true, java.util.Map.of("think", false)));
+            // the template writes BOS itself: tokenized without prepending another
+            long[] ids = m.requireTokenizer().toTokens(m.chatPrompt(chat, false), false);
+            assertEquals(95L, ids[0]);
+            assertEquals(1 + "[user] hi;".length(), ids.length);
+        }
+    }
+
+    @Test
     void residualAtStopsAtTheInputOfTheBlockAsCached() {
         for (HookedTransformer m : both()) {
             long[] t = tokens(7, m.cfg().dVocab(), 16);

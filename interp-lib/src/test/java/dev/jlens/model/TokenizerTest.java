@@ -71,6 +71,9 @@ class TokenizerTest {
         assertEquals(List.of("<|endoftext|>", "Hello", " world"), gpt2.toStrTokens("Hello world"));
         assertEquals(List.of("Hello", " world"), gpt2.toStrTokens("Hello world", false));
         assertEquals(Optional.empty(), gpt2.chatTemplate());
+        ChatTemplateException noTemplate = assertThrows(ChatTemplateException.class,
+                () -> gpt2.applyChatTemplate(List.of(ChatTemplate.Message.user("hi")), true));
+        assertTrue(noTemplate.getMessage().contains("has no chat template"), noTemplate.getMessage());
         assertEquals(Optional.empty(), gpt2.addBosToken());
     }
 
@@ -229,6 +232,9 @@ class TokenizerTest {
             assertEquals(0, t.padTokenId()); // pad_token null: falls back to EOS
             assertEquals(Optional.of(false), t.addBosToken());
             assertEquals(Optional.of("{{ messages }}"), t.chatTemplate());
+            // printed as Python's Jinja prints a list of dicts
+            assertEquals("[{'role': 'user', 'content': 'hi'}]",
+                    t.applyChatTemplate(List.of(ChatTemplate.Message.user("hi")), false));
             assertArrayEquals(new long[] {1, 3, 5}, t.toTokens("a c"));
         }
     }

@@ -40,7 +40,7 @@ final class Session implements AutoCloseable {
             "ai.djl", "ai.djl.ndarray", "ai.djl.ndarray.types", "ai.djl.ndarray.index",
             "dev.jlens.model", "dev.jlens.model.arch", "dev.jlens.hook", "dev.jlens.store", "dev.jlens.io",
             "dev.jlens.train", "dev.jlens.sae", "dev.jlens.probe", "dev.jlens.analysis", "dev.jlens.data",
-            "dev.jlens.lora", "dev.jlens.diff", "dev.jlens.zoo", "dev.jlens.viz", "dev.jlens.notebook",
+            "dev.jlens.lora", "dev.jlens.diff", "dev.jlens.zoo", "dev.jlens.cot", "dev.jlens.viz", "dev.jlens.notebook",
             "dev.jlens.corpus");
 
     /** Static imports: {@code display(x)}, {@code updateDisplay(id, x)}, {@code html("...")}. */

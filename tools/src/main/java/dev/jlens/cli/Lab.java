@@ -27,7 +27,8 @@ import java.util.Set;
 import java.util.stream.Collectors;
 
 /**
- * The {@code lab} command line: {@code generate}, {@code logits}, {@code bench NAME}, {@code help}. Bad arguments
+ * The {@code lab} command line: {@code generate}, {@code logits}, {@code patch}, {@code attribute},
+ * {@code chat-template}, {@code zoo}, {@code bench NAME}, {@code help}. Bad arguments
  * print a message naming the valid choices and exit with code 2; a failure while running exits with 1.
  */
 public final class Lab {
@@ -76,6 +77,12 @@ public final class Lab {
               sample-corpus --out FILE [--rows N] [--seed S]
                   Writes N (default 400) generated short stories as parquet (columns id, text): the project's
                   data/corpus/stories.parquet was made this way.
+              chat-template --tokenizer-config FILE --messages FILE.json [--add-generation-prompt]
+                            [--template-kwargs JSON]
+                  Renders the tokenizer's Jinja chat template (tokenizer_config.json's chat_template, or a
+                  chat_template.jinja beside it) as transformers' apply_chat_template does; messages is a JSON
+                  array of {"role":..,"content":..}. Prints one line {"prompt":"..."}. A template that raises exits 1
+                  with its message; --template-kwargs passes template variables, e.g. '{"enable_thinking": false}'.
               zoo list | train NAME | eval NAME
                   The project's tiny trained models in data/models (see ./lab zoo list).
               bench NAME [options]
@@ -153,12 +160,13 @@ public final class Lab {
                 case "attribute" -> PatchCli.attribute(rest, out);
                 case "pretokenize" -> PretokenizeCli.run(rest, out, err);
                 case "sample-corpus" -> sampleCorpus(rest, out);
+                case "chat-template" -> ChatTemplateCli.run(rest, out);
                 case "help", "--help", "-h" -> {
                     out.print(usage());
                     yield OK;
                 }
                 default -> throw new UsageException("unknown command '" + cmd + "'; valid commands: generate, logits, "
-                        + "patch, attribute, pretokenize, bench, zoo, help");
+                        + "patch, attribute, pretokenize, sample-corpus, chat-template, bench, zoo, help");
             };
         } catch (UsageException e) {
             err.println("lab: " + e.getMessage());
