@@ -192,8 +192,9 @@ public final class SaeBench {
                         : "SparseDecode.trainTopK (chunks of " + o.chunk() + " tokens) + AdamW: the trainer's TopK step "
                         + "while no latent is dead";
                 double ms = ts[i].median();
-                Map<String, Object> x1 = extra(threads, o.runs(), pyMs == null ? null : "ratio <= 1.0",
-                        pyMs == null ? null : ms / pyMs <= 1.0, how + "; " + pyNote);
+                // the performance issue's goal: at most 0.8 of plain PyTorch's time for a training step
+                Map<String, Object> x1 = extra(threads, o.runs(), pyMs == null ? null : "ratio <= 0.8",
+                        pyMs == null ? null : ms / pyMs <= 0.8, how + "; " + pyNote);
                 x1.put("tokens_per_s", BenchReport.round(tokens / ms * 1e3));
                 if (pyMs != null) x1.put("baseline_tokens_per_s", BenchReport.round(tokens / pyMs * 1e3));
                 x1.put("loss", losses[i]);
