@@ -194,6 +194,85 @@ public final class ModelDiff {
         return Plots.heatmap("||W_t - W_b|| / ||W_b||", v, rows, cols, "module", "layer");
     }
 
+    // ------------------------------------------------------------------ localising by swapping weights
+
+    /**
+     * Where the change lives, by swapping weights: for each block and each of its parts (the first segment of the
+     * parameter name within the block: {@code attn}, {@code mlp}, {@code ln_1}, {@code self_attn},
+     * {@code input_layernorm}, ...) and for the tensors outside the blocks, the tuned model's tensors are copied into
+     * the base model, {@code metric} is measured on it, and the base weights are put back bit for bit. Columns:
+     * {@code layer} (missing outside the blocks), {@code part}, {@code tensors}, {@code metric}, and {@code recovered}
+     * = (metric − base) / (tuned − base): 1 where that part alone carries the whole change (NaN when the two models
+     * score alike). The base and tuned scores are in the table's name. A part whose tensors are equal in both models
+     * is not run (its metric is the base's). {@code metric} runs the model it is given, e.g. the rate of a behaviour
+     * on held-out prompts.
+     */
+    public Table swapWeights(String metricName, java.util.function.ToDoubleFunction<HookedTransformer> metric) {
+        java.util.Objects.requireNonNull(metric, "metric");
+        if (!base.weightDeltas().isEmpty()) {
+            throw new IllegalStateException("swapping weights into the base model needs it without attached weight "
+                    + "deltas (it has " + base.weightDeltas().size() + "): merge or remove its adapters first");
+        }
+        double mBase = metric.applyAsDouble(base), mTuned = metric.applyAsDouble(tuned);
+        Map<String, NDArray> live = base.parameters();
+        Map<String, List<String>> groups = new LinkedHashMap<>();   // "layer/part" -> parameter names
+        for (String name : live.keySet()) {
+            OptionalInt l = layerOf(name);
+            String part = l.isPresent() ? moduleOf(name).split("\\.")[0] : moduleOf(name);
+            groups.computeIfAbsent((l.isPresent() ? l.getAsInt() : -1) + "/" + part, k -> new ArrayList<>()).add(name);
+        }
+        IntColumn layer = IntColumn.create("layer");
+        StringColumn partCol = StringColumn.create("part");
+        IntColumn tensors = IntColumn.create("tensors");
+        DoubleColumn value = DoubleColumn.create(metricName), recovered = DoubleColumn.create("recovered");
+        try (NDScope scope = new NDScope()) {
+            Map<String, NDArray> source = effective(tuned);
+            for (Map.Entry<String, List<String>> g : groups.entrySet()) {
+                int slash = g.getKey().indexOf('/');
+                int l = Integer.parseInt(g.getKey().substring(0, slash));
+                boolean differs = false;
+                for (String name : g.getValue()) differs |= !live.get(name).contentEquals(source.get(name));
+                double m = mBase;
+                if (differs) {
+                    Map<String, NDArray> saved = new LinkedHashMap<>();
+                    for (String name : g.getValue()) saved.put(name, live.get(name).duplicate());
+                    try {
+                        for (String name : g.getValue()) live.get(name).set(new ai.djl.ndarray.index.NDIndex(":"), source.get(name));
+                        m = metric.applyAsDouble(base);
+                    } finally {
+                        for (String name : g.getValue()) live.get(name).set(new ai.djl.ndarray.index.NDIndex(":"), saved.get(name));
+                    }
+                }
+                if (l >= 0) layer.append(l); else layer.appendMissing();
+                partCol.append(g.getKey().substring(slash + 1));
+                tensors.append(g.getValue().size());
+                value.append(m);
+                recovered.append(mTuned == mBase ? Double.NaN : (m - mBase) / (mTuned - mBase));
+            }
+        }
+        return Table.create(String.format("swapping tuned weights into base: %s base %.5g, tuned %.5g", metricName,
+                mBase, mTuned), layer, partCol, tensors, value, recovered);
+    }
+
+    /** {@link #swapWeights} as a layer x part heatmap of the fraction of the change each swap recovers. */
+    public HeatMapChart swapWeightsHeatmap(String metricName, java.util.function.ToDoubleFunction<HookedTransformer> metric) {
+        Table t = swapWeights(metricName, metric);
+        List<String> parts = new ArrayList<>();
+        for (int i = 0; i < t.rowCount(); i++) {
+            if (!t.intColumn("layer").isMissing(i) && !parts.contains(t.stringColumn("part").get(i))) parts.add(t.stringColumn("part").get(i));
+        }
+        double[][] v = new double[base.nLayers()][parts.size()];
+        for (double[] row : v) java.util.Arrays.fill(row, Double.NaN);
+        for (int i = 0; i < t.rowCount(); i++) {
+            if (t.intColumn("layer").isMissing(i)) continue;
+            v[t.intColumn("layer").getInt(i)][parts.indexOf(t.stringColumn("part").get(i))] = t.doubleColumn("recovered").getDouble(i);
+        }
+        List<String> rows = new ArrayList<>();
+        for (int l = 0; l < base.nLayers(); l++) rows.add(Integer.toString(l));
+        return Plots.heatmap("fraction of the change in " + metricName + " that swapping one part recovers", v, rows, parts,
+                "part", "layer");
+    }
+
     /** The weights a forward pass reads: parameters plus the model's attached weight deltas. */
     private static Map<String, NDArray> effective(HookedTransformer m) {
         Map<String, NDArray> out = new LinkedHashMap<>(m.parameters());

@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.OptionalInt;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -143,6 +144,52 @@ class ModelDiffTest {
                 assertEquals(layer == 1, acts.doubleColumn("diff_norm").getDouble(i) > 0, "layer " + layer);
             }
             assertTrue(d.kl(TOKENS).mean() > 0);
+        }
+    }
+
+    /**
+     * Swapping weights localises a change planted in one place: a LoRA adapter on block 1's MLP moves the metric
+     * only when block 1's {@code mlp} part is swapped in, and by all of it; every other part leaves the base's score;
+     * the base's weights are back bit for bit afterwards.
+     */
+    @Test
+    void swappingWeightsFindsWhereAPlantedChangeLives() {
+        try (HookedTransformer base = HookedTransformer.random(GPT2, 1);
+             HookedTransformer tuned = HookedTransformer.random(GPT2, 1);
+             Lora lora = Lora.attach(tuned, LoraConfig.of(2, 4, "h.1.mlp.c_fc"))) {
+            SplittableRandom r = new SplittableRandom(5);
+            NDArray b = lora.parameters().get(Lora.PREFIX + "transformer.h.1.mlp.c_fc.lora_B.weight");
+            float[] v = new float[(int) b.size()];
+            for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextDouble() - 0.5);
+            b.set(new NDIndex(":"), b.getManager().create(v, b.getShape()));
+            Map<String, float[]> before = new java.util.LinkedHashMap<>();
+            base.parameters().forEach((k, w) -> before.put(k, w.toFloatArray()));
+            // the metric: mean logit of token 7 at the last position
+            java.util.function.ToDoubleFunction<HookedTransformer> metric = m -> {
+                try (ai.djl.ndarray.NDScope s = new ai.djl.ndarray.NDScope()) {
+                    return m.forward(TOKENS).get(new NDIndex(":, -1, 7")).mean().getFloat();
+                }
+            };
+            ModelDiff d = ModelDiff.of(base, tuned);
+            Table t = d.swapWeights("logit 7", metric);
+            assertTrue(Math.abs(metric.applyAsDouble(tuned) - metric.applyAsDouble(base)) > 1e-3, "the adapter changes the metric");
+            int swappedMlp1 = 0;
+            for (int i = 0; i < t.rowCount(); i++) {
+                boolean planted = !t.intColumn("layer").isMissing(i) && t.intColumn("layer").getInt(i) == 1
+                        && t.stringColumn("part").get(i).equals("mlp");
+                double rec = t.doubleColumn("recovered").getDouble(i);
+                if (planted) {
+                    swappedMlp1++;
+                    assertEquals(1.0, rec, 1e-4, "block 1's MLP carries the whole change");
+                } else {
+                    assertEquals(0.0, rec, 0.0, "row " + i + " (" + t.stringColumn("part").get(i) + ") changes nothing");
+                }
+            }
+            assertEquals(1, swappedMlp1);
+            base.parameters().forEach((k, w) -> assertArrayEquals(before.get(k), w.toFloatArray(), 0f, k + " restored"));
+            assertFalse(d.swapWeightsHeatmap("logit 7", metric).getSeriesMap().isEmpty());
+            assertThrows(IllegalStateException.class, () -> ModelDiff.of(tuned, base).swapWeights("x", metric),
+                    "a base with an adapter attached is refused");
         }
     }
 
