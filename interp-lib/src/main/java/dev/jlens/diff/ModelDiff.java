@@ -273,6 +273,86 @@ public final class ModelDiff {
                 "part", "layer");
     }
 
+    // ------------------------------------------------------------------ activation difference lens
+
+    /**
+     * The activation difference lens (Minder et al. 2025): the mean of {@code a_tuned - a_base} at {@code hook} over
+     * the first {@code positions} tokens of every prompt of {@code neutral} (text unrelated to the finetune; padding
+     * left out), as a steering vector at that hook. Read it with {@link #logitLens} and steer the base model with it
+     * ({@code Steering.of(v).attach(base)}): a narrow finetune's objective tends to show in both.
+     */
+    public dev.jlens.probe.SteeringVector activationDifference(Batch neutral, String hook, int positions) {
+        java.util.Objects.requireNonNull(neutral, "neutral");
+        if (positions < 1) throw new IllegalArgumentException("positions must be >= 1, got " + positions);
+        float[] sum = null;
+        long count = 0;
+        try (NDScope scope = new NDScope();
+             ActivationCache cb = base.runWithCache(neutral, NameFilter.of(hook));
+             ActivationCache ct = tuned.runWithCache(neutral, NameFilter.of(hook))) {
+            NDArray diff = ct.get(hook).sub(cb.get(hook));                 // [n, pos, d]
+            long n = diff.getShape().get(0), p = diff.getShape().get(1);
+            int d = (int) diff.getShape().get(diff.getShape().dimension() - 1);
+            if (diff.getShape().dimension() != 3) {
+                throw new IllegalArgumentException("the activation difference lens reads a residual-stream-like hook [batch, "
+                        + "pos, d_model]; " + hook + " has shape " + diff.getShape());
+            }
+            float[] v = diff.toFloatArray();
+            sum = new float[d];
+            boolean[][] mask = neutral.mask();
+            for (int r = 0; r < n; r++) {
+                int taken = 0;
+                for (int j = 0; j < p && taken < positions; j++) {
+                    if (!mask[r][j]) continue;
+                    int o = (int) ((r * p + j) * d);
+                    for (int i = 0; i < d; i++) sum[i] += v[o + i];
+                    taken++;
+                    count++;
+                }
+            }
+        }
+        for (int i = 0; i < sum.length; i++) sum[i] /= count;
+        return new dev.jlens.probe.SteeringVector(hook, sum,
+                "activation difference (tuned - base) at " + hook + ", mean of " + count + " vectors (the first " + positions
+                        + " tokens of each prompt)");
+    }
+
+    /**
+     * The tokens a direction promotes and suppresses through the base model's logit lens (its final norm, then the
+     * unembedding): {@code top} rows of rank, promoted token and logit, suppressed token and logit.
+     */
+    public Table logitLens(dev.jlens.probe.SteeringVector v, int top) {
+        java.util.Objects.requireNonNull(v, "v");
+        if (v.dim() != base.cfg().dModel()) {
+            throw new IllegalArgumentException("a logit lens reads vectors of d_model " + base.cfg().dModel() + ", got " + v.dim());
+        }
+        float[] logits;
+        try (NDScope scope = new NDScope()) {
+            NDArray x = base.manager().create(v.vector()).reshape(1, 1, v.dim());
+            logits = base.unembed(base.finalNorm(x)).toFloatArray();
+        }
+        Integer[] order = new Integer[logits.length];
+        for (int i = 0; i < order.length; i++) order[i] = i;
+        final float[] lg = logits;
+        java.util.Arrays.sort(order, (a, b) -> Float.compare(lg[b], lg[a]));
+        int k = Math.min(top, logits.length);
+        IntColumn rank = IntColumn.create("rank");
+        StringColumn up = StringColumn.create("promoted"), down = StringColumn.create("suppressed");
+        DoubleColumn upL = DoubleColumn.create("promoted_logit"), downL = DoubleColumn.create("suppressed_logit");
+        for (int i = 0; i < k; i++) {
+            int u = order[i], dn = order[logits.length - 1 - i];
+            rank.append(i + 1);
+            up.append(tokenText(u));
+            upL.append(logits[u]);
+            down.append(tokenText(dn));
+            downL.append(logits[dn]);
+        }
+        return Table.create("logit lens of " + v.source(), rank, up, upL, down, downL);
+    }
+
+    private String tokenText(long id) {
+        return base.tokenizer().map(t -> t.decodeToken(id)).orElse("#" + id);
+    }
+
     /** The weights a forward pass reads: parameters plus the model's attached weight deltas. */
     private static Map<String, NDArray> effective(HookedTransformer m) {
         Map<String, NDArray> out = new LinkedHashMap<>(m.parameters());

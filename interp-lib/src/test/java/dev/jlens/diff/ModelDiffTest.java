@@ -193,6 +193,45 @@ class ModelDiffTest {
         }
     }
 
+    /**
+     * The activation difference lens on a planted finetune: the tuned model adds a fixed vector u, the unembedding
+     * direction of token 17, to the output of the last block (its MLP's output bias). The lens recovers u from any
+     * text, its logit lens puts token 17 first, and steering the base model with it turns it into the tuned model.
+     */
+    @Test
+    void theActivationDifferenceLensReadsAPlantedObjective() {
+        try (HookedTransformer base = HookedTransformer.random(GPT2, 1);
+             HookedTransformer tuned = HookedTransformer.random(GPT2, 1)) {
+            float[] u = base.unembedWeight().get(17).mul(3f).toFloatArray();
+            NDArray bias = tuned.parameters().get("transformer.h.1.mlp.c_proj.bias");
+            bias.set(new NDIndex(":"), bias.add(bias.getManager().create(u)));
+            ModelDiff d = ModelDiff.of(base, tuned);
+            String hook = "blocks.1.hook_resid_post";
+            dev.jlens.probe.SteeringVector v = d.activationDifference(Batch.of(TOKENS), hook, 4);
+            assertEquals(hook, v.hook());
+            assertArrayEquals(u, v.vector(), 1e-4f, "the mean difference is the planted vector");
+            Table lens = d.logitLens(v, 5);
+            assertEquals(5, lens.rowCount());
+            assertEquals("#17", lens.stringColumn("promoted").get(0), "token 17 is promoted first");
+            java.util.function.ToDoubleFunction<HookedTransformer> logit17 = m -> {
+                try (ai.djl.ndarray.NDScope s = new ai.djl.ndarray.NDScope()) {
+                    return m.forward(TOKENS).get(new NDIndex(":, -1, 17")).mean().getFloat();
+                }
+            };
+            double before = logit17.applyAsDouble(base);
+            double steered;
+            try (var scope = dev.jlens.probe.Steering.of(v).attach(base)) {
+                steered = logit17.applyAsDouble(base);
+            }
+            assertTrue(steered > before, "steering the base with the lens vector raises token 17: " + before + " -> " + steered);
+            // the planted change adds u at every position of that hook, so steering there at every position is the
+            // tuned model itself
+            assertEquals(logit17.applyAsDouble(tuned), steered, 1e-4, "steered base = tuned model");
+            assertEquals(before, logit17.applyAsDouble(base), 0, "detached, the base model is as before");
+            assertThrows(IllegalArgumentException.class, () -> d.activationDifference(Batch.of(TOKENS), hook, 0));
+        }
+    }
+
     @Test
     void mismatchedModelsAreRefusedNamingBoth() {
         try (HookedTransformer g = HookedTransformer.random(GPT2, 1); HookedTransformer l = HookedTransformer.random(LLAMA, 1);
