@@ -264,8 +264,13 @@ public final class Generation {
         }
     }
 
-    /** Picks the next token from one row of logits. */
-    static long sample(float[] logits, Config c, SplittableRandom rnd) {
+    /**
+     * Picks the next token from one row of logits as {@link #run} does: the argmax when {@code c.temperature() == 0}
+     * (no draw), else one {@code rnd.nextDouble()} against the temperature-scaled, top-k and top-p filtered
+     * distribution. Public so that methods sampling many rows (resampling) give each row its own generator and
+     * reproduce, token for token, what {@code generate} draws for that row alone with the same seed.
+     */
+    public static long sample(float[] logits, Config c, SplittableRandom rnd) {
         if (c.temperature() == 0) {
             int best = 0;
             for (int i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
@@ -337,7 +342,7 @@ public final class Generation {
 
     /** Generation stopped because the thread was interrupted (e.g. a notebook cell interrupt). */
     public static final class GenerationInterruptedException extends RuntimeException {
-        GenerationInterruptedException(int step) {
+        public GenerationInterruptedException(int step) {
             super("generation interrupted after " + step + " tokens");
         }
     }
