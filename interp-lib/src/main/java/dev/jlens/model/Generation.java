@@ -277,9 +277,7 @@ public final class Generation {
             return best;
         }
         int n = logits.length;
-        Integer[] order = new Integer[n];
-        for (int i = 0; i < n; i++) order[i] = i;
-        Arrays.sort(order, (x, y) -> Float.compare(logits[y], logits[x]));
+        int[] order = descendingOrder(logits);
         int keep = c.topK() > 0 ? Math.min(c.topK(), n) : n;
         double max = logits[order[0]] / c.temperature();
         double[] probs = new double[keep];
@@ -308,6 +306,24 @@ public final class Generation {
             if (u <= 0) return order[i];
         }
         return order[keep - 1];
+    }
+
+    /**
+     * Indices of {@code logits} from the largest value down, ties by index: the order of a stable sort by
+     * {@code Float.compare}, computed as one primitive sort of (value, index) keys instead of boxed comparisons.
+     */
+    static int[] descendingOrder(float[] logits) {
+        int n = logits.length;
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            int bits = Float.floatToIntBits(logits[i]);
+            bits ^= (bits >> 31) & 0x7fffffff;   // as ints, ordered as Float.compare orders the floats
+            keys[i] = ((long) ~bits << 32) | i;   // ascending keys: descending values, then ascending index
+        }
+        Arrays.sort(keys);
+        int[] order = new int[n];
+        for (int i = 0; i < n; i++) order[i] = (int) keys[i];
+        return order;
     }
 
     private static long[][] append(long[][] ids, long[] next) {
