@@ -18,7 +18,8 @@ import java.util.SplittableRandom;
  * (their order alternating). Both arms run the same sampling loop with the same rows per pass, so the comparison
  * isolates prefix sharing. The goal (speedup ≥ 3) is set for 100 continuations of a 200-token prefix, 32 new
  * tokens each at temperature 1, on a random GPT-2-shaped model (d_model 256, 4 layers, context 256); the line also
- * says whether both arms drew identical tokens.
+ * says whether both arms drew identical tokens ({@code identical_tokens}) and how many of three continuations drawn
+ * alone (batch 1) equal the same rows drawn in the batch ({@code alone_equal}).
  *
  * @see Resampling
  */
@@ -73,6 +74,7 @@ public final class CotBench {
             Resampling.Options recompute = shared.sharePrefix(false);
             double[] tShared = new double[o.runs()], tRecompute = new double[o.runs()];
             boolean identical = true;
+            long[][] sharedTokens = null;
             for (int i = -o.warmup(); i < o.runs(); i++) {
                 long[][][] drawn = new long[2][][];
                 double[] ms = new double[2];
@@ -83,10 +85,17 @@ public final class CotBench {
                     ms[arm] = (System.nanoTime() - t0) / 1e6;
                 }
                 identical &= Arrays.deepEquals(drawn[0], drawn[1]);
+                sharedTokens = drawn[0];
                 if (i >= 0) {
                     tShared[i] = ms[0];
                     tRecompute[i] = ms[1];
                 }
+            }
+            // a few continuations drawn alone (batch 1) against the same rows drawn in a batch: no batch effects
+            int[] probe = {0, o.samples() / 2, o.samples() - 1};
+            int alone = 0;
+            for (int i : probe) {
+                if (Arrays.equals(sharedTokens[i], Resampling.continuation(m, trace, k, i, shared).tokens())) alone++;
             }
             double s = median(tShared), r = median(tRecompute), speedup = r / s;
             boolean goal = o.shape() == Shape.DEFAULT;
@@ -104,10 +113,11 @@ public final class CotBench {
             x.put("temperature", 1.0);
             x.put("speedup", BenchReport.round(speedup));
             x.put("identical_tokens", identical);
+            x.put("alone_equal", alone + "/" + probe.length);
             report.emit("resample_ms", s, "ms", r, x);
             log.printf("bench cot: %d continuations of a %d-token prefix, %d new tokens: shared prefix %.1f ms, "
-                    + "recomputed %.1f ms (%.2fx), identical tokens: %s%n", o.samples(), o.prefix(), o.newTokens(), s,
-                    r, speedup, identical);
+                    + "recomputed %.1f ms (%.2fx), identical tokens: %s, drawn alone equal: %d/%d%n", o.samples(),
+                    o.prefix(), o.newTokens(), s, r, speedup, identical, alone, probe.length);
         }
     }
 

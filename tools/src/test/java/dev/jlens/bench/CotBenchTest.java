@@ -36,6 +36,7 @@ class CotBenchTest {
         assertEquals(3, line.get("rows_per_pass").asInt());
         assertEquals(2, line.get("runs").asInt());
         assertTrue(line.get("identical_tokens").asBoolean(), printed);
+        assertEquals("3/3", line.get("alone_equal").asText(), printed);
         assertFalse(line.has("goal"), "the goal is set for the default shape only");
     }
 
