@@ -264,17 +264,20 @@ public final class Generation {
         }
     }
 
-    /** Picks the next token from one row of logits. */
-    static long sample(float[] logits, Config c, SplittableRandom rnd) {
+    /**
+     * Picks the next token from one row of logits as {@link #run} does: the argmax when {@code c.temperature() == 0}
+     * (no draw), else one {@code rnd.nextDouble()} against the temperature-scaled, top-k and top-p filtered
+     * distribution. Public so that methods sampling many rows (resampling) give each row its own generator and
+     * reproduce, token for token, what {@code generate} draws for that row alone with the same seed.
+     */
+    public static long sample(float[] logits, Config c, SplittableRandom rnd) {
         if (c.temperature() == 0) {
             int best = 0;
             for (int i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
             return best;
         }
         int n = logits.length;
-        Integer[] order = new Integer[n];
-        for (int i = 0; i < n; i++) order[i] = i;
-        Arrays.sort(order, (x, y) -> Float.compare(logits[y], logits[x]));
+        int[] order = descendingOrder(logits);
         int keep = c.topK() > 0 ? Math.min(c.topK(), n) : n;
         double max = logits[order[0]] / c.temperature();
         double[] probs = new double[keep];
@@ -303,6 +306,24 @@ public final class Generation {
             if (u <= 0) return order[i];
         }
         return order[keep - 1];
+    }
+
+    /**
+     * Indices of {@code logits} from the largest value down, ties by index: the order of a stable sort by
+     * {@code Float.compare}, computed as one primitive sort of (value, index) keys instead of boxed comparisons.
+     */
+    static int[] descendingOrder(float[] logits) {
+        int n = logits.length;
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            int bits = Float.floatToIntBits(logits[i]);
+            bits ^= (bits >> 31) & 0x7fffffff;   // as ints, ordered as Float.compare orders the floats
+            keys[i] = ((long) ~bits << 32) | i;   // ascending keys: descending values, then ascending index
+        }
+        Arrays.sort(keys);
+        int[] order = new int[n];
+        for (int i = 0; i < n; i++) order[i] = (int) keys[i];
+        return order;
     }
 
     private static long[][] append(long[][] ids, long[] next) {
@@ -337,7 +358,7 @@ public final class Generation {
 
     /** Generation stopped because the thread was interrupted (e.g. a notebook cell interrupt). */
     public static final class GenerationInterruptedException extends RuntimeException {
-        GenerationInterruptedException(int step) {
+        public GenerationInterruptedException(int step) {
             super("generation interrupted after " + step + " tokens");
         }
     }

@@ -113,4 +113,21 @@ class GenerationTest {
         assertTrue(e.getMessage().contains("(0, 1]"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Generation.Config.sample(4, -1, 0));
     }
+
+    @Test
+    void samplingOrderIsAStableDescendingSortByFloatCompare() {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(5);
+        float[] logits = new float[500];
+        for (int i = 0; i < logits.length; i++) logits[i] = (float) Math.round(r.nextGaussian() * 8) / 4; // many ties
+        logits[3] = -0.0f;
+        logits[4] = 0.0f;
+        logits[7] = Float.NEGATIVE_INFINITY;
+        logits[9] = Float.POSITIVE_INFINITY;
+        logits[11] = Float.NaN;
+        Integer[] boxed = new Integer[logits.length];
+        for (int i = 0; i < boxed.length; i++) boxed[i] = i;
+        Arrays.sort(boxed, (x, y) -> Float.compare(logits[y], logits[x]));   // the order sampling used before
+        assertArrayEquals(Arrays.stream(boxed).mapToInt(Integer::intValue).toArray(),
+                Generation.descendingOrder(logits));
+    }
 }

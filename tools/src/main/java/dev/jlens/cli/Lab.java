@@ -98,6 +98,10 @@ public final class Lab {
                   bench patching [--runs N] [--warmup N] [--small]
                       Patching sweeps with many patches per forward pass vs one pass per patch (goal: 5x on
                       tinylang-4l); --small adds a GPT-2-small-shaped random model.
+                  bench cot [--shape default|tiny] [--samples N] [--prefix N] [--new-tokens N] [--rows N]
+                            [--runs N] [--warmup N]
+                      Resampling a chain of thought: 100 continuations of a 200-token prefix sharing its KV cache
+                      vs recomputing it for each (goal: 3x); says whether both drew identical tokens.
               bench compare [--threshold PCT] (A.jsonl B.jsonl | NAME)
                   Two saved runs (./lab bench NAME --save keeps them in bench/results/) side by side, matched on
                   bench, metric, batch, threads, shape, ...; NAME takes its two latest runs. Timings worse by more
@@ -122,6 +126,7 @@ public final class Lab {
         BENCHES.put(SaeBench.NAME, Lab::benchSae);
         BENCHES.put(dev.jlens.bench.PatchingBench.NAME, Lab::benchPatching);
         BENCHES.put(dev.jlens.bench.TokenizeBench.NAME, Lab::benchTokenize);
+        BENCHES.put(dev.jlens.bench.CotBench.NAME, Lab::benchCot);
         BENCHES.put("train", (args, out, err) -> {
             try {
                 dev.jlens.bench.TrainBench.main(args);
@@ -307,6 +312,25 @@ public final class Lab {
         noPositional(a);
         dev.jlens.bench.PatchingBench.run(new dev.jlens.bench.PatchingBench.Options(a.intOpt("runs", 5, 1, 1000),
                 a.intOpt("warmup", 1, 0, 100), a.flag("small")), out, err);
+        return OK;
+    }
+
+    private static int benchCot(String[] argv, PrintStream out, PrintStream err) {
+        Args a = Args.parse("bench cot", argv, Set.of("shape", "samples", "prefix", "new-tokens", "rows", "runs",
+                "warmup"), Set.of());
+        noPositional(a);
+        String shape = a.get("shape").orElse("default");
+        dev.jlens.bench.CotBench.Shape s = switch (shape) {
+            case "default" -> dev.jlens.bench.CotBench.Shape.DEFAULT;
+            case "tiny" -> dev.jlens.bench.CotBench.Shape.TINY;
+            default -> throw a.usage("--shape must be default or tiny, got '" + shape + "'");
+        };
+        boolean tiny = s == dev.jlens.bench.CotBench.Shape.TINY;
+        int samples = a.intOpt("samples", tiny ? 8 : 100, 1, 100_000);
+        var o = new dev.jlens.bench.CotBench.Options(s, samples, a.intOpt("prefix", tiny ? 40 : 200, 2, 100_000),
+                a.intOpt("new-tokens", tiny ? 4 : 32, 1, 100_000), a.intOpt("rows", samples, 1, 100_000),
+                a.intOpt("runs", tiny ? 1 : 5, 1, 1000), a.intOpt("warmup", tiny ? 0 : 1, 0, 100));
+        dev.jlens.bench.CotBench.run(o, out, err);
         return OK;
     }
 

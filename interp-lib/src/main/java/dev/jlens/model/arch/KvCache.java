@@ -13,6 +13,7 @@ public final class KvCache implements AutoCloseable {
     private final NDManager manager;
     private final NDArray[] keys;
     private final NDArray[] values;
+    private final int[] stored;                       // positions written per layer (the buffers may hold more)
     private boolean[][] valid = new boolean[0][0];   // [batch][pos] true where a real (non-pad) token is
     private int length;
 
@@ -20,6 +21,7 @@ public final class KvCache implements AutoCloseable {
         this.manager = parent.newSubManager();
         this.keys = new NDArray[nLayers];
         this.values = new NDArray[nLayers];
+        this.stored = new int[nLayers];
     }
 
     /** Tokens held so far (padding included). */
@@ -34,26 +36,57 @@ public final class KvCache implements AutoCloseable {
 
     /** Keys of layer {@code layer}, {@code [batch, pos, kv_head, d_head]}, or null before the first step. */
     public NDArray keys(int layer) {
-        return keys[layer];
+        return keys[layer] == null ? null : filled(keys[layer], stored[layer]);
     }
 
     /** Values of layer {@code layer}, {@code [batch, pos, kv_head, d_head]}, or null before the first step. */
     public NDArray values(int layer) {
-        return values[layer];
+        return values[layer] == null ? null : filled(values[layer], stored[layer]);
     }
 
-    /** Appends this step's keys and values of one layer; returns the full keys and values (cache + new). */
+    /**
+     * Appends this step's keys and values of one layer; returns the full keys and values (cache + new). Each layer's
+     * keys and values live in a buffer with room to grow (doubling when full), so a step writes only its new
+     * positions instead of copying the whole cache; what is returned is a view of the filled part.
+     */
     public NDArray[] append(int layer, NDArray newKeys, NDArray newValues) {
-        NDArray k = keys[layer] == null ? newKeys.duplicate() : keys[layer].concat(newKeys, 1);
-        NDArray v = values[layer] == null ? newValues.duplicate() : values[layer].concat(newValues, 1);
-        k.attach(manager);
-        v.attach(manager);
-        ai.djl.ndarray.NDScope.unregister(k, v);
-        if (keys[layer] != null) keys[layer].close();
-        if (values[layer] != null) values[layer].close();
-        keys[layer] = k;
-        values[layer] = v;
-        return new NDArray[] {k, v};
+        int add = (int) newKeys.getShape().get(1);
+        int need = stored[layer] + add;
+        if (keys[layer] == null || need > keys[layer].getShape().get(1)) {
+            int capacity = Math.max(need + GROWTH, keys[layer] == null ? 0 : 2 * (int) keys[layer].getShape().get(1));
+            keys[layer] = grow(keys[layer], stored[layer], newKeys, capacity);
+            values[layer] = grow(values[layer], stored[layer], newValues, capacity);
+        }
+        String at = ":, " + stored[layer] + ":" + need;
+        keys[layer].set(new ai.djl.ndarray.index.NDIndex(at), newKeys);
+        values[layer].set(new ai.djl.ndarray.index.NDIndex(at), newValues);
+        stored[layer] = need;
+        return new NDArray[] {filled(keys[layer], need), filled(values[layer], need)};
+    }
+
+    /** Room added beyond what a step needs when a buffer is (re)allocated. */
+    private static final int GROWTH = 64;
+
+    /** A zeroed buffer of {@code capacity} positions shaped like {@code like}, holding {@code old}'s first positions. */
+    private NDArray grow(NDArray old, int used, NDArray like, int capacity) {
+        long[] dims = like.getShape().getShape().clone();
+        dims[1] = capacity;
+        NDArray buf = manager.zeros(new ai.djl.ndarray.types.Shape(dims), like.getDataType(), like.getDevice());
+        ai.djl.ndarray.NDScope.unregister(buf);
+        if (old != null) {
+            if (used > 0) {
+                try (NDArray part = filled(old, used)) {
+                    buf.set(new ai.djl.ndarray.index.NDIndex(":, 0:" + used), part);
+                }
+            }
+            old.close();
+        }
+        return buf;
+    }
+
+    /** The first {@code used} positions of a buffer (a view, no copy). */
+    private static NDArray filled(NDArray buf, int used) {
+        return used == buf.getShape().get(1) ? buf.get(":") : buf.get(":, 0:" + used);
     }
 
     /** Records the validity of the tokens of a new step; called once per step before the layers run. */
@@ -80,12 +113,17 @@ public final class KvCache implements AutoCloseable {
         KvCache out = new KvCache(manager.getParentManager(), keys.length);
         for (int l = Math.max(0, fromLayer); l < keys.length; l++) {
             if (keys[l] == null) continue;
-            NDArray kk = tileBatch(keys[l], k), vv = tileBatch(values[l], k);
+            NDArray kk, vv;
+            try (NDArray key = keys(l); NDArray value = values(l)) {
+                kk = tileBatch(key, k);
+                vv = tileBatch(value, k);
+            }
             kk.attach(out.manager);
             vv.attach(out.manager);
             ai.djl.ndarray.NDScope.unregister(kk, vv);
             out.keys[l] = kk;
             out.values[l] = vv;
+            out.stored[l] = stored[l];
         }
         boolean[][] v = new boolean[valid.length * k][];
         for (int j = 0; j < k; j++) for (int b = 0; b < valid.length; b++) v[j * valid.length + b] = valid[b].clone();
