@@ -124,11 +124,7 @@ class ModelDiffTest {
         try (HookedTransformer base = HookedTransformer.random(GPT2, 1);
              HookedTransformer tuned = HookedTransformer.random(GPT2, 1);
              Lora lora = Lora.attach(tuned, LoraConfig.of(2, 4, "h.1.mlp.c_fc"))) {
-            SplittableRandom r = new SplittableRandom(3);
-            NDArray b = lora.parameters().get(Lora.PREFIX + "transformer.h.1.mlp.c_fc.lora_B.weight");
-            float[] v = new float[(int) b.size()];
-            for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextDouble() - 0.5);
-            b.set(new NDIndex(":"), b.getManager().create(v, b.getShape()));
+            randomizeB(lora, "transformer.h.1.mlp.c_fc", 3);
             ModelDiff d = ModelDiff.of(base, tuned);
             Table w = d.weightDiff();
             for (int i = 0; i < w.rowCount(); i++) {
@@ -157,11 +153,7 @@ class ModelDiffTest {
         try (HookedTransformer base = HookedTransformer.random(GPT2, 1);
              HookedTransformer tuned = HookedTransformer.random(GPT2, 1);
              Lora lora = Lora.attach(tuned, LoraConfig.of(2, 4, "h.1.mlp.c_fc"))) {
-            SplittableRandom r = new SplittableRandom(5);
-            NDArray b = lora.parameters().get(Lora.PREFIX + "transformer.h.1.mlp.c_fc.lora_B.weight");
-            float[] v = new float[(int) b.size()];
-            for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextDouble() - 0.5);
-            b.set(new NDIndex(":"), b.getManager().create(v, b.getShape()));
+            randomizeB(lora, "transformer.h.1.mlp.c_fc", 5);
             Map<String, float[]> before = new java.util.LinkedHashMap<>();
             base.parameters().forEach((k, w) -> before.put(k, w.toFloatArray()));
             // the metric: mean logit of token 7 at the last position
@@ -243,5 +235,14 @@ class ModelDiffTest {
             assertTrue(e.getMessage().contains("n_embd") && e.getMessage().contains("32")
                     && e.getMessage().contains("48"), e.getMessage());
         }
+    }
+
+    /** Fills an adapter's B (zero at initialisation) with uniform values in [-0.5, 0.5), so that it changes the model. */
+    static void randomizeB(Lora lora, String layer, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        NDArray b = lora.parameters().get(Lora.PREFIX + layer + ".lora_B.weight");
+        float[] v = new float[(int) b.size()];
+        for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextDouble() - 0.5);
+        b.set(new NDIndex(":"), b.getManager().create(v, b.getShape()));
     }
 }

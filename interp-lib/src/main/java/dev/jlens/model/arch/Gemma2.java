@@ -48,7 +48,7 @@ import static dev.jlens.model.arch.WeightTable.shape;
  * its last {@code window} visible keys, so it holds with padding and with a KV cache (every key is kept; the mask
  * hides those beyond the window).
  */
-public final class Gemma2 implements Architecture {
+public final class Gemma2 extends TabledArchitecture<Gemma2> {
 
     /** The family key Gemma 2 configs carry. */
     public static final Family GEMMA2 = Family.of("gemma2");
@@ -144,9 +144,6 @@ public final class Gemma2 implements Architecture {
 
     private final ModelConfig cfg;
     private final Options opts;
-    private final WeightTable<Gemma2> table;
-    private WeightMap params;
-    private final Adapters adapters = new Adapters();   // low-rank paths of adapted linear layers (LoRA)
 
     private final HookPoint hookEmbed;          // [batch, pos, d_model], scaled by sqrt(d_model)
     private final Block[] blocks;
@@ -167,9 +164,9 @@ public final class Gemma2 implements Architecture {
     }
 
     Gemma2(ModelConfig cfg, HookRegistry hooks) {
+        super(table(cfg));
         this.cfg = cfg;
         this.opts = cfg.options(Options.class);
-        this.table = table(cfg);
         hookEmbed = hooks.declare("hook_embed");
         blocks = new Block[cfg.nLayers()];
         for (int l = 0; l < blocks.length; l++) {
@@ -475,21 +472,6 @@ public final class Gemma2 implements Architecture {
         NDArray[] t = Ops.ropeTables(mgr, cfg.dHead(), cfg.nCtx(), cfg.ropeTheta(), Optional.empty());
         cosTable = t[0];
         sinTable = t[1];
-    }
-
-    @Override
-    public Map<String, NDArray> parameters() {
-        return params;
-    }
-
-    @Override
-    public List<LinearModule> linearModules() {
-        return table.linearModules();
-    }
-
-    @Override
-    public void adapt(Map<String, LowRank> paths) {
-        adapters.set(table.lowRankByWeight(params, paths));
     }
 
     @Override

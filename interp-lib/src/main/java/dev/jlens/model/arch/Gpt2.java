@@ -27,7 +27,7 @@ import static dev.jlens.model.arch.WeightTable.shape;
  * GPT-2 ({@code GPT2LMHeadModel}): learned positions, pre-LayerNorm blocks, fused QKV projection with biases,
  * GELU MLP, unembedding tied to the token embedding. Weights keep the checkpoint's Conv1D layout {@code [in, out]}.
  */
-public final class Gpt2 implements Architecture {
+public final class Gpt2 extends TabledArchitecture<Gpt2> {
 
     /** GPT-2's registration: its Hugging Face name, config mapping, weight table and constructor. */
     static final Architectures.Spec SPEC = new Architectures.Spec(Family.GPT2,
@@ -35,9 +35,6 @@ public final class Gpt2 implements Architecture {
             NoOptions.class, cfg -> {}, Gpt2::new);
 
     private final ModelConfig cfg;
-    private final WeightTable<Gpt2> table;
-    private WeightMap params;
-    private final Adapters adapters = new Adapters();   // low-rank paths of adapted linear layers (LoRA)
 
     // Hook points, in forward order (TransformerLens names).
     private final HookPoint hookEmbed;      // [batch, pos, d_model]
@@ -60,8 +57,8 @@ public final class Gpt2 implements Architecture {
     }
 
     Gpt2(ModelConfig cfg, HookRegistry hooks) {
+        super(table(cfg));
         this.cfg = cfg;
-        this.table = table(cfg);
         hookEmbed = hooks.declare("hook_embed");
         hookPosEmbed = hooks.declare("hook_pos_embed");
         blocks = new Block[cfg.nLayers()];
@@ -246,21 +243,6 @@ public final class Gpt2 implements Architecture {
     @Override
     public void initRandom(NDManager mgr, long seed) {
         params = table.init(this, mgr, seed);
-    }
-
-    @Override
-    public Map<String, NDArray> parameters() {
-        return params;
-    }
-
-    @Override
-    public List<LinearModule> linearModules() {
-        return table.linearModules();
-    }
-
-    @Override
-    public void adapt(Map<String, LowRank> paths) {
-        adapters.set(table.lowRankByWeight(params, paths));
     }
 
     @Override

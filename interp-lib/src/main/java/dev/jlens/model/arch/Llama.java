@@ -34,7 +34,7 @@ import static dev.jlens.model.arch.WeightTable.shape;
  * rotate-half layout (with Llama-3.1 frequency scaling), grouped-query attention, SwiGLU MLP.
  * Q, K and V projections are kept fused into one matrix, and so are gate and up, so each is one matmul.
  */
-public final class Llama implements Architecture {
+public final class Llama extends TabledArchitecture<Llama> {
 
     /** The family's registration: its Hugging Face names, config mapping, weight table and constructor. */
     static final Architectures.Spec SPEC = new Architectures.Spec(Family.LLAMA,
@@ -60,9 +60,6 @@ public final class Llama implements Architecture {
     }
 
     private final ModelConfig cfg;
-    private final WeightTable<Llama> table;
-    private WeightMap params;
-    private final Adapters adapters = new Adapters();   // low-rank paths of adapted linear layers (LoRA)
 
     private final HookPoint hookEmbed;          // [batch, pos, d_model]
     private final Block[] blocks;
@@ -83,8 +80,8 @@ public final class Llama implements Architecture {
     }
 
     Llama(ModelConfig cfg, HookRegistry hooks) {
+        super(table(cfg));
         this.cfg = cfg;
-        this.table = table(cfg);
         hookEmbed = hooks.declare("hook_embed");
         blocks = new Block[cfg.nLayers()];
         for (int l = 0; l < blocks.length; l++) {
@@ -375,21 +372,6 @@ public final class Llama implements Architecture {
         NDArray[] t = Ops.ropeTables(mgr, cfg.dHead(), cfg.nCtx(), cfg.ropeTheta(), cfg.ropeScaling());
         cosTable = t[0];
         sinTable = t[1];
-    }
-
-    @Override
-    public Map<String, NDArray> parameters() {
-        return params;
-    }
-
-    @Override
-    public List<LinearModule> linearModules() {
-        return table.linearModules();
-    }
-
-    @Override
-    public void adapt(Map<String, LowRank> paths) {
-        adapters.set(table.lowRankByWeight(params, paths));
     }
 
     @Override
