@@ -46,14 +46,15 @@ public final class KvCache implements AutoCloseable {
 
     /**
      * Appends this step's keys and values of one layer; returns the full keys and values (cache + new). Each layer's
-     * keys and values live in a buffer with room to grow (doubling when full), so a step writes only its new
+     * keys and values live in a buffer with room to grow (exact at first, doubling when full), so a step writes only its new
      * positions instead of copying the whole cache; what is returned is a view of the filled part.
      */
     public NDArray[] append(int layer, NDArray newKeys, NDArray newValues) {
         int add = (int) newKeys.getShape().get(1);
         int need = stored[layer] + add;
         if (keys[layer] == null || need > keys[layer].getShape().get(1)) {
-            int capacity = Math.max(need + GROWTH, keys[layer] == null ? 0 : 2 * (int) keys[layer].getShape().get(1));
+            // exact on the first append (a prompt, a patching pass's suffix), doubling after that (generation)
+            int capacity = keys[layer] == null ? need : Math.max(need, 2 * (int) keys[layer].getShape().get(1));
             keys[layer] = grow(keys[layer], stored[layer], newKeys, capacity);
             values[layer] = grow(values[layer], stored[layer], newValues, capacity);
         }
@@ -63,9 +64,6 @@ public final class KvCache implements AutoCloseable {
         stored[layer] = need;
         return new NDArray[] {filled(keys[layer], need), filled(values[layer], need)};
     }
-
-    /** Room added beyond what a step needs when a buffer is (re)allocated. */
-    private static final int GROWTH = 64;
 
     /** A zeroed buffer of {@code capacity} positions shaped like {@code like}, holding {@code old}'s first positions. */
     private NDArray grow(NDArray old, int used, NDArray like, int capacity) {
