@@ -170,71 +170,76 @@ public final class Resampling {
     }
 
     /**
-     * How to resample: {@code samples} continuations per prefix, each up to {@code maxNewTokens} (fewer where the
-     * model's context ends), sampled at {@code temperature} (0 = greedy) with {@code topK} (0 = off) and
-     * {@code topP} (1 = off), seeded from {@code seed}; a continuation stops after any of {@code stopTokens} or the
-     * tokenizer's EOS; {@code rowsPerPass} continuations per forward pass; {@code sharePrefix} runs the prefix once.
+     * How to resample: {@code samples} continuations per prefix, drawn with {@code sampling} (up to its
+     * {@code maxNewTokens}, fewer where the model's context ends; its temperature, top-k, top-p and stop tokens; its
+     * seed is the base from which each continuation's own seed is derived, {@link #seedOf}); {@code rowsPerPass}
+     * continuations per forward pass; {@code sharePrefix} runs the prefix once.
      */
-    public record Options(int samples, int maxNewTokens, double temperature, int topK, double topP, long seed,
-                          Set<Long> stopTokens, int rowsPerPass, boolean sharePrefix) {
-        /** Validates the settings. */
+    public record Options(int samples, Generation.Config sampling, int rowsPerPass, boolean sharePrefix) {
+        /** Validates the settings (the sampling settings were checked by {@link Generation.Config}). */
         public Options {
             if (samples < 1) {
                 throw new IllegalArgumentException("samples must be >= 1 (continuations per prefix), got " + samples);
             }
-            if (maxNewTokens < 1) {
-                throw new IllegalArgumentException("maxNewTokens must be >= 1, got " + maxNewTokens);
+            java.util.Objects.requireNonNull(sampling, "sampling");
+            if (sampling.maxNewTokens() < 1) {
+                throw new IllegalArgumentException("maxNewTokens must be >= 1, got " + sampling.maxNewTokens());
             }
             if (rowsPerPass < 1) {
                 throw new IllegalArgumentException("rowsPerPass must be >= 1, got " + rowsPerPass);
             }
-            stopTokens = stopTokens == null ? Set.of() : Set.copyOf(stopTokens);
-            // the sampling settings are checked where Generation checks them
-            new Generation.Config(maxNewTokens, temperature, topK, topP, seed, stopTokens, true, false, null);
         }
 
         /** {@code samples} continuations of up to {@code maxNewTokens} at {@code temperature}, seed 0, 32 rows a pass. */
         public static Options of(int samples, int maxNewTokens, double temperature) {
-            return new Options(samples, maxNewTokens, temperature, 0, 1, 0, Set.of(), 32, true);
+            return new Options(samples, Generation.Config.sample(maxNewTokens, temperature, 0), 32, true);
+        }
+
+        public int maxNewTokens() {
+            return sampling.maxNewTokens();
+        }
+
+        public long seed() {
+            return sampling.seed();
         }
 
         public Options withSamples(int n) {
-            return new Options(n, maxNewTokens, temperature, topK, topP, seed, stopTokens, rowsPerPass, sharePrefix);
+            return new Options(n, sampling, rowsPerPass, sharePrefix);
         }
 
-        public Options withMaxNewTokens(int n) {
-            return new Options(samples, n, temperature, topK, topP, seed, stopTokens, rowsPerPass, sharePrefix);
+        /** The same options with other sampling settings (e.g. {@code o.with(o.sampling().withTopK(50))}). */
+        public Options with(Generation.Config s) {
+            return new Options(samples, s, rowsPerPass, sharePrefix);
         }
 
         public Options withTemperature(double t) {
-            return new Options(samples, maxNewTokens, t, topK, topP, seed, stopTokens, rowsPerPass, sharePrefix);
+            return with(sampling.withTemperature(t));
         }
 
         public Options withTopK(int k) {
-            return new Options(samples, maxNewTokens, temperature, k, topP, seed, stopTokens, rowsPerPass, sharePrefix);
+            return with(sampling.withTopK(k));
         }
 
         public Options withTopP(double p) {
-            return new Options(samples, maxNewTokens, temperature, topK, p, seed, stopTokens, rowsPerPass, sharePrefix);
+            return with(sampling.withTopP(p));
         }
 
         public Options withSeed(long s) {
-            return new Options(samples, maxNewTokens, temperature, topK, topP, s, stopTokens, rowsPerPass, sharePrefix);
+            return with(sampling.withSeed(s));
         }
 
         /** Stop a continuation after any of these tokens (besides the tokenizer's EOS; the stop token is kept). */
         public Options withStopTokens(Long... ids) {
-            return new Options(samples, maxNewTokens, temperature, topK, topP, seed, Set.of(ids), rowsPerPass,
-                    sharePrefix);
+            return with(sampling.withStopTokens(ids));
         }
 
         public Options withRowsPerPass(int rows) {
-            return new Options(samples, maxNewTokens, temperature, topK, topP, seed, stopTokens, rows, sharePrefix);
+            return new Options(samples, sampling, rows, sharePrefix);
         }
 
         /** Run the prefix once and share its keys and values (true, the default), or rerun it for every row. */
         public Options sharePrefix(boolean share) {
-            return new Options(samples, maxNewTokens, temperature, topK, topP, seed, stopTokens, rowsPerPass, share);
+            return new Options(samples, sampling, rowsPerPass, share);
         }
     }
 
@@ -269,8 +274,7 @@ public final class Resampling {
      * context, which {@code generate} does not cap).
      */
     public static Generation.Config generationConfig(HookedTransformer model, Options o, int k, int i) {
-        return new Generation.Config(o.maxNewTokens(), o.temperature(), o.topK(), o.topP(), seedOf(o.seed(), k, i),
-                stopTokens(model, o), true, false, null);
+        return o.sampling().withSeed(seedOf(o.seed(), k, i)).withStopTokens(stopTokens(model, o).toArray(Long[]::new));
     }
 
     /** Draws {@code o.samples()} continuations of the trace after its first {@code k} steps. */
@@ -316,7 +320,7 @@ public final class Resampling {
     }
 
     private static Set<Long> stopTokens(HookedTransformer model, Options o) {
-        Set<Long> stops = new LinkedHashSet<>(o.stopTokens());
+        Set<Long> stops = new LinkedHashSet<>(o.sampling().stopTokens());
         model.tokenizer().ifPresent(t -> {
             for (long id : t.eosTokenIds()) {
                 stops.add(id);
@@ -341,7 +345,8 @@ public final class Resampling {
                     + " context of " + model.cfg().nCtx() + ": no room to sample");
         }
         int maxNew = Math.min(o.maxNewTokens(), room);
-        Generation.Config cfg = new Generation.Config(maxNew, o.temperature(), o.topK(), o.topP(), o.seed(),
+        Generation.Config s = o.sampling();
+        Generation.Config cfg = new Generation.Config(maxNew, s.temperature(), s.topK(), s.topP(), s.seed(),
                 stopTokens(model, o), true, false, null);
         long[][] out = new long[seeds.length][];
         KvCache shared = null;

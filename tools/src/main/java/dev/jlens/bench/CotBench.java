@@ -69,8 +69,8 @@ public final class CotBench {
         try (HookedTransformer m = HookedTransformer.random(o.shape().cfg, 0)) {
             Resampling.Trace trace = trace(o.prefix(), o.shape().cfg.dVocab());
             int k = trace.stepCount();
-            Resampling.Options shared = new Resampling.Options(o.samples(), o.newTokens(), 1.0, 0, 1, 0,
-                    java.util.Set.of(), o.rowsPerPass(), true);
+            Resampling.Options shared = Resampling.Options.of(o.samples(), o.newTokens(), 1.0)
+                    .withRowsPerPass(o.rowsPerPass());
             Resampling.Options recompute = shared.sharePrefix(false);
             double[] tShared = new double[o.runs()], tRecompute = new double[o.runs()];
             boolean identical = true;
