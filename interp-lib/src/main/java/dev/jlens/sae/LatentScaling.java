@@ -93,7 +93,10 @@ public final class LatentScaling {
             NDArray idx = m.create(Arrays.stream(js).asLongStream().toArray());
             NDArray decSel = wDec.get(idx);                                           // [n, 2 dm]
             NDArray decBase = decSel.get(new NDIndex(":, :{}", dm)), decFt = decSel.get(new NDIndex(":, {}:", dm));
-            float[] dn = decFt.square().sum(new int[] {1}).toFloatArray();
+            // <dec_m[j], d_j> per model and latent: what the latent's own part contributes along d_j (||d_j||^2 for
+            // the fine-tuned model)
+            NDArray[] own = {decBase.mul(decFt).sum(new int[] {1}), decFt.square().sum(new int[] {1})};
+            float[] dn = own[1].toFloatArray();
             for (int i = 0; i < n; i++) dNorm2[i] = dn[i];
             for (long step = 0; step < batches; step++) {
                 try (NDScope scope = new NDScope()) {
@@ -104,7 +107,6 @@ public final class LatentScaling {
                     NDArray fj = f.get(new NDIndex(":, {}", idx));                    // [B, n]
                     NDArray[] xsM = {xs.get(new NDIndex(":, :{}", dm)), xs.get(new NDIndex(":, {}:", dm))};
                     NDArray[] recM = {recon.get(new NDIndex(":, :{}", dm)), recon.get(new NDIndex(":, {}:", dm))};
-                    NDArray[] decM = {decBase, decFt};
                     float[] ff = fj.square().sum(new int[] {0}).toFloatArray();
                     float[] cnt = fj.gt(0).toType(ai.djl.ndarray.types.DataType.FLOAT32, false).sum(new int[] {0}).toFloatArray();
                     for (int i = 0; i < n; i++) {
@@ -115,8 +117,7 @@ public final class LatentScaling {
                         // <d_j, y> per row and latent, with y = recon_m - f_j dec_m[j]  or  x_m - that
                         NDArray dDotRec = recM[mi].matMul(decFt.transpose());          // [B, n]
                         NDArray dDotX = xsM[mi].matMul(decFt.transpose());             // [B, n]
-                        NDArray own = decM[mi].mul(decFt).sum(new int[] {1});          // [n]: <dec_m[j], d_j>
-                        NDArray recTarget = dDotRec.sub(fj.mul(own));                  // <d, recon_m - f dec_m>
+                        NDArray recTarget = dDotRec.sub(fj.mul(own[mi]));              // <d, recon_m - f dec_m>
                         NDArray errTarget = dDotX.sub(recTarget);                      // <d, x_m - (recon_m - f dec_m)>
                         float[] e = fj.mul(errTarget).sum(new int[] {0}).toFloatArray();
                         float[] r = fj.mul(recTarget).sum(new int[] {0}).toFloatArray();
