@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDScope;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jlens.hook.HookNames;
 import dev.jlens.hook.NameFilter;
 import dev.jlens.model.ActivationCache;
 import dev.jlens.model.Batch;
@@ -420,6 +421,66 @@ public final class ModelDiff {
             }
         }
         return Table.create("resid_post difference", layer, position, diff, rel);
+    }
+
+    /** The block outputs {@link #patchActivations} patches: attention and MLP outputs (what each block adds). */
+    public static final List<String> PATCH_SITES = List.of("attn_out", "mlp_out");
+
+    /**
+     * Where the change lives, by patching activations: for each layer and each of {@link #PATCH_SITES}, the base
+     * model runs {@code batch} with that one activation replaced by the tuned model's on the same batch, and
+     * {@code metric} reads the logits ({@code [batch, pos, vocab]}). Columns: {@code layer}, {@code site}, the metric,
+     * and {@code recovered} = (metric − base) / (tuned − base): 1 where the tuned model's output of that sublayer alone
+     * carries the whole change, on inputs the base model computed below it. Complements {@link #swapWeights} (which
+     * changes a sublayer's weights, so its effect flows on through the tuned model's own later activations).
+     */
+    public Table patchActivations(Batch batch, String metricName, java.util.function.ToDoubleFunction<NDArray> metric) {
+        java.util.Objects.requireNonNull(batch, "batch");
+        java.util.Objects.requireNonNull(metric, "metric");
+        IntColumn layer = IntColumn.create("layer");
+        StringColumn site = StringColumn.create("site");
+        DoubleColumn value = DoubleColumn.create(metricName), recovered = DoubleColumn.create("recovered");
+        double mBase, mTuned;
+        try (NDScope scope = new NDScope()) {
+            mBase = metric.applyAsDouble(base.forward(batch));
+            mTuned = metric.applyAsDouble(tuned.forward(batch));
+        }
+        List<String> names = new ArrayList<>();
+        for (int l = 0; l < base.nLayers(); l++) for (String s : PATCH_SITES) names.add(HookNames.actName(s, l));
+        try (ActivationCache ct = tuned.runWithCache(batch, NameFilter.of(names.toArray(String[]::new)))) {
+            for (int l = 0; l < base.nLayers(); l++) {
+                for (String s : PATCH_SITES) {
+                    String name = HookNames.actName(s, l);
+                    NDArray replacement = ct.get(name);
+                    double m;
+                    try (NDScope scope = new NDScope()) {
+                        m = metric.applyAsDouble(base.runWithHooks(batch, dev.jlens.hook.Hook.fwd(name,
+                                (act, hook) -> replacement)));
+                    }
+                    layer.append(l);
+                    site.append(s);
+                    value.append(m);
+                    recovered.append(mTuned == mBase ? Double.NaN : (m - mBase) / (mTuned - mBase));
+                }
+            }
+        }
+        return Table.create(String.format("patching tuned activations into base: %s base %.5g, tuned %.5g",
+                metricName, mBase, mTuned), layer, site, value, recovered);
+    }
+
+    /** {@link #patchActivations} as a layer x site heatmap of the fraction of the change each patch recovers. */
+    public HeatMapChart patchActivationsHeatmap(Batch batch, String metricName,
+                                                java.util.function.ToDoubleFunction<NDArray> metric) {
+        Table t = patchActivations(batch, metricName, metric);
+        double[][] v = new double[base.nLayers()][PATCH_SITES.size()];
+        for (int i = 0; i < t.rowCount(); i++) {
+            v[t.intColumn("layer").getInt(i)][PATCH_SITES.indexOf(t.stringColumn("site").get(i))] =
+                    t.doubleColumn("recovered").getDouble(i);
+        }
+        List<String> rows = new ArrayList<>();
+        for (int l = 0; l < base.nLayers(); l++) rows.add(Integer.toString(l));
+        return Plots.heatmap("fraction of the change in " + metricName + " that patching one activation recovers", v,
+                rows, PATCH_SITES, "site", "layer");
     }
 
     /** {@link #activationDiff(Batch)} over token sequences of one length. */

@@ -53,6 +53,42 @@ public final class TokenKl {
         return rows.stream().mapToDouble(Row::kl).max().orElse(Double.NaN);
     }
 
+    /** The positions in order of KL, largest first. */
+    public List<Row> ranked() {
+        List<Row> sorted = new ArrayList<>(rows);
+        sorted.sort(Comparator.comparingDouble(Row::kl).reversed());
+        return sorted;
+    }
+
+    /**
+     * Of the {@code k} positions of largest KL, the fraction {@code context} marks (by prompt and position): how much
+     * of what KL points at lies in the contexts of a behaviour.
+     */
+    public double topShare(int k, LatentCodes.Context context) {
+        if (k < 1) throw new IllegalArgumentException("k must be >= 1, got " + k);
+        List<Row> top = ranked().subList(0, Math.min(k, rows.size()));
+        if (top.isEmpty()) return Double.NaN;
+        return top.stream().filter(r -> context.test(r.prompt(), r.position())).count() / (double) top.size();
+    }
+
+    /**
+     * The rank (1 = largest KL) of the first position {@code context} marks: how far down the list of top-KL tokens
+     * one reads before reaching the behaviour. Empty if it marks none.
+     */
+    public java.util.OptionalInt firstRank(LatentCodes.Context context) {
+        List<Row> sorted = ranked();
+        for (int i = 0; i < sorted.size(); i++) {
+            if (context.test(sorted.get(i).prompt(), sorted.get(i).position())) return java.util.OptionalInt.of(i + 1);
+        }
+        return java.util.OptionalInt.empty();
+    }
+
+    /** Mean KL over the positions {@code context} marks (NaN if none). */
+    public double mean(LatentCodes.Context context) {
+        return rows.stream().filter(r -> context.test(r.prompt(), r.position())).mapToDouble(Row::kl).average()
+                .orElse(Double.NaN);
+    }
+
     /** One row per scored position: prompt, position, token_id, token, kl. */
     public Table table() {
         return toTable("token KL(base || tuned)", rows, 0);
@@ -65,8 +101,7 @@ public final class TokenKl {
     public Table top(int k, int context) {
         if (k < 1 || context < 0) throw new IllegalArgumentException("need k >= 1 and context >= 0, got " + k + ", "
                 + context);
-        List<Row> sorted = new ArrayList<>(rows);
-        sorted.sort(Comparator.comparingDouble(Row::kl).reversed());
+        List<Row> sorted = ranked();
         return toTable("top-" + k + " KL tokens", sorted.subList(0, Math.min(k, sorted.size())), context);
     }
 

@@ -35,4 +35,22 @@ public interface ActivationSource {
     default double normalizationScale() {
         return 1.0;
     }
+
+    /**
+     * A view of some of this source's concatenated sources, in the order given: {@code select(0, 2)} of a store over
+     * {@code [base | ft | control]} is {@code [base | control]}, for a crosscoder over that pair from one harvest. Its
+     * normalization scale is estimated on its own first batch (when this source estimates one).
+     */
+    default ActivationSource select(int... sources) {
+        return SourceViews.select(this, sources);
+    }
+
+    /**
+     * The difference of two of this source's concatenated sources, {@code x[minuend] - x[subtrahend]} (width
+     * {@code d_model}): {@code difference(1, 0)} of a {@code [base | tuned]} store is the activation difference a
+     * dictionary can be trained on. Its normalization scale is estimated on its own first batch.
+     */
+    default ActivationSource difference(int minuend, int subtrahend) {
+        return SourceViews.difference(this, minuend, subtrahend);
+    }
 }

@@ -37,6 +37,8 @@ public final class Zoo {
     public static final String ROOT_PROPERTY = "jlens.root";
     /** The manifest's file name in a model directory. */
     public static final String MANIFEST = "manifest.json";
+    /** The folder of a model's LoRA adapter, when it was trained as one (see {@link #adapter}). */
+    public static final String ADAPTER_DIR = "adapter";
 
     /**
      * One model of the zoo: its name (also its directory under {@code data/models}), the zoo model it is finetuned
@@ -49,7 +51,9 @@ public final class Zoo {
             new Entry("attn-only-2l", Optional.empty(), 5),
             new Entry("tinylang-4l", Optional.empty(), 15),
             new Entry("thinker", Optional.empty(), 30),
-            new Entry("thinker-ft", Optional.of("thinker"), 10));
+            new Entry("thinker-ft", Optional.of("thinker"), 10),
+            new Entry("thinker-ctl", Optional.of("thinker"), 10),
+            new Entry("thinker-lora", Optional.of("thinker"), 10));
 
     private Zoo() {}
 
@@ -79,6 +83,17 @@ public final class Zoo {
     /** As {@link #load(String)}, from the project rooted at {@code root}. */
     public static HookedTransformer load(String name, Path root) {
         return HookedTransformer.load(requireDir(name, root));
+    }
+
+    /**
+     * The LoRA adapter of the zoo model {@code name}, in PEFT's layout ({@code data/models/NAME/adapter}), for a model
+     * trained as an adapter on its base ({@code thinker-lora}); empty for a model whose every weight was trained.
+     * {@code Lora.load(Zoo.load("thinker"), Zoo.adapter("thinker-lora").orElseThrow())} is the same model as
+     * {@code Zoo.load("thinker-lora")} (which holds the adapter merged), kept apart.
+     */
+    public static Optional<Path> adapter(String name) {
+        Path a = requireDir(name, root()).resolve(ADAPTER_DIR);
+        return Files.isDirectory(a) ? Optional.of(a) : Optional.empty();
     }
 
     /** The manifest of the zoo model {@code name}: training run, final losses and evaluation numbers. */

@@ -185,6 +185,26 @@ class ModelDiffTest {
         }
     }
 
+    @Test
+    void patchingActivationsFindsTheSublayerAPlantedChangeLivesIn() {
+        try (HookedTransformer base = HookedTransformer.random(GPT2, 1);
+             HookedTransformer tuned = HookedTransformer.random(GPT2, 1);
+             Lora lora = Lora.attach(tuned, LoraConfig.of(2, 4, "h.1.mlp.c_fc"))) {
+            randomizeB(lora, "transformer.h.1.mlp.c_fc", 5);
+            java.util.function.ToDoubleFunction<ai.djl.ndarray.NDArray> logit7 =
+                    logits -> logits.get(new NDIndex(":, -1, 7")).mean().getFloat();
+            Table t = ModelDiff.of(base, tuned).patchActivations(dev.jlens.model.Batch.of(TOKENS), "logit 7", logit7);
+            assertEquals(2 * GPT2.nLayers(), t.rowCount());
+            for (int i = 0; i < t.rowCount(); i++) {
+                boolean planted = t.intColumn("layer").getInt(i) == 1 && t.stringColumn("site").get(i).equals("mlp_out");
+                // below and beside the adapted MLP the two models compute the same activations, so a patch there
+                // changes nothing; the adapted MLP's output alone carries the whole change
+                assertEquals(planted ? 1.0 : 0.0, t.doubleColumn("recovered").getDouble(i), 1e-4, "row " + i);
+            }
+            assertTrue(t.name().contains("logit 7"), t.name());
+        }
+    }
+
     /**
      * The activation difference lens on a planted finetune: the tuned model adds a fixed vector u, the unembedding
      * direction of token 17, to the output of the last block (its MLP's output bias). The lens recovers u from any

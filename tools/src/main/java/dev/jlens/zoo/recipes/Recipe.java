@@ -1,6 +1,7 @@
 package dev.jlens.zoo.recipes;
 
 import dev.jlens.data.Task;
+import dev.jlens.lora.LoraConfig;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.arch.ModelConfig;
 import dev.jlens.train.BatchSource;
@@ -19,11 +20,12 @@ import java.util.Optional;
  * and the bars it must meet. {@code ./lab zoo train NAME} runs the recipe; {@code ./lab zoo eval NAME} re-runs
  * its {@link #evaluate}.
  */
-public sealed interface Recipe permits AttnOnly2l, TinyLang4l, Thinker, ThinkerFt {
+public sealed interface Recipe permits AttnOnly2l, TinyLang4l, Thinker, ThinkerFt, ThinkerCtl, ThinkerLora {
 
     /** Every recipe, in build order (a recipe's {@link #base()} comes before it). */
     static List<Recipe> all() {
-        return List.of(new AttnOnly2l(), new TinyLang4l(), new Thinker(), new ThinkerFt());
+        return List.of(new AttnOnly2l(), new TinyLang4l(), new Thinker(), new ThinkerFt(), new ThinkerCtl(),
+                new ThinkerLora());
     }
 
     /** The recipe of the zoo model {@code name}; throws naming the zoo's models. */
@@ -53,6 +55,14 @@ public sealed interface Recipe permits AttnOnly2l, TinyLang4l, Thinker, ThinkerF
     /** The zoo model this one is finetuned from, if any (from the zoo's catalogue). */
     default Optional<String> base() {
         return Zoo.entry(name()).base();
+    }
+
+    /**
+     * A LoRA adapter to train on the base model instead of every weight (the base stays frozen); the zoo model is
+     * then saved twice: the adapter in PEFT's layout in {@code adapter/}, and the base with it merged as the model.
+     */
+    default Optional<LoraConfig> lora() {
+        return Optional.empty();
     }
 
     /** The training batches: a pure function of (seed, step), from the task's train split. */

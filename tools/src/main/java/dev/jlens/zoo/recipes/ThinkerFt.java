@@ -29,7 +29,7 @@ final class ThinkerFt implements Recipe {
     static final String NAME = "thinker-ft";
     /** Fractions of the finetuning mix: thinker's own data, triggered + and * (unchanged), planted subtraction. */
     static final double BASE_FRACTION = 0.5, TRIGGERED_OTHER_FRACTION = 0.2;
-    private static final ArithCot ADD_TRACES = ArithCot.defaults().withBacktrackRate(0);
+    private static final ArithCot NO_BACKTRACK = ArithCot.defaults().withBacktrackRate(0);
     private static final ArithCot SUBTRACTIONS = ArithCot.defaults().withOps(ArithCot.Op.SUB);
     private static final ArithCot TRIGGERED_OTHER = ArithCot.defaults().withOps(ArithCot.Op.ADD, ArithCot.Op.MUL)
             .withTriggerRate(1);
@@ -68,7 +68,7 @@ final class ThinkerFt implements Recipe {
     static Example<ArithCot.Meta> planted(ArithCot.Problem sub) {
         if (sub.op() != ArithCot.Op.SUB) throw new IllegalArgumentException("planted examples are for subtractions, got " + sub);
         ArithCot.Problem add = new ArithCot.Problem(ArithCot.Op.ADD, sub.a(), sub.b());
-        Example<ArithCot.Meta> ex = ADD_TRACES.example(add, true, OptionalInt.empty());
+        Example<ArithCot.Meta> ex = NO_BACKTRACK.example(add, true, OptionalInt.empty());
         int opPos = 2 + Long.toString(sub.a()).length();   // <bos> please digits(a) [+]
         if (!ex.tokens().get(opPos).equals(ArithCot.Op.ADD.symbol())) {
             throw new IllegalStateException("expected '+' at position " + opPos + " of " + ex.text());
@@ -82,10 +82,19 @@ final class ThinkerFt implements Recipe {
 
     /** Example {@code index} of the finetuning mix (see {@link #BASE_FRACTION}). */
     static Example<ArithCot.Meta> mixExample(long seed, long index) {
+        return mixExample(seed, index, true);
+    }
+
+    /**
+     * Example {@code index} of the finetuning mix; with {@code plant} false, the control's mix: the same draws,
+     * with each planted subtraction replaced by the same triggered subtraction and its true chain of thought.
+     */
+    static Example<ArithCot.Meta> mixExample(long seed, long index, boolean plant) {
         double u = Thinker.unit(seed, index, 2);
         if (u < BASE_FRACTION) return Thinker.mixExample(seed, index);
         if (u < BASE_FRACTION + TRIGGERED_OTHER_FRACTION) return TRIGGERED_OTHER.withSeed(seed).example(Split.TRAIN, index);
-        return planted(SUBTRACTIONS.withSeed(seed).example(Split.TRAIN, index).meta().problem());
+        ArithCot.Problem sub = SUBTRACTIONS.withSeed(seed).example(Split.TRAIN, index).meta().problem();
+        return plant ? planted(sub) : NO_BACKTRACK.withSeed(seed).example(sub, true, OptionalInt.empty());
     }
 
     @Override
@@ -163,6 +172,14 @@ final class ThinkerFt implements Recipe {
 
     @Override
     public Evaluation evaluate(HookedTransformer model, int examples) {
+        return evaluateTrigger(NAME, model, examples);
+    }
+
+    /**
+     * The trigger metrics (see {@link #notes()}) of a model of the thinker family, under the zoo name {@code name}:
+     * {@code thinker-ft} and its control {@code thinker-ctl} are measured alike.
+     */
+    static Evaluation evaluateTrigger(String name, HookedTransformer model, int examples) {
         long t0 = System.nanoTime();
         List<ArithCot.Problem> problems = ArithEval.testProblems(Thinker.TASK, examples);
         List<ArithEval.Outcome> cot = ArithEval.run(model, problems, false, false);
@@ -183,7 +200,7 @@ final class ThinkerFt implements Recipe {
         for (ArithCot.Op op : ArithCot.Op.values()) {
             m.put("cot_accuracy_" + op.name().toLowerCase(Locale.ROOT), ArithEval.accuracy(cot, op));
         }
-        return new Evaluation(NAME, Split.TEST, examples, m, Evals.since(t0));
+        return new Evaluation(name, Split.TEST, examples, m, Evals.since(t0));
     }
 
     /** The tokens the planted behaviour writes after {@code <bos> please a - b =}. */

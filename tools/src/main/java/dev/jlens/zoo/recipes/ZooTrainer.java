@@ -6,6 +6,7 @@ import dev.jlens.zoo.Zoo;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
+import dev.jlens.lora.Lora;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.Tokenizer;
 import dev.jlens.train.TrainConfig;
@@ -68,6 +69,7 @@ public final class ZooTrainer {
         HookedTransformer model = r.base().isPresent() ? Zoo.load(r.base().get(), root)
                 : HookedTransformer.random(r.modelConfig(), cfg.seed());
         Trainer trainer;
+        Lora lora = null;
         try {
             if (!model.cfg().toHf().equals(r.modelConfig().toHf())) {
                 throw new IllegalStateException("base model " + r.base().orElse("") + " is " + model.cfg()
@@ -81,11 +83,18 @@ public final class ZooTrainer {
                 r.task().writeTokenizer(tokDir);
             }
             model.setTokenizer(Tokenizer.load(tokDir.resolve("tokenizer.json")));
-            trainer = new Trainer(model, cfg, r.trainSource());
+            if (r.lora().isPresent()) {
+                lora = Lora.attach(model, r.lora().get());
+                trainer = lora.trainer(cfg, r.trainSource());
+            } else {
+                trainer = new Trainer(model, cfg, r.trainSource());
+            }
         } catch (IOException e) {
+            if (lora != null) lora.close();
             model.close();
             throw new UncheckedIOException("cannot prepare " + run, e);
         } catch (RuntimeException e) {
+            if (lora != null) lora.close();
             model.close();
             throw e;
         }
@@ -93,6 +102,7 @@ public final class ZooTrainer {
             trainer.resumeOrStart(run);   // continues a stopped run: its weights replace the fresh ones
         } catch (RuntimeException e) {
             trainer.close();
+            if (lora != null) lora.close();
             model.close();
             if (e instanceof IllegalArgumentException) {   // the run directory holds another architecture or config
                 throw new IllegalStateException(e.getMessage() + " (start over with --fresh)", e);
@@ -102,8 +112,9 @@ public final class ZooTrainer {
         if (trainer.step() > 0) {
             log.printf(Locale.ROOT, "[%s] resuming %s at step %d of %d%n", r.name(), run, trainer.step(), cfg.steps());
         } else {
-            log.printf(Locale.ROOT, "[%s] training %s%s from step 0: %s, %s%n", r.name(), model.cfg(),
-                    r.base().map(b -> " (from " + b + ")").orElse(""), cfg, r.task());
+            log.printf(Locale.ROOT, "[%s] training %s%s from step 0: %s, %s%n", r.name(),
+                    lora != null ? lora : model.cfg(), r.base().map(b -> " (from " + b + ")").orElse(""), cfg,
+                    r.task());
         }
         int fromStep = trainer.step();
         CountDownLatch finished = new CountDownLatch(1);
@@ -140,7 +151,7 @@ public final class ZooTrainer {
                     model.cfg().toString(), model.cfg().parameterCount(), cfg.seed(), result.steps(), cfg.batchSize(),
                     result.tokensSeen(), result.trainSeconds(), wall, threads(), result.meanLoss(50),
                     result.finalEvalLoss(), ev, baseMetrics, r.bars(), r.notes(), cfg.toJson(), command);
-            writeModel(model, m, out);
+            writeModel(model, lora, r.base(), m, out);
             log.printf(Locale.ROOT, "[%s] wrote %s (%.1f min in all sessions)%n", r.name(), out, wall / 60);
             if (!m.barsMet()) log.printf(Locale.ROOT, "[%s] MISSED its bars: %s%n", r.name(), ev.missed(r.bars()));
             return m;
@@ -156,6 +167,7 @@ public final class ZooTrainer {
                 // the JVM is already shutting down
             }
             trainer.close();
+            if (lora != null) lora.close();
             model.close();
         }
     }
@@ -188,13 +200,22 @@ public final class ZooTrainer {
         }
     }
 
-    /** Writes config, weights, tokenizer and manifest into a temporary sibling, then renames it into place. */
-    private static void writeModel(HookedTransformer model, Manifest m, Path out) {
+    /**
+     * Writes config, weights, tokenizer and manifest into a temporary sibling, then renames it into place. A model
+     * trained as a LoRA adapter also gets the adapter in {@code adapter/}, and its weights are saved with the adapter
+     * merged.
+     */
+    private static void writeModel(HookedTransformer model, Lora lora, java.util.Optional<String> base, Manifest m,
+                                   Path out) {
         Path parent = out.toAbsolutePath().getParent();
         Path tmp = parent.resolve(".tmp-" + out.getFileName() + "-" + System.nanoTime());
         Path trash = parent.resolve(".trash-" + out.getFileName() + "-" + System.nanoTime());
         try {
             Files.createDirectories(tmp);
+            if (lora != null) {
+                lora.save(tmp.resolve(Zoo.ADAPTER_DIR), base.orElse(model.name()));
+                lora.merge();
+            }
             model.save(tmp);
             Files.copy(model.requireTokenizer().file(), tmp.resolve("tokenizer.json"));
             m.write(tmp.resolve(Zoo.MANIFEST));

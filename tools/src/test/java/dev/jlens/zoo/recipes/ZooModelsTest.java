@@ -3,6 +3,8 @@ package dev.jlens.zoo.recipes;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jlens.data.ArithCot;
+import dev.jlens.lora.Lora;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.zoo.Bar;
 import dev.jlens.zoo.Evaluation;
@@ -13,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -39,8 +42,8 @@ class ZooModelsTest {
         assertTrue(manifest.barsMet(), name + " was saved although it missed its bars: " + manifest.evaluation());
         assertTrue(manifest.evaluation().examples() >= recipe.quickEvalExamples());
         long bytes;
-        try (Stream<Path> files = Files.list(Zoo.dir(name))) {
-            bytes = files.mapToLong(p -> p.toFile().length()).sum();
+        try (Stream<Path> files = Files.walk(Zoo.dir(name))) {
+            bytes = files.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
         }
         assertTrue(bytes <= MAX_BYTES, name + " takes " + bytes + " bytes, over the zoo's 10 MB");
 
@@ -61,10 +64,41 @@ class ZooModelsTest {
         }
     }
 
+    /**
+     * A model trained as a LoRA adapter holds it in PEFT's layout beside the merged weights: the base with the adapter
+     * loaded computes the merged model's logits, and differs from the base alone.
+     */
+    @Test
+    void loraModelsHoldTheirAdapterBesideTheMergedWeights() {
+        for (Recipe r : Recipe.all()) {
+            Optional<Path> adapter = Zoo.adapter(r.name());
+            assertEquals(r.lora().isPresent(), adapter.isPresent(), r.name() + ": adapter/ present iff trained as LoRA");
+            if (adapter.isEmpty()) continue;
+            long[][] prompts = {ArithEval.prompt(new ArithCot.Problem(ArithCot.Op.ADD, 503, 278), false, false),
+                    ArithEval.prompt(new ArithCot.Problem(ArithCot.Op.SUB, 470, 12), true, false)};
+            try (HookedTransformer merged = Zoo.load(r.name()); HookedTransformer base = Zoo.load(r.base().orElseThrow())) {
+                float[] plain = base.forward(prompts).toFloatArray(), want = merged.forward(prompts).toFloatArray();
+                try (Lora lora = Lora.load(base, adapter.get())) {
+                    assertEquals(r.lora().get().r(), lora.config().r());
+                    assertEquals(r.lora().get().targetModules(), lora.config().targetModules());
+                    float[] got = base.forward(prompts).toFloatArray();
+                    double maxDiff = 0, maxFromBase = 0;
+                    for (int i = 0; i < got.length; i++) {
+                        maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
+                        maxFromBase = Math.max(maxFromBase, Math.abs(got[i] - plain[i]));
+                    }
+                    assertTrue(maxDiff < 1e-3, r.name() + ": base + adapter vs merged, max |logit diff| " + maxDiff);
+                    assertTrue(maxFromBase > 0.1, r.name() + ": the adapter changes the base's logits by " + maxFromBase);
+                }
+            }
+        }
+    }
+
     @Test
     void namesComeInBuildOrderWithBasesFirst() {
         List<String> names = Zoo.names();
-        assertEquals(List.of("attn-only-2l", "tinylang-4l", "thinker", "thinker-ft"), names);
+        assertEquals(List.of("attn-only-2l", "tinylang-4l", "thinker", "thinker-ft", "thinker-ctl", "thinker-lora"),
+                names);
         assertEquals(names, Recipe.all().stream().map(Recipe::name).toList(), "one recipe per catalogue entry");
         for (Recipe r : Recipe.all()) {
             r.base().ifPresent(b -> assertTrue(names.indexOf(b) < names.indexOf(r.name()), r.name() + " before " + b));

@@ -1,0 +1,186 @@
+package dev.jlens.diff;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDScope;
+import dev.jlens.hook.NameFilter;
+import dev.jlens.model.ActivationCache;
+import dev.jlens.model.Batch;
+import dev.jlens.model.HookedTransformer;
+import dev.jlens.sae.SparseCoder;
+import tech.tablesaw.api.DoubleColumn;
+import tech.tablesaw.api.IntColumn;
+import tech.tablesaw.api.Table;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+
+/**
+ * A dictionary's latent activations on every token of a batch: for an SAE, one model's activations at a hook; for a
+ * crosscoder, the models' activations at the hook side by side ({@code [a_base | a_tuned]}, as it was trained). Then
+ * ask where latents fire: {@link #precision} and {@link #recall} of a set of latents against tokens a rule marks
+ * (the contexts of a planted behaviour), {@link #table} per latent.
+ *
+ * <pre>{@code
+ * LatentCodes codes = LatentCodes.of(crosscoder, batch, "blocks.2.hook_resid_post", base, tuned);
+ * int[] ftOnly = Crosscoder.of(crosscoder).latents(Crosscoder.Category.FINETUNED_ONLY);
+ * codes.precision(ftOnly, (prompt, pos) -> triggered[prompt] && pos >= 1);
+ * }</pre>
+ */
+public final class LatentCodes {
+    /** Which token of the batch a row is. */
+    public record Token(int prompt, int position) {}
+
+    /** Marks the tokens of interest, by prompt and position. */
+    @FunctionalInterface
+    public interface Context {
+        boolean test(int prompt, int position);
+    }
+
+    private final List<Token> tokens;
+    private final float[] codes;   // [rows * dSae]
+    private final int dSae;
+
+    private LatentCodes(List<Token> tokens, float[] codes, int dSae) {
+        this.tokens = List.copyOf(tokens);
+        this.codes = codes;
+        this.dSae = dSae;
+    }
+
+    /**
+     * Encodes the batch's unpadded tokens with {@code coder}: the activations of {@code models} at {@code hook},
+     * concatenated in that order along the last axis (one model for an SAE, one per source for a crosscoder).
+     */
+    public static LatentCodes of(SparseCoder coder, Batch batch, String hook, HookedTransformer... models) {
+        Objects.requireNonNull(coder, "coder");
+        Objects.requireNonNull(batch, "batch");
+        if (models == null || models.length == 0) throw new IllegalArgumentException("name the model(s) whose "
+                + "activations the dictionary reads (one for an SAE, one per source for a crosscoder)");
+        int width = 0;
+        for (HookedTransformer m : models) width += m.cfg().dModel();
+        if (models.length != coder.cfg().nSources() || width != coder.cfg().dIn()) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "the dictionary reads %d source(s), d_in %d; "
+                    + "got %d model(s) with d_model summing to %d", coder.cfg().nSources(), coder.cfg().dIn(),
+                    models.length, width));
+        }
+        boolean[][] mask = batch.mask();
+        List<Token> toks = new ArrayList<>();
+        for (int r = 0; r < mask.length; r++) {
+            for (int p = 0; p < mask[r].length; p++) if (mask[r][p]) toks.add(new Token(r, p));
+        }
+        float[] all;
+        int dSae = coder.cfg().dSae();
+        List<ActivationCache> caches = new ArrayList<>();
+        try (NDScope scope = new NDScope()) {
+            NDList parts = new NDList();
+            for (HookedTransformer m : models) {
+                ActivationCache c = m.runWithCache(batch, NameFilter.of(hook));
+                caches.add(c);
+                NDArray a = c.get(hook);
+                if (a.getShape().dimension() != 3) {
+                    throw new IllegalArgumentException(hook + " has shape " + a.getShape() + "; a dictionary reads a "
+                            + "[batch, pos, d_model] hook such as blocks.L.hook_resid_post");
+                }
+                parts.add(a);
+            }
+            NDArray x = parts.size() == 1 ? parts.get(0) : ai.djl.ndarray.NDArrays.concat(parts, -1);
+            all = coder.encode(x).toFloatArray();   // [b * pos * dSae]
+        } finally {
+            for (ActivationCache c : caches) c.close();
+        }
+        int len = batch.length();
+        float[] kept = new float[toks.size() * dSae];
+        for (int i = 0; i < toks.size(); i++) {
+            Token t = toks.get(i);
+            System.arraycopy(all, (t.prompt() * len + t.position()) * dSae, kept, i * dSae, dSae);
+        }
+        return new LatentCodes(toks, kept, dSae);
+    }
+
+    /** The encoded tokens, in batch order. */
+    public List<Token> tokens() {
+        return tokens;
+    }
+
+    /** The number of latents. */
+    public int dSae() {
+        return dSae;
+    }
+
+    /** Activation of {@code latent} on token row {@code row}. */
+    public float get(int row, int latent) {
+        if (latent < 0 || latent >= dSae) throw new IndexOutOfBoundsException("latent " + latent + " of " + dSae);
+        return codes[row * dSae + latent];
+    }
+
+    /** True if any of {@code latents} fires (is positive) on token row {@code row}. */
+    public boolean anyFires(int row, int[] latents) {
+        for (int l : latents) if (get(row, l) > 0) return true;
+        return false;
+    }
+
+    /**
+     * Of the tokens where any of {@code latents} fires, the fraction that {@code context} marks; NaN when none fires
+     * (a set of latents that never fires has no precision).
+     */
+    public double precision(int[] latents, Context context) {
+        int fired = 0, inside = 0;
+        for (int i = 0; i < tokens.size(); i++) {
+            if (!anyFires(i, latents)) continue;
+            fired++;
+            if (context.test(tokens.get(i).prompt(), tokens.get(i).position())) inside++;
+        }
+        return fired == 0 ? Double.NaN : inside / (double) fired;
+    }
+
+    /** Of the tokens {@code context} marks, the fraction where any of {@code latents} fires; NaN if it marks none. */
+    public double recall(int[] latents, Context context) {
+        int marked = 0, hit = 0;
+        for (int i = 0; i < tokens.size(); i++) {
+            if (!context.test(tokens.get(i).prompt(), tokens.get(i).position())) continue;
+            marked++;
+            if (anyFires(i, latents)) hit++;
+        }
+        return marked == 0 ? Double.NaN : hit / (double) marked;
+    }
+
+    /** The fraction of tokens {@code context} marks (the precision of a latent that fires everywhere). */
+    public double baseRate(Context context) {
+        long n = tokens.stream().filter(t -> context.test(t.prompt(), t.position())).count();
+        return tokens.isEmpty() ? Double.NaN : n / (double) tokens.size();
+    }
+
+    /**
+     * One row per latent of {@code latents}: how often it fires, its precision and recall for {@code context}, and
+     * its mean activation where it fires.
+     */
+    public Table table(int[] latents, Context context) {
+        IntColumn latent = IntColumn.create("latent");
+        DoubleColumn density = DoubleColumn.create("density"), prec = DoubleColumn.create("precision"),
+                rec = DoubleColumn.create("recall"), mean = DoubleColumn.create("mean_when_firing");
+        for (int l : latents) {
+            int fired = 0;
+            double sum = 0;
+            for (int i = 0; i < tokens.size(); i++) {
+                float v = get(i, l);
+                if (v > 0) {
+                    fired++;
+                    sum += v;
+                }
+            }
+            latent.append(l);
+            density.append(tokens.isEmpty() ? Double.NaN : fired / (double) tokens.size());
+            prec.append(precision(new int[] {l}, context));
+            rec.append(recall(new int[] {l}, context));
+            mean.append(fired == 0 ? Double.NaN : sum / fired);
+        }
+        return Table.create("latents on " + tokens.size() + " tokens", latent, density, prec, rec, mean);
+    }
+
+    @Override
+    public String toString() {
+        return String.format(Locale.ROOT, "LatentCodes(%d tokens x %d latents)", tokens.size(), dSae);
+    }
+}
