@@ -1,6 +1,7 @@
 package dev.jlens.toy;
 
 import dev.jlens.toy.ToySuperposition.Config;
+import dev.jlens.toy.ToySuperposition.Correlation;
 import dev.jlens.train.ProgressSink;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -9,7 +10,9 @@ import org.knowm.xchart.HeatMapChart;
 import org.knowm.xchart.XYChart;
 import tech.tablesaw.api.Table;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -30,8 +33,13 @@ class ToyResultTest {
 
     @Test
     void correlatedPairsGoOrthogonalAndAnticorrelatedPairsAntipodal() {
-        ToyResult r = ToySuperposition.train(ToySuperpositionTest.FAST.withSteps(3000),
-                Arrays.asList(ToySuperposition.correlationStudy(2, 2, 0.8, 4)), ProgressSink.none());
+        // Each kind at the sparsity where training finds its optimum most often: anticorrelated pairs are steered
+        // apart only when features of different pairs co-occur, which a sparser setting makes rare.
+        List<Config> cs = new ArrayList<>();
+        cs.addAll(Arrays.asList(ToySuperposition.repeat(Config.of(4, 2, 0.9, 1), 2)));
+        cs.addAll(Arrays.asList(ToySuperposition.repeat(Config.of(4, 2, 0.9, 1).withCorrelation(Correlation.CORRELATED), 4)));
+        cs.addAll(Arrays.asList(ToySuperposition.repeat(Config.of(4, 2, 0.8, 1).withCorrelation(Correlation.ANTICORRELATED), 4)));
+        ToyResult r = ToySuperposition.train(ToySuperpositionTest.FAST.withSteps(3000), cs, ProgressSink.none());
         Table f = r.correlationFindings();
         assertEquals(3, f.rowCount(), f.print());
         assertEquals("orthogonal", row(f, "correlated").getString("lowest_loss_arrangement"), f.print());
@@ -40,7 +48,9 @@ class ToyResultTest {
         assertTrue(anti.cosine(0, 1) < -0.99 && anti.cosine(2, 3) < -0.99, anti.toString());
         ToyModel corr = r.model(row(f, "correlated").getInt("lowest_loss_instance"));
         assertTrue(Math.abs(corr.cosine(0, 1)) < 0.1 && Math.abs(corr.cosine(2, 3)) < 0.1, corr.toString());
-        assertEquals(24, r.correlationTable().rowCount());
+        assertTrue(row(f, "correlated").getDouble("fraction_orthogonal") >= 0.5, f.print());
+        assertTrue(row(f, "anticorrelated").getDouble("fraction_antipodal") >= 0.5, f.print());
+        assertEquals(20, r.correlationTable().rowCount());
     }
 
     private static tech.tablesaw.api.Row row(Table t, String correlation) {
