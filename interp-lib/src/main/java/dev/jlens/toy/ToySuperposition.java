@@ -3,6 +3,7 @@ package dev.jlens.toy;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.training.GradientCollector;
@@ -48,6 +49,10 @@ import java.util.SplittableRandom;
  */
 public final class ToySuperposition {
     private static final long INIT_SALT = 0x1A17L, DATA_SALT = 0xDA7AL, EVAL_SALT = 0xE7A1L;
+    /** Most values one training batch (all instances) may hold: 2^28 floats, 1 GiB. */
+    static final long MAX_BATCH_ELEMENTS = 1L << 28;
+    /** Most values one evaluation pass holds; the instances are evaluated in groups below it. */
+    private static final long EVAL_CHUNK_ELEMENTS = 1L << 24;
 
     private ToySuperposition() {}
 
@@ -313,6 +318,12 @@ public final class ToySuperposition {
             }
         }
         int batch = training.batchSize(), steps = training.steps(), logEvery = training.logEvery();
+        long elements = (long) kk * Math.max(batch, 1) * n;
+        if (elements > MAX_BATCH_ELEMENTS) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "%d instances x batch %d x %d features = %d "
+                    + "values per step, more than %d; train fewer instances at once or use a smaller batch", kk, batch,
+                    n, elements, MAX_BATCH_ELEMENTS));
+        }
         long[] dataSeeds = new long[kk];
         float[] w0 = new float[kk * m * n];
         float[] imp = new float[kk * n];
@@ -351,9 +362,10 @@ public final class ToySuperposition {
                             lossK = loss(w, b, importance, x);
                             gc.backward(lossK.sum());
                         }
-                        if (step % logEvery == 0 || step == steps - 1) {
+                        boolean logged = step % logEvery == 0;
+                        if (logged || step == steps - 1) {
                             float[] l = lossK.toFloatArray();
-                            for (int k = 0; k < kk; k++) curves[k][Math.min(step / logEvery, logs - 1)] = l[k];
+                            if (logged) for (int k = 0; k < kk; k++) curves[k][step / logEvery] = l[k];
                             progress.update(step + 1, String.format(Locale.ROOT, "loss %.4g", mean(l)));
                         }
                     }
@@ -362,7 +374,8 @@ public final class ToySuperposition {
             } finally {
                 progress.close();
             }
-            evalLoss = evaluate(instances, dataSeeds, training.evalBatchSize(), manager, w, b, importance);
+            evalLoss = evaluate(instances, dataSeeds, training.evalBatchSize(), manager, w, b, importance,
+                    EVAL_CHUNK_ELEMENTS);
             wOut = w.toFloatArray();
             bOut = b.toFloatArray();
         }
@@ -386,18 +399,30 @@ public final class ToySuperposition {
         return err.mul(err).mul(importance).sum(new int[] {2}).mean(new int[] {1});   // [K]
     }
 
-    private static double[] evaluate(List<Config> instances, long[] dataSeeds, int evalBatch, NDManager manager,
-                                     NDArray w, NDArray b, NDArray importance) {
+    /**
+     * Each instance's loss on its evaluation batch, {@code w [K, m, n]}, {@code b} and {@code importance}
+     * {@code [K, 1, n]}; instances are evaluated in groups of at most {@code chunkElements} values (at least one
+     * instance a group), so that a large grid's evaluation batch never has to fit in memory at once.
+     */
+    static double[] evaluate(List<Config> instances, long[] dataSeeds, int evalBatch, NDManager manager, NDArray w,
+                             NDArray b, NDArray importance, long chunkElements) {
         int kk = instances.size(), n = instances.get(0).features();
-        float[] data = new float[kk * evalBatch * n];
-        for (int k = 0; k < kk; k++) sample(instances.get(k), evalSeed(dataSeeds[k]), data, k * evalBatch * n, evalBatch);
-        try (NDScope scope = new NDScope()) {
-            NDArray x = Tensors.owned(manager.create(data, new Shape(kk, evalBatch, n)));
-            float[] l = loss(w, b, importance, x).toFloatArray();
-            double[] out = new double[kk];
-            for (int k = 0; k < kk; k++) out[k] = l[k];
-            return out;
+        int group = (int) Math.max(1, Math.min(kk, chunkElements / ((long) evalBatch * n)));
+        double[] out = new double[kk];
+        for (int from = 0; from < kk; from += group) {
+            int to = Math.min(kk, from + group);
+            float[] data = new float[(to - from) * evalBatch * n];
+            for (int k = from; k < to; k++) {
+                sample(instances.get(k), evalSeed(dataSeeds[k]), data, (k - from) * evalBatch * n, evalBatch);
+            }
+            try (NDScope scope = new NDScope()) {
+                NDIndex slice = new NDIndex("{}:{}", from, to);
+                NDArray x = Tensors.owned(manager.create(data, new Shape(to - from, evalBatch, n)));
+                float[] l = loss(w.get(slice), b.get(slice), importance.get(slice), x).toFloatArray();
+                for (int k = from; k < to; k++) out[k] = l[k - from];
+            }
         }
+        return out;
     }
 
     private static long evalSeed(long dataSeed) {

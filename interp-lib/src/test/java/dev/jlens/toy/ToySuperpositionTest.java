@@ -3,6 +3,10 @@ package dev.jlens.toy;
 import dev.jlens.toy.ToySuperposition.Config;
 import dev.jlens.toy.ToySuperposition.Correlation;
 import dev.jlens.toy.ToySuperposition.Training;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.Shape;
 import dev.jlens.train.ProgressSink;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -127,6 +131,23 @@ class ToySuperpositionTest {
     }
 
     @Test
+    void evaluationInGroupsOfInstancesEqualsOnePass() {
+        List<Config> cs = List.of(Config.of(3, 2, 0.5, 0.9), Config.of(3, 2, 0.8, 1), Config.of(3, 2, 0, 0.7));
+        long[] seeds = {11, 12, 13};
+        try (NDManager m = NDManager.newBaseManager(); NDScope scope = new NDScope()) {
+            NDArray w = m.randomNormal(new Shape(3, 2, 3));
+            NDArray b = m.randomNormal(new Shape(3, 1, 3)).mul(0.1f);
+            NDArray imp = m.create(new float[] {1, 0.9f, 0.81f, 1, 1, 1, 1, 0.7f, 0.49f}, new Shape(3, 1, 3));
+            double[] whole = ToySuperposition.evaluate(cs, seeds, 100, m, w, b, imp, Long.MAX_VALUE);
+            double[] single = ToySuperposition.evaluate(cs, seeds, 100, m, w, b, imp, 1);    // one instance a group
+            double[] pairs = ToySuperposition.evaluate(cs, seeds, 100, m, w, b, imp, 600);   // groups of 2, then 1
+            assertArrayEquals(whole, single, 1e-6);
+            assertArrayEquals(whole, pairs, 1e-6);
+            assertTrue(whole[0] != whole[1] && whole[1] != whole[2], Arrays.toString(whole));
+        }
+    }
+
+    @Test
     void anInstanceTrainsTheSameWhateverTrainsBesideIt() {
         Training t = FAST.withSteps(300);
         Config a = Config.of(5, 2, 0.9, 0.9);
@@ -177,5 +198,8 @@ class ToySuperpositionTest {
         e = assertThrows(IllegalArgumentException.class, () -> Config.of(3, 1).withImportance(1, 2));
         assertTrue(e.getMessage().contains("one value per feature"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> ToySuperposition.train(FAST, List.of(), ProgressSink.none()));
+        e = assertThrows(IllegalArgumentException.class,
+                () -> ToySuperposition.train(FAST.withBatchSize(1 << 20), ToySuperposition.repeat(Config.of(20, 5), 20)));
+        assertTrue(e.getMessage().contains("fewer instances"), e.getMessage());
     }
 }
