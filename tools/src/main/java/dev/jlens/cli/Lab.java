@@ -28,7 +28,7 @@ import java.util.stream.Collectors;
 
 /**
  * The {@code lab} command line: {@code generate}, {@code logits}, {@code patch}, {@code attribute},
- * {@code chat-template}, {@code zoo}, {@code bench NAME}, {@code help}. Bad arguments
+ * {@code chat-template}, {@code toy}, {@code zoo}, {@code bench NAME}, {@code help}. Bad arguments
  * print a message naming the valid choices and exit with code 2; a failure while running exits with 1.
  */
 public final class Lab {
@@ -83,6 +83,13 @@ public final class Lab {
                   chat_template.jinja beside it) as transformers' apply_chat_template does; messages is a JSON
                   array of {"role":..,"content":..}. Prints one line {"prompt":"..."}. A template that raises exits 1
                   with its message; --template-kwargs passes template variables, e.g. '{"enable_thinking": false}'.
+              toy superposition --features N --dims M --sparsity S --importance-decay D --instances K --seed X
+                                [--steps N] [--batch B] [--lr LR] [--correlation independent|correlated|anticorrelated]
+                  Trains K instances of Toy Models of Superposition's x' = ReLU(W^T W x + b) (W is M x N) with
+                  different initialisations from the seed; feature i has importance D^i and is zero with
+                  probability S, otherwise uniform in [0, 1]. Prints the lowest-loss instance as one JSON line,
+                  {"W":[[...],...] (M rows of N),"b":[...] (N),"loss":...}; progress goes to stderr. Defaults:
+                  --steps %d, --batch %d, --lr %s (Adam), --instances 1, --seed 0.
               zoo list | train NAME | eval NAME
                   The project's tiny trained models in data/models (see ./lab zoo list).
               bench NAME [options]
@@ -166,12 +173,13 @@ public final class Lab {
                 case "pretokenize" -> PretokenizeCli.run(rest, out, err);
                 case "sample-corpus" -> sampleCorpus(rest, out);
                 case "chat-template" -> ChatTemplateCli.run(rest, out);
+                case "toy" -> ToyCli.run(rest, out, err);
                 case "help", "--help", "-h" -> {
                     out.print(usage());
                     yield OK;
                 }
                 default -> throw new UsageException("unknown command '" + cmd + "'; valid commands: generate, logits, "
-                        + "patch, attribute, pretokenize, sample-corpus, chat-template, bench, zoo, help");
+                        + "patch, attribute, pretokenize, sample-corpus, chat-template, toy, bench, zoo, help");
             };
         } catch (UsageException e) {
             err.println("lab: " + e.getMessage());
@@ -186,7 +194,8 @@ public final class Lab {
 
     /** The usage text. */
     public static String usage() {
-        return USAGE_TEXT.formatted(String.join(", ", BENCHES.keySet()));
+        return USAGE_TEXT.formatted(ToyCli.DEFAULT_STEPS, ToyCli.DEFAULT_BATCH, ToyCli.DEFAULT_LR,
+                String.join(", ", BENCHES.keySet()));
     }
 
     // ------------------------------------------------------------------ generate
