@@ -115,6 +115,15 @@ public final class LatentCodes {
         return codes[row * dSae + latent];
     }
 
+    /** Per latent, the fraction of tokens where it fires: pass it to {@code Crosscoder.withDensity} to mark dead ones. */
+    public float[] density() {
+        float[] d = new float[dSae];
+        int n = tokens.size();
+        for (int i = 0; i < n; i++) for (int l = 0; l < dSae; l++) if (codes[i * dSae + l] > 0) d[l]++;
+        for (int l = 0; l < dSae; l++) d[l] = n == 0 ? 0 : d[l] / n;
+        return d;
+    }
+
     /** True if any of {@code latents} fires (is positive) on token row {@code row}. */
     public boolean anyFires(int row, int[] latents) {
         for (int l : latents) if (get(row, l) > 0) return true;

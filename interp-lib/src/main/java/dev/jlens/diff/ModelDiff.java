@@ -283,38 +283,108 @@ public final class ModelDiff {
      * ({@code Steering.of(v).attach(base)}): a narrow finetune's objective tends to show in both.
      */
     public dev.jlens.probe.SteeringVector activationDifference(Batch neutral, String hook, int positions) {
+        float[][] rows = activationDifferences(neutral, hook, positions);
+        int d = rows[0].length;
+        float[] sum = new float[d];
+        for (float[] r : rows) for (int i = 0; i < d; i++) sum[i] += r[i];
+        for (int i = 0; i < d; i++) sum[i] /= rows.length;
+        return new dev.jlens.probe.SteeringVector(hook, sum,
+                "activation difference (tuned - base) at " + hook + ", mean of " + rows.length + " vectors (the first "
+                        + positions + " tokens of each prompt)");
+    }
+
+    /** Principal directions of the activation differences, with the share of their variance each explains. */
+    public record DifferencePca(List<dev.jlens.probe.SteeringVector> components, double[] explained) {}
+
+    /**
+     * PCA of the same difference vectors {@link #activationDifference} averages ({@code a_tuned - a_base} over the first
+     * {@code positions} tokens of each prompt of {@code neutral}, centred): the top {@code k} directions, unit length and
+     * signed so that the mean difference projects positively on them, and the fraction of the differences' variance
+     * each explains. A change with one direction shows one dominant component; read each with {@link #logitLens}.
+     */
+    public DifferencePca activationDifferencePca(Batch neutral, String hook, int positions, int k) {
+        if (k < 1) throw new IllegalArgumentException("k must be >= 1, got " + k);
+        float[][] rows = activationDifferences(neutral, hook, positions);
+        int n = rows.length, d = rows[0].length;
+        if (k > d) throw new IllegalArgumentException("k must be at most d_model " + d + ", got " + k);
+        double[] mean = new double[d];
+        for (float[] r : rows) for (int i = 0; i < d; i++) mean[i] += r[i];
+        for (int i = 0; i < d; i++) mean[i] /= n;
+        double[][] cov = new double[d][d];
+        double[] c = new double[d];
+        for (float[] r : rows) {
+            for (int i = 0; i < d; i++) c[i] = r[i] - mean[i];
+            for (int i = 0; i < d; i++) {
+                double ci = c[i];
+                if (ci == 0) continue;
+                double[] row = cov[i];
+                for (int j = i; j < d; j++) row[j] += ci * c[j];
+            }
+        }
+        double total = 0;
+        for (int i = 0; i < d; i++) {
+            for (int j = i; j < d; j++) {
+                cov[i][j] /= Math.max(1, n - 1);
+                cov[j][i] = cov[i][j];
+            }
+            total += cov[i][i];
+        }
+        org.apache.commons.math3.linear.EigenDecomposition eig = new org.apache.commons.math3.linear.EigenDecomposition(
+                new org.apache.commons.math3.linear.Array2DRowRealMatrix(cov, false));
+        double[] ev = eig.getRealEigenvalues();
+        Integer[] order = new Integer[d];
+        for (int i = 0; i < d; i++) order[i] = i;
+        java.util.Arrays.sort(order, (a, b) -> Double.compare(ev[b], ev[a]));
+        List<dev.jlens.probe.SteeringVector> comps = new ArrayList<>();
+        double[] explained = new double[k];
+        for (int i = 0; i < k; i++) {
+            double[] v = eig.getEigenvector(order[i]).toArray();
+            double dot = 0, norm = 0;
+            for (int j = 0; j < d; j++) {
+                dot += v[j] * mean[j];
+                norm += v[j] * v[j];
+            }
+            double sign = dot < 0 ? -1 : 1;
+            norm = Math.sqrt(norm);
+            float[] f = new float[d];
+            for (int j = 0; j < d; j++) f[j] = (float) (sign * v[j] / norm);
+            explained[i] = total == 0 ? 0 : Math.max(0, ev[order[i]]) / total;
+            comps.add(new dev.jlens.probe.SteeringVector(hook, f, String.format(java.util.Locale.ROOT,
+                    "principal component %d of the activation differences (tuned - base) at %s (%.1f%% of their "
+                            + "variance, %d vectors)", i + 1, hook, 100 * explained[i], n)));
+        }
+        return new DifferencePca(comps, explained);
+    }
+
+    /** The vectors {@code a_tuned - a_base} at {@code hook}, the first {@code positions} unpadded tokens of each prompt. */
+    private float[][] activationDifferences(Batch neutral, String hook, int positions) {
         java.util.Objects.requireNonNull(neutral, "neutral");
         if (positions < 1) throw new IllegalArgumentException("positions must be >= 1, got " + positions);
-        float[] sum = null;
-        long count = 0;
+        List<float[]> out = new ArrayList<>();
         try (NDScope scope = new NDScope();
              ActivationCache cb = base.runWithCache(neutral, NameFilter.of(hook));
              ActivationCache ct = tuned.runWithCache(neutral, NameFilter.of(hook))) {
             NDArray diff = ct.get(hook).sub(cb.get(hook));                 // [n, pos, d]
-            long n = diff.getShape().get(0), p = diff.getShape().get(1);
-            int d = (int) diff.getShape().get(diff.getShape().dimension() - 1);
             if (diff.getShape().dimension() != 3) {
                 throw new IllegalArgumentException("the activation difference lens reads a residual-stream-like hook [batch, "
                         + "pos, d_model]; " + hook + " has shape " + diff.getShape());
             }
+            long n = diff.getShape().get(0), p = diff.getShape().get(1);
+            int d = (int) diff.getShape().get(2);
             float[] v = diff.toFloatArray();
-            sum = new float[d];
             boolean[][] mask = neutral.mask();
             for (int r = 0; r < n; r++) {
                 int taken = 0;
                 for (int j = 0; j < p && taken < positions; j++) {
                     if (!mask[r][j]) continue;
                     int o = (int) ((r * p + j) * d);
-                    for (int i = 0; i < d; i++) sum[i] += v[o + i];
+                    out.add(java.util.Arrays.copyOfRange(v, o, o + d));
                     taken++;
-                    count++;
                 }
             }
         }
-        for (int i = 0; i < sum.length; i++) sum[i] /= count;
-        return new dev.jlens.probe.SteeringVector(hook, sum,
-                "activation difference (tuned - base) at " + hook + ", mean of " + count + " vectors (the first " + positions
-                        + " tokens of each prompt)");
+        if (out.isEmpty()) throw new IllegalArgumentException("the neutral batch has no unpadded tokens");
+        return out.toArray(float[][]::new);
     }
 
     /**

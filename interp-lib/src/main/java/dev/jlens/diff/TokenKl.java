@@ -89,6 +89,30 @@ public final class TokenKl {
                 .orElse(Double.NaN);
     }
 
+    /**
+     * Prompts {@code prompts} (all when none are given) as text with each token shaded by its KL (darker is larger;
+     * hover for the value), on one scale: where in each prompt the two models disagree. The value on a token is the
+     * KL of the predictions made after reading it.
+     */
+    public dev.jlens.viz.Html.View highlight(int... prompts) {
+        int[] which = prompts.length == 0 ? java.util.stream.IntStream.range(0, ids.size()).toArray() : prompts;
+        List<List<String>> rowsOut = new ArrayList<>();
+        List<double[]> values = new ArrayList<>();
+        List<String> labels = new ArrayList<>();
+        for (int p : which) {
+            if (p < 0 || p >= ids.size()) {
+                throw new IndexOutOfBoundsException("prompt " + p + " of " + ids.size() + " (0.." + (ids.size() - 1) + ")");
+            }
+            double[] v = of(p);
+            int n = v.length;
+            while (n > 0 && Double.isNaN(v[n - 1])) n--;                 // trailing padding
+            rowsOut.add(Arrays.asList(tokens.get(p)).subList(0, n));
+            values.add(Arrays.copyOf(v, n));
+            labels.add("#" + p);
+        }
+        return dev.jlens.viz.Html.tokens(rowsOut, values, labels, 0, "per-token KL(base || tuned)");
+    }
+
     /** One row per scored position: prompt, position, token_id, token, kl. */
     public Table table() {
         return toTable("token KL(base || tuned)", rows, 0);

@@ -367,6 +367,139 @@ public final class Lora implements WeightDelta, AutoCloseable {
      * unique suffix of it.
      */
     public NDArray deltaWeight(String module) {
+        return torchDelta(layer(module));
+    }
+
+    /**
+     * The singular value decomposition of layer {@code module}'s update {@code ΔW = (alpha / r) B A} (torch's
+     * {@code [out, in]} layout): at most {@code r} non-zero singular values, largest first, with their output
+     * directions (columns of {@code U}, {@code out} long: for a layer that writes the residual stream, such as
+     * {@code o_proj} or {@code down_proj}, directions in {@code d_model}) and input directions ({@code in} long). It
+     * is computed from the factors (thin QR of {@code B} and {@code A^T}, then the SVD of an {@code r x r} matrix), so
+     * it costs {@code O((out + in) r^2)} however wide the layer. {@code module} is a full name or a unique suffix.
+     */
+    public Svd svd(String module) {
+        Layer l = layer(module);
+        float[] bf, af;
+        int out, in, r = config.r();
+        try (NDScope s = new NDScope()) {
+            bf = l.b().toFloatArray();                                  // [out, r]
+            af = l.a().toFloatArray();                                  // [r, in]
+            out = (int) l.b().getShape().get(0);
+            in = (int) l.a().getShape().get(1);
+        }
+        double[][] b = new double[r][out], a = new double[r][in];   // columns of B and of A^T
+        for (int i = 0; i < out; i++) for (int j = 0; j < r; j++) b[j][i] = bf[i * r + j];
+        for (int j = 0; j < r; j++) for (int i = 0; i < in; i++) a[j][i] = af[j * in + i];
+        double[][] rb = new double[r][r], ra = new double[r][r];
+        double[][] qb = thinQr(b, rb), qa = thinQr(a, ra);
+        // ΔW = s Qb Rb (Qa Ra)^T = Qb (s Rb Ra^T) Qa^T; the SVD of the small middle gives ΔW's
+        double sc = config.scaling();
+        double[][] mid = new double[r][r];
+        for (int i = 0; i < r; i++) {
+            for (int j = 0; j < r; j++) {
+                double v = 0;
+                for (int k = 0; k < r; k++) v += rb[i][k] * ra[j][k];
+                mid[i][j] = sc * v;
+            }
+        }
+        org.apache.commons.math3.linear.SingularValueDecomposition svd =
+                new org.apache.commons.math3.linear.SingularValueDecomposition(
+                        new org.apache.commons.math3.linear.Array2DRowRealMatrix(mid, false));
+        double[] sv = svd.getSingularValues();                        // descending
+        double[][] u = svd.getU().getData(), v = svd.getV().getData();
+        double[][] left = new double[r][out], right = new double[r][in];
+        for (int c = 0; c < r; c++) {
+            for (int k = 0; k < r; k++) {
+                for (int i = 0; i < out; i++) left[c][i] += qb[k][i] * u[k][c];
+                for (int i = 0; i < in; i++) right[c][i] += qa[k][i] * v[k][c];
+            }
+        }
+        return new Svd(l.module().module(), sv, left, right);
+    }
+
+    /**
+     * A layer's update by singular value decomposition: {@code values} largest first, {@code left[i]} the output
+     * direction and {@code right[i]} the input direction of value {@code i} (unit vectors, zero where the value is).
+     */
+    public record Svd(String module, double[] values, double[][] left, double[][] right) {
+        /** The share of {@code ΔW}'s squared Frobenius norm in each singular value. */
+        public double[] energy() {
+            double total = 0;
+            for (double x : values) total += x * x;
+            double[] e = new double[values.length];
+            for (int i = 0; i < e.length; i++) e[i] = total == 0 ? 0 : values[i] * values[i] / total;
+            return e;
+        }
+
+        /** |cosine| of {@code vector} with each output direction (sign-free: a singular vector's sign is arbitrary). */
+        public double[] outputCosines(float[] vector) {
+            if (vector.length != left[0].length) {
+                throw new IllegalArgumentException(module + " writes vectors of " + left[0].length + " but the vector has "
+                        + vector.length + " entries");
+            }
+            double n = 0;
+            for (float x : vector) n += (double) x * x;
+            double[] c = new double[values.length];
+            for (int i = 0; i < c.length; i++) {
+                double d = 0;
+                for (int j = 0; j < vector.length; j++) d += left[i][j] * vector[j];
+                c[i] = n == 0 || values[i] == 0 ? 0 : Math.abs(d) / Math.sqrt(n);
+            }
+            return c;
+        }
+
+        /** One row per singular value: index, value, share of the squared norm. */
+        public tech.tablesaw.api.Table toTable() {
+            tech.tablesaw.api.IntColumn idx = tech.tablesaw.api.IntColumn.create("index");
+            tech.tablesaw.api.DoubleColumn val = tech.tablesaw.api.DoubleColumn.create("singular_value"),
+                    en = tech.tablesaw.api.DoubleColumn.create("energy");
+            double[] e = energy();
+            for (int i = 0; i < values.length; i++) {
+                idx.append(i);
+                val.append(values[i]);
+                en.append(e[i]);
+            }
+            return tech.tablesaw.api.Table.create("singular values of the LoRA update of " + module, idx, val, en);
+        }
+    }
+
+    /**
+     * Modified Gram-Schmidt, twice, on the columns {@code cols[j]}: returns orthonormal columns {@code Q} and fills
+     * the upper-triangular {@code r} with {@code cols = Q r}. A column in the span of earlier ones gets a zero
+     * {@code Q} column and a zero diagonal.
+     */
+    private static double[][] thinQr(double[][] cols, double[][] r) {
+        int k = cols.length, n = cols[0].length;
+        double[][] q = new double[k][];
+        for (int j = 0; j < k; j++) {
+            double[] v = cols[j].clone();
+            double before = 0;
+            for (double x : v) before += x * x;
+            for (int pass = 0; pass < 2; pass++) {
+                for (int i = 0; i < j; i++) {
+                    double d = 0;
+                    for (int t = 0; t < n; t++) d += q[i][t] * v[t];
+                    r[i][j] += d;
+                    for (int t = 0; t < n; t++) v[t] -= d * q[i][t];
+                }
+            }
+            double norm = 0;
+            for (double x : v) norm += x * x;
+            norm = Math.sqrt(norm);
+            if (norm <= 1e-12 * Math.sqrt(before) || norm == 0) {
+                q[j] = new double[n];
+                r[j][j] = 0;
+            } else {
+                for (int t = 0; t < n; t++) v[t] /= norm;
+                q[j] = v;
+                r[j][j] = norm;
+            }
+        }
+        return q;
+    }
+
+    private Layer layer(String module) {
         Layer hit = null;
         for (Layer l : layers) {
             if (l.module().module().equals(module) || l.module().module().endsWith("." + module)) {
@@ -382,7 +515,7 @@ public final class Lora implements WeightDelta, AutoCloseable {
             throw new IllegalArgumentException("no adapted layer '" + module + "'; adapted: nearest "
                     + Names.nearest(module, modules(), 5) + " (" + layers.size() + " in all)");
         }
-        return torchDelta(hit);
+        return hit;
     }
 
     // ------------------------------------------------------------------ merge

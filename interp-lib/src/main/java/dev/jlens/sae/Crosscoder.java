@@ -200,6 +200,37 @@ public final class Crosscoder {
         return m;
     }
 
+    /**
+     * The {@code k} latents with the largest relative norm (the most fine-tuned-heavy decoders), largest first,
+     * leaving out dead latents (when {@link #withDensity} marked them) and latents without a decoder. Where the
+     * default thresholds find no fine-tuned-only latent (BatchTopK crosscoders often have none), these are where to
+     * look for what the fine-tune added.
+     */
+    public int[] mostFinetuned(int k) {
+        if (k < 1) throw new IllegalArgumentException("k must be >= 1, got " + k);
+        return java.util.stream.IntStream.range(0, category.length)
+                .filter(i -> category[i] != Category.DEAD && !Double.isNaN(relative[i])).boxed()
+                .sorted((a, b) -> Double.compare(relative[b], relative[a])).limit(k)
+                .mapToInt(Integer::intValue).toArray();
+    }
+
+    /**
+     * Decoder vector of {@code latent} for one source (0 base, 1 fine-tuned), {@code d_model} long, in the units the
+     * dictionary reconstructs (raw activations divided by its input scale).
+     */
+    public float[] decoder(int latent, int source) {
+        if (latent < 0 || latent >= category.length) {
+            throw new IndexOutOfBoundsException("latent " + latent + " is outside [0, " + category.length + ")");
+        }
+        if (source != 0 && source != 1) throw new IllegalArgumentException("source is 0 (base) or 1 (fine-tuned), got "
+                + source);
+        int dm = coder.cfg().dModel();
+        try (NDScope scope = new NDScope()) {
+            return coder.weights().get(SaeWeights.W_DEC).get(latent).get(new ai.djl.ndarray.index.NDIndex(
+                    (long) source * dm + ":" + ((long) source + 1) * dm)).toFloatArray();
+        }
+    }
+
     /** Cosine similarities of the shared latents' decoder pairs. */
     public double[] sharedCosines() {
         return java.util.Arrays.stream(latents(Category.SHARED)).mapToDouble(i -> cosine[i]).toArray();

@@ -162,4 +162,62 @@ public final class Html {
         int b = (int) Math.round(255 + (107 - 255) * a);
         return String.format(Locale.ROOT, "#%02x%02x%02x", r, g, b);
     }
+
+    /**
+     * Text as rows of tokens, each token shaded by its value (darker is larger, relative to {@code max}; NaN is not
+     * shaded) with the value shown on hover: per-token KL between two models, a latent's activation, a probe's score.
+     * {@code rows} and {@code values} pair up row by row (one value per token); {@code labels} (one per row, or empty)
+     * head the rows. {@code max} at or below 0, or NaN, shades relative to the largest value shown.
+     */
+    public static View tokens(List<List<String>> rows, List<double[]> values, List<String> labels, double max,
+                              String title) {
+        Objects.requireNonNull(rows, "rows");
+        Objects.requireNonNull(values, "values");
+        Objects.requireNonNull(labels, "labels");
+        if (rows.size() != values.size()) {
+            throw new IllegalArgumentException(rows.size() + " rows of tokens but " + values.size() + " rows of values");
+        }
+        if (!labels.isEmpty() && labels.size() != rows.size()) {
+            throw new IllegalArgumentException(rows.size() + " rows but " + labels.size() + " labels; pass one per row "
+                    + "or none");
+        }
+        double top = max;
+        if (!(top > 0)) {
+            top = 0;
+            for (double[] v : values) for (double x : v) if (x > top) top = x;
+        }
+        StringBuilder html = new StringBuilder(4096);
+        html.append("<div style=\"font-family:monospace;font-size:12px;line-height:1.9\">");
+        if (title != null && !title.isEmpty()) {
+            html.append("<div style=\"font-weight:bold;margin:0 0 4px 0\">").append(Display.escapeHtml(title))
+                    .append("</div>");
+        }
+        for (int r = 0; r < rows.size(); r++) {
+            List<String> toks = rows.get(r);
+            double[] v = values.get(r);
+            if (toks.size() != v.length) {
+                throw new IllegalArgumentException("row " + r + " has " + toks.size() + " tokens but " + v.length
+                        + " values");
+            }
+            html.append("<div>");
+            if (!labels.isEmpty()) {
+                html.append("<span style=\"display:inline-block;min-width:3em;color:#666\">")
+                        .append(Display.escapeHtml(labels.get(r))).append("</span>");
+            }
+            for (int i = 0; i < toks.size(); i++) {
+                double x = v[i];
+                double a = Double.isNaN(x) || top <= 0 ? 0 : Math.max(0, Math.min(1, x / top));
+                html.append("<span title=\"").append(Display.escapeHtml(toks.get(i))).append(": ")
+                        .append(Double.isNaN(x) ? "n/a" : String.format(Locale.ROOT, "%.4g", x))
+                        .append("\" style=\"padding:1px 2px;margin:0 1px;border-radius:2px;background:")
+                        .append(colour((float) a)).append(";color:").append(a > 0.55 ? "#fff" : "#000").append("\">")
+                        .append(Display.escapeHtml(toks.get(i))).append("</span>");
+            }
+            html.append("</div>");
+        }
+        html.append("</div>");
+        String text = String.format(Locale.ROOT, "%d row(s) of tokens shaded by value (max %.4g)%s", rows.size(), top,
+                title == null || title.isEmpty() ? "" : ": " + title);
+        return new View(html.toString(), text);
+    }
 }

@@ -83,6 +83,13 @@ class LatentCodesTest {
             int[] all = {0, 1, 2, 3, 4, 5, 6, 7};
             assertTrue(one.recall(all, prompt0) > 0.99);
             assertEquals(8, one.table(all, prompt0).rowCount());
+            float[] density = one.density();
+            for (int j = 0; j < 8; j++) {
+                int f = 0;
+                for (int row = 0; row < 8; row++) if (one.get(row, j) > 0) f++;
+                assertEquals(f / 8.0, density[j], 1e-6, "density of latent " + j);
+                assertEquals(one.table(new int[] {j}, prompt0).doubleColumn("density").getDouble(0), density[j], 1e-6);
+            }
             assertTrue(Double.isNaN(one.recall(new int[] {0}, (p, pos) -> false)), "no marked token: NaN recall");
         }
     }

@@ -36,6 +36,11 @@ class ModelDiffTest {
                 assertEquals(30, self.rows().size());
                 assertTrue(self.max() <= 1e-6, "KL with itself " + self.max());
                 TokenKl other = ModelDiff.of(a, b).kl(TOKENS);
+                String shaded = other.highlight(0).toHtml();
+                assertTrue(shaded.contains(">#0<") && !shaded.contains(">#1<"), "one prompt asked for, one shown");
+                assertEquals(TOKENS[0].length, shaded.split("<span title=").length - 1, "one shaded span per token");
+                assertTrue(other.highlight().toHtml().contains(">#1<"), "no argument: every prompt");
+                assertThrows(IndexOutOfBoundsException.class, () -> other.highlight(9));
                 assertTrue(other.rows().stream().allMatch(r -> r.kl() > 0), "every position differs: " + other);
                 Table t = other.table();
                 assertEquals(List.of("prompt", "position", "token_id", "token", "kl"), t.columnNames());
@@ -264,5 +269,46 @@ class ModelDiffTest {
         float[] v = new float[(int) b.size()];
         for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextDouble() - 0.5);
         b.set(new NDIndex(":"), b.getManager().create(v, b.getShape()));
+    }
+
+    /**
+     * PCA of the activation differences: the tuned model's last MLP writes {@code (h . a) u} more (a rank-one edit of
+     * its output weight), so every difference at the last residual stream is a multiple of u: the first component is
+     * u's direction with all the variance.
+     */
+    @Test
+    void pcaOfTheDifferencesFindsTheDirectionOfARankOneEdit() {
+        try (HookedTransformer base = HookedTransformer.random(GPT2, 1);
+             HookedTransformer tuned = HookedTransformer.random(GPT2, 1)) {
+            NDArray w = tuned.parameters().get("transformer.h.1.mlp.c_proj.weight");     // Conv1D [d_mlp, d_model]
+            long dMlp = w.getShape().get(0), dm = w.getShape().get(1);
+            java.util.SplittableRandom r = new java.util.SplittableRandom(3);
+            float[] a = new float[(int) dMlp], u = new float[(int) dm];
+            for (int i = 0; i < a.length; i++) a[i] = (float) r.nextGaussian();
+            for (int i = 0; i < u.length; i++) u[i] = (float) r.nextGaussian();
+            NDArray outer = w.getManager().create(a).reshape(dMlp, 1).matMul(w.getManager().create(u).reshape(1, dm));
+            w.set(new NDIndex(":"), w.add(outer));
+            ModelDiff d = ModelDiff.of(base, tuned);
+            String hook = "blocks.1.hook_resid_post";
+            ModelDiff.DifferencePca pca = d.activationDifferencePca(Batch.of(TOKENS), hook, 8, 3);
+            assertEquals(3, pca.components().size());
+            assertTrue(pca.explained()[0] > 0.999, "one direction holds the variance: " + java.util.Arrays.toString(pca.explained()));
+            assertTrue(pca.explained()[1] < 1e-3);
+            double dot = 0, nu = 0, nv = 0;
+            float[] v = pca.components().get(0).vector();
+            for (int i = 0; i < u.length; i++) {
+                dot += u[i] * v[i];
+                nu += u[i] * u[i];
+                nv += v[i] * v[i];
+            }
+            assertEquals(1.0, Math.abs(dot) / Math.sqrt(nu * nv), 1e-4, "the first component is u's direction");
+            assertEquals(1.0, Math.sqrt(nv), 1e-5, "unit length");
+            // signed so that the mean difference projects positively
+            float[] mean = d.activationDifference(Batch.of(TOKENS), hook, 8).vector();
+            double proj = 0;
+            for (int i = 0; i < v.length; i++) proj += mean[i] * v[i];
+            assertTrue(proj >= 0, "sign follows the mean difference: " + proj);
+            assertThrows(IllegalArgumentException.class, () -> d.activationDifferencePca(Batch.of(TOKENS), hook, 8, 0));
+        }
     }
 }

@@ -480,4 +480,70 @@ class LoraTest {
             assertTrue(e.getMessage().contains("nowhere"), e.getMessage());
         }
     }
+
+    @Test
+    void theUpdatesSvdFromItsFactorsRebuildsDeltaWAndMatchesAFullSvd() {
+        try (HookedTransformer m = HookedTransformer.random(LLAMA, 3); Lora lora = Lora.attach(m, LLAMA_ALL)) {
+            randomiseB(lora, 5, 0.3f);
+            for (String module : List.of("layers.0.self_attn.o_proj", "layers.1.mlp.down_proj", "layers.1.self_attn.k_proj")) {
+                float[] dw;
+                long out, in;
+                try (NDScope s = new NDScope()) {
+                    NDArray d = lora.deltaWeight(module);
+                    dw = d.toFloatArray();
+                    out = d.getShape().get(0);
+                    in = d.getShape().get(1);
+                }
+                Lora.Svd svd = lora.svd(module);
+                assertEquals(4, svd.values().length);
+                assertEquals(out, svd.left()[0].length);
+                assertEquals(in, svd.right()[0].length);
+                // U S V^T is the update
+                double maxErr = 0, maxAbs = 0;
+                for (int i = 0; i < out; i++) {
+                    for (int j = 0; j < in; j++) {
+                        double v = 0;
+                        for (int k = 0; k < 4; k++) v += svd.values()[k] * svd.left()[k][i] * svd.right()[k][j];
+                        maxErr = Math.max(maxErr, Math.abs(v - dw[(int) (i * in + j)]));
+                        maxAbs = Math.max(maxAbs, Math.abs(dw[(int) (i * in + j)]));
+                    }
+                }
+                assertTrue(maxErr < 1e-5 * Math.max(1, maxAbs), module + ": U S V^T is off by " + maxErr);
+                // orthonormal directions
+                for (int a = 0; a < 4; a++) {
+                    for (int b = 0; b < 4; b++) {
+                        double dl = 0, dr = 0;
+                        for (int i = 0; i < out; i++) dl += svd.left()[a][i] * svd.left()[b][i];
+                        for (int i = 0; i < in; i++) dr += svd.right()[a][i] * svd.right()[b][i];
+                        assertEquals(a == b ? 1 : 0, dl, 1e-9, module + " left " + a + "." + b);
+                        assertEquals(a == b ? 1 : 0, dr, 1e-9, module + " right " + a + "." + b);
+                    }
+                }
+                // the same singular values as a full SVD of the dense matrix (Commons Math)
+                double[][] dense = new double[(int) out][(int) in];
+                for (int i = 0; i < out; i++) for (int j = 0; j < in; j++) dense[i][j] = dw[(int) (i * in + j)];
+                double[] full = new org.apache.commons.math3.linear.SingularValueDecomposition(
+                        new org.apache.commons.math3.linear.Array2DRowRealMatrix(dense, false)).getSingularValues();
+                for (int k = 0; k < 4; k++) assertEquals(full[k], svd.values()[k], 1e-5 * full[0], module + " sigma " + k);
+                assertEquals(1.0, Arrays.stream(svd.energy()).sum(), 1e-12);
+                assertEquals(4, svd.toTable().rowCount());
+                // the top output direction has |cosine| 1 with itself and the others 0
+                float[] u0 = new float[(int) out];
+                for (int i = 0; i < out; i++) u0[i] = (float) svd.left()[0][i];
+                double[] cos = svd.outputCosines(u0);
+                assertEquals(1.0, cos[0], 1e-6);
+                for (int k = 1; k < 4; k++) assertEquals(0.0, cos[k], 1e-6);
+            }
+            assertThrows(IllegalArgumentException.class, () -> lora.svd("o_projj"));
+        }
+    }
+
+    @Test
+    void zeroBHasNoSingularValues() {
+        try (HookedTransformer m = HookedTransformer.random(LLAMA, 3); Lora lora = Lora.attach(m, LLAMA_ALL)) {
+            Lora.Svd svd = lora.svd("layers.0.self_attn.o_proj");
+            for (double v : svd.values()) assertEquals(0.0, v, 0.0);
+            assertArrayEquals(new double[4], svd.energy(), 0.0);
+        }
+    }
 }

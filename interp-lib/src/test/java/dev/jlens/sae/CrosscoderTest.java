@@ -139,4 +139,23 @@ class CrosscoderTest {
             assertTrue(e.getMessage().contains("2 sources"), e.getMessage());
         }
     }
+
+    @Test
+    void mostFinetunedRanksByRelativeNormSkippingDeadAndEmptyLatents() {
+        try (NDManager m = NDManager.newBaseManager(); SparseCoder sc = crosscoder(m)) {
+            Crosscoder cc = Crosscoder.of(sc);
+            // r: 1 -> 1.0, 3 -> 0.8, 2 and 4 -> 0.5, 5 -> 0.05, 0 -> 0; 6 has no decoder (NaN)
+            assertArrayEquals(new int[] {1, 3}, cc.mostFinetuned(2));
+            assertEquals(6, cc.mostFinetuned(10).length, "the latent without a decoder is left out");
+            assertEquals(0, cc.mostFinetuned(10)[5]);
+            float[] density = {0.1f, 0f, 0.2f, 0.3f, 0.01f, 0.02f, 0f};
+            assertArrayEquals(new int[] {3, 2}, cc.withDensity(density).mostFinetuned(2), "dead latent 1 is skipped");
+            assertThrows(IllegalArgumentException.class, () -> cc.mostFinetuned(0));
+            assertArrayEquals(new float[] {1, 0, 0, 0}, cc.decoder(3, 0), 0f);
+            assertArrayEquals(new float[] {0, 4, 0, 0}, cc.decoder(3, 1), 0f);
+            assertArrayEquals(new float[] {0, 0, -2, 0}, cc.decoder(4, 1), 0f);
+            assertThrows(IllegalArgumentException.class, () -> cc.decoder(3, 2));
+            assertThrows(IndexOutOfBoundsException.class, () -> cc.decoder(7, 0));
+        }
+    }
 }

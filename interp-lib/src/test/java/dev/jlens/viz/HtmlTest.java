@@ -72,4 +72,25 @@ class HtmlTest {
             assertTrue(f.getMessage().contains("pattern.get(b)"), f.getMessage());
         }
     }
+
+    @Test
+    void tokensAreShadedByTheirValueWithTheValueOnHover() {
+        Html.View v = Html.tokens(List.of(List.of("a", "<b>", "c"), List.of("d")),
+                List.of(new double[] {0, 2, Double.NaN}, new double[] {1}), List.of("#0", "#1"), 0, "kl");
+        String h = v.toHtml();
+        assertTrue(h.contains("title=\"a: 0.000\""), h);
+        assertTrue(h.contains("&lt;b&gt;: 2.000"), "tokens are escaped: " + h);
+        assertTrue(h.contains("c: n/a"), h);
+        assertTrue(h.contains("background:" + Html.colour(1f)), "the largest value gets the darkest shade");
+        assertTrue(h.contains("background:" + Html.colour(0.5f)), "1 of max 2 is half way");
+        assertTrue(h.contains(">#1<"), "row labels are shown");
+        assertTrue(v.toString().contains("2 row(s)"), v.toString());
+        assertTrue(Html.tokens(List.of(List.of("x")), List.<double[]>of(new double[] {1}), List.of(), 4, "")
+                .toHtml().contains("background:" + Html.colour(0.25f)), "an explicit max sets the scale");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Html.tokens(
+                List.of(List.of("a", "b")), List.<double[]>of(new double[] {1}), List.of(), 0, ""));
+        assertTrue(e.getMessage().contains("2 tokens but 1 values"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Html.tokens(List.of(List.of("a")),
+                List.<double[]>of(new double[] {1}), List.of("x", "y"), 0, ""));
+    }
 }
