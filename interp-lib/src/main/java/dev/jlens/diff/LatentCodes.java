@@ -54,13 +54,36 @@ public final class LatentCodes {
      * concatenated in that order along the last axis (one model for an SAE, one per source for a crosscoder).
      */
     public static LatentCodes of(SparseCoder coder, Batch batch, String hook, HookedTransformer... models) {
+        return encode(coder, batch, hook, false, models);
+    }
+
+    /**
+     * Encodes the difference {@code a_tuned - a_base} at {@code hook} on the batch's unpadded tokens with a dictionary
+     * trained on such differences ({@code store.difference(1, 0)}): where the fine-tune changed the activations.
+     */
+    public static LatentCodes ofDifference(SparseCoder coder, Batch batch, String hook, HookedTransformer base,
+                                           HookedTransformer tuned) {
+        Objects.requireNonNull(base, "base");
+        Objects.requireNonNull(tuned, "tuned");
+        return encode(coder, batch, hook, true, base, tuned);
+    }
+
+    private static LatentCodes encode(SparseCoder coder, Batch batch, String hook, boolean difference,
+                                      HookedTransformer... models) {
         Objects.requireNonNull(coder, "coder");
         Objects.requireNonNull(batch, "batch");
         if (models == null || models.length == 0) throw new IllegalArgumentException("name the model(s) whose "
                 + "activations the dictionary reads (one for an SAE, one per source for a crosscoder)");
         int width = 0;
         for (HookedTransformer m : models) width += m.cfg().dModel();
-        if (models.length != coder.cfg().nSources() || width != coder.cfg().dIn()) {
+        if (difference) {
+            if (models[0].cfg().dModel() != models[1].cfg().dModel() || coder.cfg().nSources() != 1
+                    || coder.cfg().dIn() != models[0].cfg().dModel()) {
+                throw new IllegalArgumentException(String.format(Locale.ROOT, "a dictionary of differences reads one "
+                        + "source of d_model; this one reads %d source(s), d_in %d, and the models have d_model %d and %d",
+                        coder.cfg().nSources(), coder.cfg().dIn(), models[0].cfg().dModel(), models[1].cfg().dModel()));
+            }
+        } else if (models.length != coder.cfg().nSources() || width != coder.cfg().dIn()) {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "the dictionary reads %d source(s), d_in %d; "
                     + "got %d model(s) with d_model summing to %d", coder.cfg().nSources(), coder.cfg().dIn(),
                     models.length, width));
@@ -85,7 +108,8 @@ public final class LatentCodes {
                 }
                 parts.add(a);
             }
-            NDArray x = parts.size() == 1 ? parts.get(0) : ai.djl.ndarray.NDArrays.concat(parts, -1);
+            NDArray x = difference ? parts.get(1).sub(parts.get(0))
+                    : parts.size() == 1 ? parts.get(0) : ai.djl.ndarray.NDArrays.concat(parts, -1);
             all = coder.encode(x).toFloatArray();   // [b * pos * dSae]
         } finally {
             for (ActivationCache c : caches) c.close();

@@ -221,7 +221,9 @@ public final class SaeTrainer implements AutoCloseable {
         }
         if (c.inputScale() != 1.0 && Math.abs(c.inputScale() - scale) > 1e-6 * scale) {
             throw new IllegalArgumentException("dictionary '" + name + "' expects inputs scaled by " + c.inputScale()
-                    + " but the source's normalization scale is " + scale + "; its weights live in other units");
+                    + " but the source's normalization scale is " + scale + "; its weights live in other units (to train it "
+                    + "further on new activations in its own units, pass source.withNormalizationScale(" + c.inputScale()
+                    + "))");
         }
         AbstractSae a = (AbstractSae) sae;
         a.setInputScale(scale);

@@ -53,4 +53,13 @@ public interface ActivationSource {
     default ActivationSource difference(int minuend, int subtrahend) {
         return SourceViews.difference(this, minuend, subtrahend);
     }
+
+    /**
+     * The same batches with a given normalization scale instead of this source's own: to train a dictionary further on
+     * new activations in the units it was trained in (a stage-wise diff continues a base model's SAE on a fine-tuned
+     * model's activations: {@code ftSource.withNormalizationScale(sae.cfg().inputScale())}).
+     */
+    default ActivationSource withNormalizationScale(double scale) {
+        return SourceViews.withScale(this, scale);
+    }
 }

@@ -51,6 +51,16 @@ final class SourceViews {
                 "difference(" + minuend + " - " + subtrahend + ")");
     }
 
+    static ActivationSource withScale(ActivationSource src, double scale) {
+        if (!(scale > 0) || Double.isInfinite(scale)) {
+            throw new IllegalArgumentException("a normalization scale is positive and finite, got " + scale);
+        }
+        View v = new View(src, src.width(), src.nSources(), x -> x, String.format(java.util.Locale.ROOT,
+                "scale %.6g", scale));
+        v.scale = scale;
+        return v;
+    }
+
     /** A column transform of another source's batches, with its own normalization scale. */
     private static final class View implements ActivationSource {
         private final ActivationSource src;

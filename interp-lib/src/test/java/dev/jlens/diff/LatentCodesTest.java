@@ -83,6 +83,14 @@ class LatentCodesTest {
             int[] all = {0, 1, 2, 3, 4, 5, 6, 7};
             assertTrue(one.recall(all, prompt0) > 0.99);
             assertEquals(8, one.table(all, prompt0).rowCount());
+            // a dictionary of differences encodes tuned - base
+            LatentCodes diff = LatentCodes.ofDifference(sae, batch, HOOK, base, tuned);
+            for (int row = 0; row < 8; row++) {
+                LatentCodes.Token t = diff.tokens().get(row);
+                int o = (int) ((t.prompt() * len + t.position()) * 8);
+                for (int j = 0; j < 8; j++) assertEquals(Math.max(0, b[o + j] - a[o + j]), diff.get(row, j), 1e-5);
+            }
+            assertThrows(IllegalArgumentException.class, () -> LatentCodes.ofDifference(cc, batch, HOOK, base, tuned));
             float[] density = one.density();
             for (int j = 0; j < 8; j++) {
                 int f = 0;

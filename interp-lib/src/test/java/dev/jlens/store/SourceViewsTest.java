@@ -89,4 +89,17 @@ class SourceViewsTest {
         assertThrows(IllegalArgumentException.class, () -> k.difference(1, 1));
         assertThrows(IllegalArgumentException.class, () -> k.difference(-1, 0));
     }
+
+    @Test
+    void aGivenScaleReplacesTheSourcesOwnAndKeepsItsBatches() {
+        ActivationSource one = new Known().select(1);
+        ActivationSource fixed = one.withNormalizationScale(0.125);
+        assertEquals(0.125, fixed.normalizationScale(), 0);
+        assertEquals(one.width(), fixed.width());
+        try (NDManager m = NDManager.newBaseManager()) {
+            assertArrayEquals(one.batch(2, 5, m).toFloatArray(), fixed.batch(2, 5, m).toFloatArray(), 0f);
+        }
+        assertThrows(IllegalArgumentException.class, () -> one.withNormalizationScale(0));
+        assertThrows(IllegalArgumentException.class, () -> one.withNormalizationScale(Double.NaN));
+    }
 }
