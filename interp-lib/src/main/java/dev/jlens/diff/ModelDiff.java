@@ -192,7 +192,9 @@ public final class ModelDiff {
         }
         List<String> rows = new ArrayList<>();
         for (int l = 0; l < layers; l++) rows.add(Integer.toString(l));
-        return Plots.heatmap("||W_t - W_b|| / ||W_b||", v, rows, cols, "module", "layer");
+        List<String> labels = cols.stream().map(c -> c.endsWith(".weight") ? c.substring(0, c.length() - 7) : c).toList();
+        return Plots.heatmap("relative weight change ||W_t - W_b|| / ||W_b||, " + tuned.name() + " vs " + base.name(),
+                v, rows, labels, "module", "layer");
     }
 
     // ------------------------------------------------------------------ localising by swapping weights

@@ -256,9 +256,10 @@ public final class Crosscoder {
             Category c = thresholds.classify((b + 0.5) / bins);
             series.get(c).set(b, series.get(c).get(b) + 1);
         }
-        CategoryChart chart = new CategoryChartBuilder().width(640).height(320)
-                .title("Relative decoder norm ||d_" + finetunedName + "|| / (||d_" + baseName + "|| + ||d_"
-                        + finetunedName + "||)")
+        String title = "Relative decoder norm ||d_" + finetunedName + "|| / (||d_" + baseName + "|| + ||d_"
+                + finetunedName + "||)";
+        CategoryChart chart = new CategoryChartBuilder().width(dev.jlens.viz.Plots.widthFor(title)).height(320)
+                .title(title)
                 .xAxisTitle("relative norm (0: " + baseName + " only, 1: " + finetunedName + " only)")
                 .yAxisTitle("latents").build();
         style(chart.getStyler());
@@ -292,8 +293,9 @@ public final class Crosscoder {
         for (int b = 0; b < bins; b++) {
             x.add(String.format(Locale.ROOT, "%.2f", -1 + (b + 0.5) * 2 / bins));
         }
-        CategoryChart chart = new CategoryChartBuilder().width(640).height(320)
-                .title("Decoder cosine similarity of shared latents (" + baseName + " vs " + finetunedName + ")")
+        String title = "Decoder cosine similarity of shared latents (" + baseName + " vs " + finetunedName + ")";
+        CategoryChart chart = new CategoryChartBuilder().width(Math.max(640, dev.jlens.viz.Plots.widthFor(title))).height(320)
+                .title(title)
                 .xAxisTitle("cosine similarity").yAxisTitle("latents").build();
         style(chart.getStyler());
         chart.getStyler().setLegendVisible(false);

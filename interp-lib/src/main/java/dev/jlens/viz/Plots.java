@@ -53,7 +53,7 @@ public final class Plots {
         if (series.isEmpty()) {
             throw new IllegalArgumentException("line chart needs at least one series");
         }
-        XYChart chart = new XYChartBuilder().width(WIDTH).height(HEIGHT)
+        XYChart chart = new XYChartBuilder().width(widthFor(title)).height(HEIGHT)
                 .title(title == null ? "" : title).xAxisTitle(xLabel).yAxisTitle(yLabel).build();
         chart.getStyler().setLegendVisible(series.size() > 1);
         chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
@@ -150,7 +150,7 @@ public final class Plots {
     }
 
     private static XYChart scatterChart(String title, String xTitle, String yTitle) {
-        XYChart chart = new XYChartBuilder().width(WIDTH).height(HEIGHT).title(title == null ? "" : title)
+        XYChart chart = new XYChartBuilder().width(widthFor(title)).height(HEIGHT).title(title == null ? "" : title)
                 .xAxisTitle(xTitle == null ? "" : xTitle).yAxisTitle(yTitle == null ? "" : yTitle).build();
         chart.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Scatter);
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
@@ -185,7 +185,7 @@ public final class Plots {
             centres.add((edges[i] + edges[i + 1]) / 2);
             ys.add(counts[i]);
         }
-        CategoryChart chart = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title(title == null ? "" : title)
+        CategoryChart chart = new CategoryChartBuilder().width(widthFor(title)).height(HEIGHT).title(title == null ? "" : title)
                 .xAxisTitle("value").yAxisTitle("count").build();
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
         chart.getStyler().setLegendVisible(false);
@@ -296,8 +296,13 @@ public final class Plots {
         return series.size();
     }
 
+    /** The default width, or wider for a title that would not fit in it (XChart cuts a long title off). */
+    public static int widthFor(String title) {
+        return Math.max(WIDTH, title == null ? 0 : (int) (title.length() * 8.6) + 40);
+    }
+
     private static CategoryChart categoryChart(String title, String xTitle, String yTitle, int seriesCount) {
-        CategoryChart chart = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title(title == null ? "" : title)
+        CategoryChart chart = new CategoryChartBuilder().width(widthFor(title)).height(HEIGHT).title(title == null ? "" : title)
                 .xAxisTitle(xTitle).yAxisTitle(yTitle).build();
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
         chart.getStyler().setLegendVisible(seriesCount > 1);
@@ -404,9 +409,16 @@ public final class Plots {
         List<String> yLabels = new ArrayList<>(rowLabels);
         java.util.Collections.reverse(yLabels);
         boolean titled = xTitle != null && !xTitle.isEmpty() || yTitle != null && !yTitle.isEmpty();
-        HeatMapChart chart = new ValueHeatMapChart(new HeatMapChartBuilder().width(WIDTH)
-                .height(Math.max(HEIGHT, 40 + rows * 18 + (titled ? 20 : 0))).title(title == null ? "" : title)
+        // Column labels that would run into each other are turned (45 degrees, 90 for many columns), and the chart
+        // grows to keep the cells' height; a long title widens the chart rather than being cut off.
+        int labelChars = colLabels.stream().mapToInt(c -> c.length() + 2).sum();
+        int longest = colLabels.stream().mapToInt(String::length).max().orElse(0);
+        int rotation = cols > 24 ? 90 : labelChars * 8.5 > WIDTH - 160 ? 45 : 0;
+        int labelHeight = rotation == 0 ? 0 : (int) Math.round(longest * 8 * (rotation == 90 ? 1.0 : 0.71));
+        HeatMapChart chart = new ValueHeatMapChart(new HeatMapChartBuilder().width(widthFor(title))
+                .height(Math.max(HEIGHT, 40 + rows * 18 + (titled ? 20 : 0)) + labelHeight).title(title == null ? "" : title)
                 .xAxisTitle(xTitle == null ? "" : xTitle).yAxisTitle(yTitle == null ? "" : yTitle));
+        chart.getStyler().setXAxisLabelRotation(rotation);
         chart.getStyler().setXAxisTitleVisible(xTitle != null && !xTitle.isEmpty());
         chart.getStyler().setYAxisTitleVisible(yTitle != null && !yTitle.isEmpty());
         chart.getStyler().setChartBackgroundColor(Color.WHITE);

@@ -287,4 +287,24 @@ class PlotsTest {
         BufferedImage img = BitmapEncoder.getBufferedImage(chart);
         return img.getRGB(0, 0, img.getWidth(), img.getHeight(), null, 0, img.getWidth());
     }
+
+    @Test
+    void longTitlesWidenTheChartAndCrowdedColumnLabelsTurn() {
+        double[][] v = {{1, 2, 3}, {4, 5, 6}};
+        HeatMapChart plain = Plots.heatmap("short", v, java.util.List.of("a", "b"), java.util.List.of("x", "y", "z"));
+        assertEquals(Plots.WIDTH, plain.getWidth());
+        assertEquals(0, plain.getStyler().getXAxisLabelRotation());
+        String longTitle = "a title much longer than the default width of a chart allows to be drawn in one line, really";
+        assertTrue(Plots.heatmap(longTitle, v).getWidth() > Plots.WIDTH, "a long title widens the heatmap");
+        assertTrue(Plots.bar(longTitle, java.util.List.of("a"), new double[] {1}).getWidth() > Plots.WIDTH);
+        assertTrue(Plots.line(longTitle, new double[] {1, 2}).getWidth() > Plots.WIDTH);
+        HeatMapChart crowded = Plots.heatmap("t", v, java.util.List.of("a", "b"), java.util.List.of(
+                "self_attn.qkv_proj.weight", "post_attention_layernorm.weight", "mlp.gate_up_proj.weight"));
+        assertEquals(45, crowded.getStyler().getXAxisLabelRotation());
+        assertTrue(crowded.getHeight() > plain.getHeight(), "turned labels get room below the cells");
+        double[][] wide = new double[2][30];
+        java.util.List<String> cols = new java.util.ArrayList<>();
+        for (int i = 0; i < 30; i++) cols.add(Integer.toString(i));
+        assertEquals(90, Plots.heatmap("t", wide, java.util.List.of("a", "b"), cols).getStyler().getXAxisLabelRotation());
+    }
 }
