@@ -104,7 +104,7 @@ public final class ModelDiff {
             long[] t = base.toTokens(p);
             klInto(Batch.of(t), ids.size(), rows, ids, toks);
         }
-        return new TokenKl(ids, toks, rows);
+        return new TokenKl(ids, toks, rows, base.name() + " || " + tuned.name());
     }
 
     /** Per-token KL(base || tuned) over a batch of token ids (padding, if any, is left out). */
@@ -113,7 +113,7 @@ public final class ModelDiff {
         List<long[]> ids = new ArrayList<>();
         List<String[]> toks = new ArrayList<>();
         klInto(batch, 0, rows, ids, toks);
-        return new TokenKl(ids, toks, rows);
+        return new TokenKl(ids, toks, rows, base.name() + " || " + tuned.name());
     }
 
     /** Per-token KL(base || tuned) over sequences of token ids (one batch). */

@@ -24,7 +24,15 @@ public final class TokenKl {
     private final List<String[]> tokens;
     private final List<Row> rows;
 
+    private final String label;
+
     TokenKl(List<long[]> ids, List<String[]> tokens, List<Row> rows) {
+        this(ids, tokens, rows, "base || tuned");
+    }
+
+    /** {@code label} names the two models, e.g. {@code "thinker || thinker-ft"}, in titles. */
+    TokenKl(List<long[]> ids, List<String[]> tokens, List<Row> rows, String label) {
+        this.label = label;
         this.ids = List.copyOf(ids);
         this.tokens = List.copyOf(tokens);
         this.rows = List.copyOf(rows);
@@ -110,12 +118,12 @@ public final class TokenKl {
             values.add(Arrays.copyOf(v, n));
             labels.add("#" + p);
         }
-        return dev.jlens.viz.Html.tokens(rowsOut, values, labels, 0, "per-token KL(base || tuned)");
+        return dev.jlens.viz.Html.tokens(rowsOut, values, labels, 0, "per-token KL(" + label + ")");
     }
 
     /** One row per scored position: prompt, position, token_id, token, kl. */
     public Table table() {
-        return toTable("token KL(base || tuned)", rows, 0);
+        return toTable("token KL(" + label + ")", rows, 0);
     }
 
     /**
@@ -126,7 +134,7 @@ public final class TokenKl {
         if (k < 1 || context < 0) throw new IllegalArgumentException("need k >= 1 and context >= 0, got " + k + ", "
                 + context);
         List<Row> sorted = ranked();
-        return toTable("top-" + k + " KL tokens", sorted.subList(0, Math.min(k, sorted.size())), context);
+        return toTable("top-" + k + " KL(" + label + ") tokens", sorted.subList(0, Math.min(k, sorted.size())), context);
     }
 
     private Table toTable(String name, List<Row> rs, int context) {
