@@ -228,7 +228,7 @@ public final class Absorption {
 
     private static Parent parent(SparseCoder sae, ProbeTask t, float[][] dec, float[] bDec, Options o) {
         ProbeData train = t.train(), test = t.test();
-        LinearProbe probe = o.probe().fit(train);
+        LinearProbe probe = t.probe(o.probe());
         float[] p = probe.direction();
         double probeAccuracy = probe.accuracy(test);
         float[][] fTrain = Latents.encode(sae, train.x()), fTest = Latents.encode(sae, test.x());

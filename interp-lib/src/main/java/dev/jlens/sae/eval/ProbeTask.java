@@ -1,9 +1,14 @@
 package dev.jlens.sae.eval;
 
+import dev.jlens.probe.LinearProbe;
 import dev.jlens.probe.ProbeData;
+import dev.jlens.probe.ProbeMethod;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.WeakHashMap;
 
 /**
  * One binary concept to evaluate a dictionary on: raw activation rows labelled 1 where the concept holds, split into
@@ -39,6 +44,23 @@ public record ProbeTask(String name, ProbeData train, ProbeData test) {
         for (int i = 0; i < rows.size(); i++) (Math.floorMod(rows.groups()[i], folds) == 0 ? te : tr).add(i);
         return new ProbeTask(name, rows.subset(tr.stream().mapToInt(Integer::intValue).toArray()),
                 rows.subset(te.stream().mapToInt(Integer::intValue).toArray()));
+    }
+
+    // Probe fits are deterministic, so the full probe of a task is fitted once per method and shared by every
+    // evaluation and seed that asks for it (keyed by the training rows' identity: a record of arrays).
+    private static final Map<ProbeData, Map<ProbeMethod, LinearProbe>> FITTED = new WeakHashMap<>();
+
+    /** The probe {@code method} fits on the training rows (fitted once, then reused). */
+    public LinearProbe probe(ProbeMethod method) {
+        synchronized (FITTED) {
+            Map<ProbeMethod, LinearProbe> byMethod = FITTED.computeIfAbsent(train, k -> new HashMap<>());
+            LinearProbe p = byMethod.get(method);
+            if (p == null) {
+                p = method.fit(train);
+                byMethod.put(method, p);
+            }
+            return p;
+        }
     }
 
     /** Dimension of a row. */

@@ -200,7 +200,7 @@ public final class SparseProbing {
 
     private static Row row(ProbeTask t, float[][] fTrain, float[][] fTest, Options o) {
         ProbeData train = t.train(), test = t.test();
-        double llm = accuracy(o.method(), train.x(), train, test.x(), test);
+        double llm = t.probe(o.method()).accuracy(test);
         Map<Integer, Double> llmTop = new LinkedHashMap<>(), saeTop = new LinkedHashMap<>();
         Map<Integer, int[]> chosen = new LinkedHashMap<>();
         int[] latentRank = Latents.rankByMeanDifference(fTrain, train.labels(), true);
