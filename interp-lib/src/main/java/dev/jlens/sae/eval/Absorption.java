@@ -42,7 +42,8 @@ import java.util.stream.Collectors;
  *         projection.</li>
  *     </ul></li>
  * </ol>
- * Thresholds are SAEBench's (0.1, 0.025, 0.4, 3 latents, F1 jump 0.03). One difference: projections are measured from
+ * The means are over the parents whose probe reaches a test F1 above 0.6 (SAEBench's {@code min_GT_probe_f1}); the
+ * others are listed but not scored. Thresholds are SAEBench's (0.1, 0.025, 0.4, 3 latents, F1 jump 0.03). One difference: projections are measured from
  * {@code b_dec} (what the latents have to account for), where SAEBench projects the raw activation; with unit-norm
  * decoder rows {@code f_i (d_i . p)} is SAEBench's {@code f_i cos(d_i, p)}.
  *
@@ -65,10 +66,13 @@ public final class Absorption {
      * @param fullAbsorptionCosine least cosine with the probe of the top latent in full absorption
      * @param projectionShare      least share of the token's probe projection the absorbing latents carry
      * @param maxAbsorbingLatents  most latents that together absorb one token (absorption fraction)
+     * @param minProbeF1           a parent counts in the means only when its probe's test F1 is above this
+     *                             ({@code min_GT_probe_f1}: a concept the model does not represent linearly has no
+     *                             direction to absorb)
      * @param probe                how the parent's probe is fitted
      */
     public record Options(int maxK, double f1JumpThreshold, double absorberCosine, double fullAbsorptionCosine,
-                          double projectionShare, int maxAbsorbingLatents, ProbeMethod probe) {
+                          double projectionShare, int maxAbsorbingLatents, double minProbeF1, ProbeMethod probe) {
         /** Validates the settings. */
         public Options {
             if (maxK < 1) throw new IllegalArgumentException("maxK must be >= 1, got " + maxK);
@@ -81,15 +85,18 @@ public final class Absorption {
             if (probe == null) throw new IllegalArgumentException("probe must not be null (ProbeMethod.logistic())");
         }
 
-        /** SAEBench's defaults: maxK 10, F1 jump 0.03, cosines 0.1 and 0.025, share 0.4, 3 absorbing latents. */
+        /**
+         * SAEBench's defaults: maxK 10, F1 jump 0.03, cosines 0.1 and 0.025, share 0.4, 3 absorbing latents, probe F1
+         * above 0.6.
+         */
         public static Options defaults() {
-            return new Options(10, 0.03, 0.1, 0.025, 0.4, 3, ProbeMethod.logistic());
+            return new Options(10, 0.03, 0.1, 0.025, 0.4, 3, 0.6, ProbeMethod.logistic());
         }
 
         /** The same with another most number of split latents. */
         public Options withMaxK(int k) {
             return new Options(k, f1JumpThreshold, absorberCosine, fullAbsorptionCosine, projectionShare,
-                    maxAbsorbingLatents, probe);
+                    maxAbsorbingLatents, minProbeF1, probe);
         }
     }
 
@@ -98,6 +105,9 @@ public final class Absorption {
      *
      * @param parent               the parent's name
      * @param probeAccuracy        the parent probe's test accuracy
+     * @param probeF1              the parent probe's test F1
+     * @param evaluated            whether the probe's F1 passed {@link Options#minProbeF1()}: only these count in the
+     *                             means
      * @param probeTruePositives   test rows where the parent holds and the probe says so (the rows scored)
      * @param absorptionFraction   mean absorption fraction over them
      * @param fullAbsorptionRate   the fraction of them fully absorbed
@@ -107,7 +117,7 @@ public final class Absorption {
      * @param topAbsorber          the latent that most often projects most onto the probe on fully absorbed rows
      * @param absorbedTypes        on fully absorbed rows, how often each token type (e.g. word id) was absorbed
      */
-    public record Parent(String parent, double probeAccuracy, int probeTruePositives, double absorptionFraction,
+    public record Parent(String parent, double probeAccuracy, double probeF1, boolean evaluated, int probeTruePositives, double absorptionFraction,
                          double fullAbsorptionRate, int fullAbsorptions, int[] splitLatents, double[] splitF1,
                          OptionalInt topAbsorber, Map<Integer, Integer> absorbedTypes) {
         /** The number of split latents. */
@@ -116,11 +126,16 @@ public final class Absorption {
         }
     }
 
-    /** Every parent's absorption and the means SAEBench reports. */
+    /** Every parent's absorption and the means SAEBench reports (over the evaluated parents; NaN when none is). */
     public record Result(List<Parent> parents, Options options) {
         /** Copies the list. */
         public Result {
             parents = List.copyOf(parents);
+        }
+
+        /** The parents whose probe passed {@link Options#minProbeF1()}. */
+        public List<Parent> evaluated() {
+            return parents.stream().filter(Parent::evaluated).toList();
         }
 
         /** Mean over parents of the absorption fraction ({@code mean_absorption_fraction_score}). */
@@ -166,17 +181,19 @@ public final class Absorption {
         }
 
         private double mean(java.util.function.ToDoubleFunction<Parent> f) {
-            return parents.stream().mapToDouble(f).average().orElse(Double.NaN);
+            return evaluated().stream().mapToDouble(f).average().orElse(Double.NaN);
         }
 
         private double sd(java.util.function.ToDoubleFunction<Parent> f) {
-            return Seeds.sd(parents.stream().mapToDouble(f).toArray());
+            List<Parent> e = evaluated();
+            return e.isEmpty() ? Double.NaN : Seeds.sd(e.stream().mapToDouble(f).toArray());
         }
 
-        /** One row per parent, then a {@code mean} row. */
+        /** One row per parent, then a {@code mean} row over the evaluated ones. */
         public Table toTable() {
             StringColumn parent = StringColumn.create("parent");
-            DoubleColumn acc = DoubleColumn.create("probe_accuracy");
+            DoubleColumn acc = DoubleColumn.create("probe_accuracy"), pf1 = DoubleColumn.create("probe_f1");
+            StringColumn evaluated = StringColumn.create("evaluated");
             IntColumn tp = IntColumn.create("probe_true_positives");
             DoubleColumn frac = DoubleColumn.create("absorption_fraction"), full = DoubleColumn.create("full_absorption");
             DoubleColumn split = DoubleColumn.create("split_latents");
@@ -184,6 +201,8 @@ public final class Absorption {
             for (Parent p : parents) {
                 parent.append(p.parent());
                 acc.append(p.probeAccuracy());
+                pf1.append(p.probeF1());
+                evaluated.append(p.evaluated() ? "yes" : "no");
                 tp.append(p.probeTruePositives());
                 frac.append(p.absorptionFraction());
                 full.append(p.fullAbsorptionRate());
@@ -193,20 +212,24 @@ public final class Absorption {
             }
             parent.append("mean");
             acc.append(mean(Parent::probeAccuracy));
-            tp.append((int) Math.round(mean(Parent::probeTruePositives)));
+            pf1.append(mean(Parent::probeF1));
+            evaluated.append(evaluated().size() + " of " + parents.size());
+            double meanTp = mean(Parent::probeTruePositives);
+            if (Double.isNaN(meanTp)) tp.appendMissing();
+            else tp.append((int) Math.round(meanTp));
             frac.append(meanAbsorptionFraction());
             full.append(meanFullAbsorption());
             split.append(meanSplitLatents());
             latents.append("");
             absorber.append("");
-            return Table.create("feature absorption", parent, acc, tp, frac, full, split, latents, absorber);
+            return Table.create("feature absorption", parent, acc, pf1, evaluated, tp, frac, full, split, latents, absorber);
         }
 
         @Override
         public String toString() {
-            return String.format(Locale.ROOT, "Absorption(%d parents: absorption fraction %.3f, full absorption %.3f, "
-                    + "split latents %.2f)", parents.size(), meanAbsorptionFraction(), meanFullAbsorption(),
-                    meanSplitLatents());
+            return String.format(Locale.ROOT, "Absorption(%d of %d parents evaluated: absorption fraction %.3f, full "
+                    + "absorption %.3f, split latents %.2f)", evaluated().size(), parents.size(),
+                    meanAbsorptionFraction(), meanFullAbsorption(), meanSplitLatents());
         }
     }
 
@@ -231,6 +254,8 @@ public final class Absorption {
         LinearProbe probe = t.probe(o.probe());
         float[] p = probe.direction();
         double probeAccuracy = probe.accuracy(test);
+        int[] predicted = probe.predict(test.x());
+        double probeF1 = f1(predicted, test.labels());
         float[][] fTrain = Latents.encode(sae, train.x()), fTest = Latents.encode(sae, test.x());
 
         // main latents: grow k while the k-sparse probe's F1 jumps
@@ -254,7 +279,6 @@ public final class Absorption {
             double n = Latents.norm(dec[i]);
             cos[i] = n == 0 ? 0 : along[i] / n;
         }
-        int[] predicted = probe.predict(test.x());
         int tp = 0, full = 0;
         double fracSum = 0;
         Map<Integer, Integer> absorberCounts = new LinkedHashMap<>(), absorbedTypes = new LinkedHashMap<>();
@@ -287,7 +311,7 @@ public final class Absorption {
         }
         OptionalInt topAbsorber = absorberCounts.entrySet().stream().max(Map.Entry.comparingByValue())
                 .map(e -> OptionalInt.of(e.getKey())).orElse(OptionalInt.empty());
-        return new Parent(t.name(), probeAccuracy, tp, tp == 0 ? 0 : fracSum / tp, tp == 0 ? 0 : (double) full / tp,
+        return new Parent(t.name(), probeAccuracy, probeF1, probeF1 > o.minProbeF1(), tp, tp == 0 ? 0 : fracSum / tp, tp == 0 ? 0 : (double) full / tp,
                 full, main, f1, topAbsorber, absorbedTypes);
     }
 

@@ -32,9 +32,10 @@ import java.util.UUID;
  *
  * <p>{@code eval_config} holds SAEBench's config fields that apply here ({@code model_name}, {@code random_seed},
  * {@code f1_jump_threshold}, {@code max_k_value}; {@code dataset_names}, {@code k_values}, set sizes) and JLens's
- * own settings under their own names; {@code sae_cfg_dict} is the dictionary's SAELens {@code cfg.json};
- * {@code sae_bench_commit_hash} says that JLens computed the numbers, not SAEBench's code. A parent that is not a
- * letter (a word class) is written under {@code first_letter} all the same.
+ * own settings under their own names; with {@code min_GT_probe_f1}, parents whose probe falls short get no detail
+ * (as in SAEBench) and are listed in {@code eval_result_unstructured}; {@code sae_cfg_dict} is the dictionary's
+ * SAELens {@code cfg.json}; {@code sae_bench_commit_hash} says that JLens computed the numbers, not SAEBench's
+ * code. A parent that is not a letter (a word class) is written under {@code first_letter} all the same.
  */
 public final class SaeBenchJson {
     /** SAEBench's eval type of feature absorption. */
@@ -101,12 +102,18 @@ public final class SaeBenchJson {
 
         ObjectNode metrics = F.objectNode();
         ObjectNode mean = metrics.putObject("mean");
-        r.metrics().forEach(mean::put);
+        r.metrics().forEach((k, v) -> number(mean, k, v));
+        cfg.put("min_GT_probe_f1", o.minProbeF1());
 
         ArrayNode details = F.arrayNode();
         ObjectNode unstructured = F.objectNode();
         ObjectNode perParent = unstructured.putObject("parents");
         for (Absorption.Parent p : r.parents()) {
+            ObjectNode u = perParent.putObject(p.parent());
+            u.put("probe_test_accuracy", p.probeAccuracy());
+            u.put("probe_test_f1", p.probeF1());
+            u.put("evaluated", p.evaluated());
+            if (!p.evaluated()) continue;   // as SAEBench: a parent without a good probe has no detail
             ObjectNode d = details.addObject();
             d.put("first_letter", p.parent());
             d.put("mean_absorption_fraction", p.absorptionFraction());
@@ -114,8 +121,6 @@ public final class SaeBenchJson {
             d.put("num_full_absorption", p.fullAbsorptions());
             d.put("num_probe_true_positives", p.probeTruePositives());
             d.put("num_split_features", p.numSplitLatents());
-            ObjectNode u = perParent.putObject(p.parent());
-            u.put("probe_test_accuracy", p.probeAccuracy());
             ArrayNode main = u.putArray("split_feats");
             for (int m : p.splitLatents()) main.add(m);
             ArrayNode f1 = u.putArray("k_sparse_probe_f1");
@@ -207,7 +212,13 @@ public final class SaeBenchJson {
         return o;
     }
 
-    private static void optional(ObjectNode o, String name, Optional<String> v) {
+    /** A number, or null for NaN (JSON has no NaN; SAEBench's mean of no parents). */
+    private static void number(ObjectNode o, String name, double v) {
+        if (Double.isFinite(v)) o.put(name, v);
+        else o.putNull(name);
+    }
+
+        private static void optional(ObjectNode o, String name, Optional<String> v) {
         if (v.isPresent()) o.put(name, v.get());
         else o.putNull(name);
     }

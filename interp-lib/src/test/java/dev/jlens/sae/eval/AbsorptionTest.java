@@ -72,6 +72,31 @@ class AbsorptionTest {
     }
 
     @Test
+    void aParentTheModelDoesNotRepresentIsListedButNotScored() {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(1);
+        int[] yTrain = new int[planted.train.size()], yTest = new int[planted.test.size()];
+        for (int i = 0; i < yTrain.length; i++) yTrain[i] = r.nextDouble() < 0.2 ? 1 : 0;
+        for (int i = 0; i < yTest.length; i++) yTest[i] = r.nextDouble() < 0.2 ? 1 : 0;
+        ProbeTask noise = new ProbeTask("noise", planted.train.withLabels(yTrain), planted.test.withLabels(yTest));
+        try (SparseCoder sae = planted.absorbing()) {
+            Absorption.Result res = Absorption.run(sae, List.of(planted.parentTask(), noise), Absorption.Options.defaults());
+            System.out.println(res.toTable().printAll());
+            Absorption.Parent n = res.parents().get(1);
+            assertTrue(n.probeF1() < 0.6 && !n.evaluated(), "random labels: probe F1 " + n.probeF1());
+            assertEquals(List.of(res.parents().get(0)), res.evaluated());
+            assertEquals(res.parents().get(0).absorptionFraction(), res.meanAbsorptionFraction(), 1e-12);
+            assertEquals("1 of 2", res.toTable().stringColumn("evaluated").get(2));
+            var json = SaeBenchJson.absorption(res, sae, SaeBenchJson.Meta.of("planted", 0));
+            assertEquals(1, json.get("eval_result_details").size(), "SAEBench writes no detail for an unscored parent");
+            assertTrue(json.get("eval_result_unstructured").get("parents").has("noise"));
+            Absorption.Result none = Absorption.run(sae, List.of(noise), Absorption.Options.defaults());
+            assertTrue(Double.isNaN(none.meanAbsorptionFraction()));
+            assertTrue(SaeBenchJson.absorption(none, sae, SaeBenchJson.Meta.of("planted", 0)).get("eval_result_metrics")
+                    .get("mean").get("mean_absorption_fraction_score").isNull(), "JSON has no NaN");
+        }
+    }
+
+    @Test
     void theTokenRuleFollowsSaeBench() {
         Absorption.Options o = Absorption.Options.defaults();
         boolean[] main = {true, false, false};

@@ -61,6 +61,7 @@ class TinyLangEvalTest {
                     assertTrue(parent.probeAccuracy() > 0.95, parent.parent() + ": a word class is linear in its "
                             + "token's residual: " + parent.probeAccuracy());
                     assertTrue(parent.probeTruePositives() >= 20, parent.parent() + " " + parent.probeTruePositives());
+                    assertTrue(parent.evaluated(), parent.parent() + " probe F1 " + parent.probeF1());
                 }
                 for (SparseProbing.Row row : p.rows()) assertTrue(row.llm() > 0.95, row.task() + " " + row.llm());
                 Map<String, Double> m = new LinkedHashMap<>(a.metrics());
