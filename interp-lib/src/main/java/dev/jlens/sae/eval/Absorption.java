@@ -43,9 +43,9 @@ import java.util.stream.Collectors;
  *     </ul></li>
  * </ol>
  * The means are over the parents whose probe reaches a test F1 above 0.6 (SAEBench's {@code min_GT_probe_f1}); the
- * others are listed but not scored. Thresholds are SAEBench's (0.1, 0.025, 0.4, 3 latents, F1 jump 0.03). One difference: projections are measured from
- * {@code b_dec} (what the latents have to account for), where SAEBench projects the raw activation; with unit-norm
- * decoder rows {@code f_i (d_i . p)} is SAEBench's {@code f_i cos(d_i, p)}.
+ * others are listed but not scored. Thresholds are SAEBench's (0.1, 0.025, 0.4, 3 latents, F1 jump 0.03). One
+ * difference: projections are measured from {@code b_dec} (what the latents have to account for), where SAEBench
+ * projects the raw activation; with unit-norm decoder rows {@code f_i (d_i . p)} is SAEBench's {@code f_i cos(d_i, p)}.
  *
  * <pre>{@code
  * Absorption.Result r = Absorption.run(sae, TinyLangConcepts.firstLetters(rows, 3, 40), Absorption.Options.defaults());
@@ -117,8 +117,8 @@ public final class Absorption {
      * @param topAbsorber          the latent that most often projects most onto the probe on fully absorbed rows
      * @param absorbedTypes        on fully absorbed rows, how often each token type (e.g. word id) was absorbed
      */
-    public record Parent(String parent, double probeAccuracy, double probeF1, boolean evaluated, int probeTruePositives, double absorptionFraction,
-                         double fullAbsorptionRate, int fullAbsorptions, int[] splitLatents, double[] splitF1,
+    public record Parent(String parent, double probeAccuracy, double probeF1, boolean evaluated, int probeTruePositives,
+                         double absorptionFraction, double fullAbsorptionRate, int fullAbsorptions, int[] splitLatents, double[] splitF1,
                          OptionalInt topAbsorber, Map<Integer, Integer> absorbedTypes) {
         /** The number of split latents. */
         public int numSplitLatents() {
@@ -311,8 +311,8 @@ public final class Absorption {
         }
         OptionalInt topAbsorber = absorberCounts.entrySet().stream().max(Map.Entry.comparingByValue())
                 .map(e -> OptionalInt.of(e.getKey())).orElse(OptionalInt.empty());
-        return new Parent(t.name(), probeAccuracy, probeF1, probeF1 > o.minProbeF1(), tp, tp == 0 ? 0 : fracSum / tp, tp == 0 ? 0 : (double) full / tp,
-                full, main, f1, topAbsorber, absorbedTypes);
+        return new Parent(t.name(), probeAccuracy, probeF1, probeF1 > o.minProbeF1(), tp, tp == 0 ? 0 : fracSum / tp,
+                tp == 0 ? 0 : (double) full / tp, full, main, f1, topAbsorber, absorbedTypes);
     }
 
     /** SAEBench's absorption fraction of one token. */
