@@ -136,6 +136,11 @@ public final class SaeLens {
         return k.architecture();
     }
 
+    /** The {@code cfg.json} that {@link #save} writes for {@code sae} (e.g. SAEBench's {@code sae_cfg_dict}). */
+    public static ObjectNode configJson(SparseCoder sae) {
+        return configJson(sae.cfg(), savedArchitecture(sae.cfg().kind()));
+    }
+
     private static ObjectNode configJson(SaeConfig cfg, String arch) {
         ObjectNode c = JsonNodeFactory.instance.objectNode();
         c.put("d_in", cfg.dIn());

@@ -28,7 +28,7 @@ import java.util.stream.Collectors;
 
 /**
  * The {@code lab} command line: {@code generate}, {@code logits}, {@code patch}, {@code attribute},
- * {@code chat-template}, {@code toy}, {@code zoo}, {@code bench NAME}, {@code help}. Bad arguments
+ * {@code chat-template}, {@code toy}, {@code sae}, {@code zoo}, {@code bench NAME}, {@code help}. Bad arguments
  * print a message naming the valid choices and exit with code 2; a failure while running exits with 1.
  */
 public final class Lab {
@@ -90,6 +90,13 @@ public final class Lab {
                   probability S, otherwise uniform in [0, 1]. Prints the lowest-loss instance as one JSON line,
                   {"W":[[...],...] (M rows of N),"b":[...] (N),"loss":...}; progress goes to stderr. Defaults:
                   --steps %d, --batch %d, --lr %s (Adam), --instances 1, --seed 0.
+              sae train --activations FILE.safetensors --tensor NAME --arch topk|batchtopk|jumprelu|relu|matryoshka
+                        --latents N [--k K] [--l1 C] --steps S --batch B --lr LR --seed X --out DIR
+                  Trains a sparse dictionary on the rows of a [rows, d_in] F32 tensor and writes it in SAELens's
+                  layout (cfg.json, sae_weights.safetensors) to DIR. --k (active latents per token) is required by
+                  topk, batchtopk and matryoshka; --l1 is the sparsity coefficient of relu (L1, default %s) and
+                  jumprelu (L0, default %s). Matryoshka groups: prefixes N/8, N/4, N/2, N. Rows are visited in a
+                  seeded order; progress goes to stderr, one JSON line with the final mse, l0 and fvu to stdout.
               zoo list | train NAME | eval NAME
                   The project's tiny trained models in data/models (see ./lab zoo list).
               bench NAME [options]
@@ -174,12 +181,13 @@ public final class Lab {
                 case "sample-corpus" -> sampleCorpus(rest, out);
                 case "chat-template" -> ChatTemplateCli.run(rest, out);
                 case "toy" -> ToyCli.run(rest, out, err);
+                case "sae" -> SaeCli.run(rest, out, err);
                 case "help", "--help", "-h" -> {
                     out.print(usage());
                     yield OK;
                 }
                 default -> throw new UsageException("unknown command '" + cmd + "'; valid commands: generate, logits, "
-                        + "patch, attribute, pretokenize, sample-corpus, chat-template, toy, bench, zoo, help");
+                        + "patch, attribute, pretokenize, sample-corpus, chat-template, toy, sae, bench, zoo, help");
             };
         } catch (UsageException e) {
             err.println("lab: " + e.getMessage());
@@ -195,6 +203,7 @@ public final class Lab {
     /** The usage text. */
     public static String usage() {
         return USAGE_TEXT.formatted(ToyCli.DEFAULT_STEPS, ToyCli.DEFAULT_BATCH, ToyCli.DEFAULT_LR,
+                SaeCli.DEFAULT_L1_RELU, SaeCli.DEFAULT_L0_JUMPRELU,
                 String.join(", ", BENCHES.keySet()));
     }
 

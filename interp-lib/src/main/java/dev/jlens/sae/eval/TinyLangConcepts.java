@@ -1,0 +1,159 @@
+package dev.jlens.sae.eval;
+
+import dev.jlens.data.Example;
+import dev.jlens.data.TinyLang;
+import dev.jlens.model.Batch;
+import dev.jlens.model.HookedTransformer;
+import dev.jlens.probe.LayerSweep;
+import dev.jlens.probe.ProbeData;
+import dev.jlens.probe.TokenLabeller;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.function.IntPredicate;
+
+/**
+ * Parent concepts with known children in tinylang, for {@link Absorption} and {@link SparseProbing}: every word is
+ * one token, so a parent is a set of token ids and its children are those words. First letters (Chanin et al.'s
+ * task: {@code s} is {@code sad, sees, saw, ...}) and word classes (a noun is {@code dog, cats, ...}) from the
+ * grammar's lexicon.
+ *
+ * <pre>{@code
+ * ProbeData rows = TinyLangConcepts.harvest(model, "blocks.1.hook_resid_post", examples, 16);
+ * List<ProbeTask> letters = TinyLangConcepts.firstLetters(rows, 3, 40);
+ * List<ProbeTask> classes = TinyLangConcepts.wordClasses(rows);
+ * }</pre>
+ */
+public final class TinyLangConcepts {
+    /** Every fifth sequence is held out. */
+    public static final int FOLDS = 5;
+
+    private static final List<String> VOCAB = TinyLang.defaults().vocab();
+
+    private TinyLangConcepts() {}
+
+    /**
+     * Activations at {@code hook} of every token after BOS of {@code examples}: row type = token id, group = sequence
+     * index; the labels are a placeholder (1 for a noun) that the concept builders replace.
+     */
+    public static ProbeData harvest(HookedTransformer model, String hook, List<Example<TinyLang.Meta>> examples,
+                                    int batchSize) {
+        if (examples.isEmpty()) throw new IllegalArgumentException("no examples to harvest");
+        List<Batch> batches = new ArrayList<>();
+        for (int i = 0; i < examples.size(); i += batchSize) {
+            int n = Math.min(batchSize, examples.size() - i);
+            long[][] ids = new long[n][];
+            for (int b = 0; b < n; b++) ids[b] = examples.get(i + b).ids();
+            batches.add(Batch.of(ids));
+        }
+        TokenLabeller every = (seq, pos) -> {
+            if (pos == 0) return Optional.empty();
+            TinyLang.TokenLabel l = examples.get(seq).meta().labels().get(pos);
+            int id = (int) examples.get(seq).ids()[pos];
+            return Optional.of(new TokenLabeller.Row(l.pos() == TinyLang.Pos.NOUN ? 1 : 0, seq, id));
+        };
+        return LayerSweep.collect(model, List.of(hook), batches, every).get(hook);
+    }
+
+    /** The word of a token id. */
+    public static String word(int tokenId) {
+        return VOCAB.get(tokenId);
+    }
+
+    /**
+     * One parent per first letter (lower-cased: {@code Alice} is an {@code a} word) that at least {@code minWords}
+     * distinct words of {@code rows} start with and that holds on at least {@code minRows} test rows; label 1 where
+     * the token starts with the letter. Split by sequence ({@link #FOLDS}).
+     */
+    public static List<ProbeTask> firstLetters(ProbeData rows, int minWords, int minRows) {
+        int[] types = types(rows);
+        Map<Character, Set<Integer>> byLetter = new TreeMap<>();
+        for (int t : new TreeSet<>(ints(types))) {
+            String w = word(t);
+            if (w.isEmpty() || !Character.isLetter(w.charAt(0))) continue;
+            byLetter.computeIfAbsent(Character.toLowerCase(w.charAt(0)), c -> new TreeSet<>()).add(t);
+        }
+        List<ProbeTask> out = new ArrayList<>();
+        for (Map.Entry<Character, Set<Integer>> e : byLetter.entrySet()) {
+            if (e.getValue().size() < minWords) continue;
+            Set<Integer> ids = e.getValue();
+            task(String.valueOf(e.getKey()), rows, types, ids::contains, minRows).ifPresent(out::add);
+        }
+        return out;
+    }
+
+    /**
+     * One parent per word class of the lexicon with at least two words: {@code name}, {@code determiner},
+     * {@code adjective}, {@code noun}, {@code place}, {@code preposition}, {@code verb}; label 1 on the class's words.
+     */
+    public static List<ProbeTask> wordClasses(ProbeData rows) {
+        int[] types = types(rows);
+        List<ProbeTask> out = new ArrayList<>();
+        for (Map.Entry<String, Set<Integer>> e : classes().entrySet()) {
+            Set<Integer> ids = e.getValue();
+            task(e.getKey(), rows, types, ids::contains, 1).ifPresent(out::add);
+        }
+        return out;
+    }
+
+    /** The word classes' token ids. */
+    public static Map<String, Set<Integer>> classes() {
+        TinyLang lang = TinyLang.defaults();
+        Map<String, Set<Integer>> m = new LinkedHashMap<>();
+        m.put("name", ids(lang, TinyLang.NAMES));
+        Set<String> dets = new TreeSet<>(TinyLang.DETERMINERS_SINGULAR);
+        dets.addAll(TinyLang.DETERMINERS_PLURAL);
+        m.put("determiner", ids(lang, List.copyOf(dets)));
+        m.put("adjective", ids(lang, TinyLang.ADJECTIVES));
+        m.put("noun", ids(lang, TinyLang.NOUNS.stream().flatMap(n -> List.of(n.singular(), n.plural()).stream()).toList()));
+        m.put("place", ids(lang, TinyLang.PLACES.stream().flatMap(n -> List.of(n.singular(), n.plural()).stream()).toList()));
+        m.put("preposition", ids(lang, TinyLang.PREPOSITIONS));
+        List<String> verbs = new ArrayList<>();
+        for (TinyLang.VerbForms v : TinyLang.INTRANSITIVE) verbs.addAll(List.of(v.singular(), v.plural(), v.past()));
+        for (TinyLang.VerbForms v : TinyLang.TRANSITIVE) verbs.addAll(List.of(v.singular(), v.plural(), v.past()));
+        m.put("verb", ids(lang, verbs));
+        return m;
+    }
+
+    private static Set<Integer> ids(TinyLang lang, List<String> words) {
+        Set<Integer> s = new TreeSet<>();
+        for (String w : words) s.add((int) lang.tokenId(w));
+        return s;
+    }
+
+    private static Optional<ProbeTask> task(String name, ProbeData rows, int[] types, IntPredicate holds, int minRows) {
+        int[] labels = new int[types.length];
+        int testPos = 0, testNeg = 0, trainPos = 0, trainNeg = 0;
+        for (int i = 0; i < types.length; i++) {
+            labels[i] = holds.test(types[i]) ? 1 : 0;
+            boolean test = Math.floorMod(rows.groups()[i], FOLDS) == 0;
+            if (test) {
+                if (labels[i] == 1) testPos++;
+                else testNeg++;
+            } else if (labels[i] == 1) {
+                trainPos++;
+            } else {
+                trainNeg++;
+            }
+        }
+        if (testPos < minRows || testNeg == 0 || trainPos == 0 || trainNeg == 0) return Optional.empty();
+        return Optional.of(ProbeTask.byGroup(name, new ProbeData(rows.x(), labels, rows.groups(), rows.types(), 2), FOLDS));
+    }
+
+    private static int[] types(ProbeData rows) {
+        return rows.types().orElseThrow(() -> new IllegalArgumentException("rows need token ids as types "
+                + "(TinyLangConcepts.harvest gives them; or data.withTypes(tokenIds))"));
+    }
+
+    private static List<Integer> ints(int[] a) {
+        List<Integer> l = new ArrayList<>(a.length);
+        for (int v : a) l.add(v);
+        return l;
+    }
+}

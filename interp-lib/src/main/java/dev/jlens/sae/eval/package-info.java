@@ -1,0 +1,25 @@
+/**
+ * SAE evaluations in the manner of SAEBench (Karvonen et al. 2025): how well a sparse dictionary's latents carry
+ * concepts whose ground truth is known.
+ *
+ * <p>{@link dev.jlens.sae.eval.Absorption}: feature absorption after Chanin et al. (a parent concept whose main
+ * latents stay silent on some of its tokens while a more specific latent, aligned with the parent's probe, carries
+ * it): absorption fraction, full absorption, split latents per parent. {@link dev.jlens.sae.eval.SparseProbing}:
+ * k-sparse probing (the k latents whose class means differ most, then a logistic probe on them) beside a probe on
+ * the raw activations. {@link dev.jlens.sae.eval.SaeBenchJson} writes both in SAEBench's output layout;
+ * {@link dev.jlens.sae.eval.Seeds} runs an evaluation over dictionaries of several seeds and reports the spread.
+ * {@link dev.jlens.sae.eval.TinyLangConcepts} builds parent concepts (first letters, word classes) from tinylang
+ * activations.
+ *
+ * <pre>{@code
+ * List<ProbeTask> parents = TinyLangConcepts.firstLetters(rows, 3, 40);
+ * Absorption.Result a = Absorption.run(sae, parents, Absorption.Options.defaults());
+ * display(a.toTable()); a.meanAbsorptionFraction();
+ * SparseProbing.Result p = SparseProbing.run(sae, parents, SparseProbing.Options.defaults());
+ * SaeBenchJson.write(SaeBenchJson.absorption(a, sae, SaeBenchJson.Meta.of("tinylang-4l", 0)), Path.of("absorption.json"));
+ * }</pre>
+ *
+ * <p>Above {@code sae} and {@code probe}: uses {@code sae}, {@code probe}, {@code store}, {@code model}, {@code data},
+ * {@code util}; nothing in the library uses it.
+ */
+package dev.jlens.sae.eval;
