@@ -1,0 +1,113 @@
+package dev.jlens.geometry;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jlens.data.CyclicArith;
+import dev.jlens.data.Example;
+import dev.jlens.data.Split;
+import dev.jlens.model.HookedTransformer;
+import dev.jlens.zoo.Zoo;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The zoo's {@code cyclic-2l} holds the weekday as a circle: at the weekday token the 7 class means in the top-2
+ * principal plane go around in the order Monday..Sunday, about evenly spaced, and rotating the representation by k
+ * sevenths of a turn moves the answer by k days; a fixed translation does not. The plus/minus token, a binary
+ * feature, is the linear contrast: one added direction turns plus questions into minus questions.
+ */
+class CycleProbeTest {
+    private static final String HOOK = "blocks.0.hook_resid_post";
+    private static final CyclicArith TASK = CyclicArith.defaults();
+    private static HookedTransformer model;
+    private static List<Example<CyclicArith.Meta>> days;
+    private static CycleProbe probe;
+
+    @BeforeAll
+    static void load() {
+        model = Zoo.load("cyclic-2l");
+        days = prompts(CyclicArith.Cycle.DAYS);
+        probe = CycleProbe.fit(model, days, HOOK);
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    /** Every day question of both splits, after 0..3 filler words chosen by index. */
+    static List<Example<CyclicArith.Meta>> prompts(CyclicArith.Cycle cycle) {
+        List<Example<CyclicArith.Meta>> out = new ArrayList<>();
+        int i = 0;
+        for (Split split : Split.values()) {
+            for (CyclicArith.Problem p : TASK.problems(cycle, split)) {
+                List<String> filler = new ArrayList<>();
+                for (int f = 0; f < i % 4; f++) filler.add(CyclicArith.FILLERS.get((i + f) % 4));
+                out.add(TASK.example(p, filler));
+                i++;
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void weekdaysGoAroundTheTopPrincipalPlaneInOrderAndEvenly() {
+        CyclicOrder order = probe.order();
+        assertTrue(order.inCyclicOrder(), "class means sorted by angle are Monday..Sunday: " + probe);
+        assertTrue(order.spacingError() < 0.5, "every step within half an even step of 360/7 degrees: " + order);
+        assertTrue(order.radiusRatio() > 0.5, "no weekday near the centre: " + order);
+        // the points are a circle by the indices too: not separable into independent parts, not a mixture
+        assertTrue(probe.separability().bits() > 1.0, probe.separability().toString());
+        assertTrue(probe.mixture().index() < 0.3, probe.mixture().toString());
+        assertEquals(days.size(), probe.points().length);
+    }
+
+    @Test
+    void rotatingTheWeekdayByKStepsMovesTheAnswerByKDays() {
+        assertTrue(probe.rotationTest(model, TASK, days, 0) > 0.95, "the model answers the day questions");
+        double rotated = 0, translated = 0;
+        for (int k = 1; k < 7; k++) {
+            double f = probe.rotationTest(model, TASK, days, k);
+            assertTrue(f > 1.0 / 7 + 0.2, "k = " + k + ": " + f + " moved by k, chance is 1/7");
+            rotated += f / 6;
+            translated += probe.translationTest(model, TASK, days, k) / 6;
+        }
+        assertTrue(rotated > 0.5, "rotations move " + rotated + " of answers by exactly k");
+        // one fixed vector in the plane cannot move every day by k: the circle is not a line
+        assertTrue(translated < rotated - 0.2, "translation " + translated + " vs rotation " + rotated);
+    }
+
+    @Test
+    void theOperationIsALinearFeatureOneDirectionFlipsIt() {
+        double[][] op = CycleProbe.activations(model, days, HOOK, m -> m.startPosition() + 1);
+        int d = op[0].length, np = 0, nm = 0;
+        double[] delta = new double[d];
+        for (int i = 0; i < days.size(); i++) {
+            boolean plus = days.get(i).meta().problem().op() == CyclicArith.Op.PLUS;
+            for (int j = 0; j < d; j++) delta[j] += plus ? -op[i][j] : op[i][j];
+            if (plus) np++; else nm++;
+        }
+        assertEquals(np, nm);
+        for (int j = 0; j < d; j++) delta[j] /= np;   // mean(minus) - mean(plus)
+        List<Example<CyclicArith.Meta>> plus = days.stream()
+                .filter(e -> e.meta().problem().op() == CyclicArith.Op.PLUS).toList();
+        int[] pos = plus.stream().mapToInt(e -> e.meta().startPosition() + 1).toArray();
+        int[] got;
+        try (var s = model.hook(HOOK, CycleProbe.shift(pos, delta))) {
+            got = CycleProbe.predict(model, TASK, plus, null, 0, HOOK);
+        }
+        int flipped = 0;
+        for (int i = 0; i < plus.size(); i++) {
+            CyclicArith.Problem p = plus.get(i).meta().problem();
+            flipped += got[i] == new CyclicArith.Problem(p.cycle(), p.start(), CyclicArith.Op.MINUS, p.offset()).answer()
+                    ? 1 : 0;
+        }
+        assertTrue(flipped / (double) plus.size() > 0.8, "plus answered as minus: " + flipped + " of " + plus.size());
+    }
+}
