@@ -28,11 +28,19 @@ import java.util.Objects;
  * problem's split is a hash of (cycle, start, operation, offset), so filler never moves a problem between splits
  * and no test question is ever seen in training, with any filler.
  *
+ * <p>A fraction {@code nearRate} of examples ask instead whether two names are neighbours on their cycle:
+ * {@code Tuesday near Wednesday is yes}, {@code Tuesday near Friday is no} ({@link Near}: yes when the cyclic
+ * distance is at most 1, the same name included; yes and no 1/2 each). Unlike the arithmetic, which any relabelling
+ * {@code d -> m d mod n} of the names preserves, nearness singles out the names' own order: a model that answers it
+ * from a circle needs the circle that goes Monday, Tuesday, ... in turn (the large models of Engels et al. learned
+ * that order from text).
+ *
  * @param maxOffset largest offset {@code N} (1..{@value #MAX_OFFSET})
  * @param maxFiller most filler words before the start word (0..8)
+ * @param nearRate fraction of examples that are nearness questions (0..1)
  * @param seed seed of every example
  */
-public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Task<CyclicArith.Meta> {
+public record CyclicArith(int maxOffset, int maxFiller, double nearRate, long seed) implements Task<CyclicArith.Meta> {
 
     /** Largest offset the vocabulary holds a number token for. */
     public static final int MAX_OFFSET = 30;
@@ -40,6 +48,8 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
     public static final List<String> FILLERS = List.of("so", "then", "well", "now");
     /** The word before the answer. */
     public static final String IS = "is";
+    /** The word of a nearness question, and its answers. */
+    public static final String NEAR = "near", YES = "yes", NO = "no";
 
     /** A cycle of names: the days of the week or the months of the year. */
     public enum Cycle {
@@ -101,8 +111,58 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
         }
     }
 
-    /** A question: {@code start op offset} along {@code cycle}. */
-    public record Problem(Cycle cycle, int start, Op op, int offset) {
+    /** A question about a cycle: arithmetic ({@link Problem}) or nearness ({@link Near}). */
+    public sealed interface Question permits Problem, Near {
+        /** The cycle the question is about. */
+        Cycle cycle();
+
+        /** The index of the name the question starts from (its first name). */
+        int start();
+
+        /** The answer word. */
+        String answerWord();
+    }
+
+    /** Are {@code a} and {@code b} neighbours on {@code cycle} (cyclic distance at most 1)? */
+    public record Near(Cycle cycle, int a, int b) implements Question {
+        /** Validates the indices. */
+        public Near {
+            Objects.requireNonNull(cycle, "cycle: DAYS or MONTHS");
+            if (a < 0 || a >= cycle.length() || b < 0 || b >= cycle.length()) {
+                throw new IllegalArgumentException("names must be 0.." + (cycle.length() - 1) + ", got " + a + ", " + b);
+            }
+        }
+
+        /** The cyclic distance between the two names. */
+        public int distance() {
+            int d = Math.floorMod(a - b, cycle.length());
+            return Math.min(d, cycle.length() - d);
+        }
+
+        /** True if the names are neighbours or the same. */
+        public boolean answer() {
+            return distance() <= 1;
+        }
+
+        @Override
+        public int start() {
+            return a;
+        }
+
+        @Override
+        public String answerWord() {
+            return answer() ? YES : NO;
+        }
+
+        /** {@code Tuesday near Wednesday is yes}. */
+        @Override
+        public String toString() {
+            return cycle.names().get(a) + " " + NEAR + " " + cycle.names().get(b) + " " + IS + " " + answerWord();
+        }
+    }
+
+    /** An arithmetic question: {@code start op offset} along {@code cycle}. */
+    public record Problem(Cycle cycle, int start, Op op, int offset) implements Question {
         /** Validates the indices. */
         public Problem {
             Objects.requireNonNull(cycle, "cycle: DAYS or MONTHS");
@@ -131,6 +191,11 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
             return cycle.names().get(answer());
         }
 
+        @Override
+        public String answerWord() {
+            return answerName();
+        }
+
         /** The same question {@code k} steps further along the cycle from its start (the answer moves by k too). */
         public Problem shifted(int k) {
             return new Problem(cycle, Math.floorMod(start + k, cycle.length()), op, offset);
@@ -143,17 +208,28 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
         }
     }
 
-    /** The role of each token. */
+    /** The role of each token ({@code OP} is also {@code near}, {@code OFFSET} the second name of a nearness question). */
     public enum Role { BOS, FILLER, START, OP, OFFSET, UNIT, IS, ANSWER, EOS }
 
     /**
-     * Metadata of an example: its problem, the position of the start word, and of the answer ({@code answerPosition}
+     * Metadata of an example: its question, the position of the start word, and of the answer ({@code answerPosition}
      * is also the prompt's length: the prompt ends with {@code is}, where the answer is predicted).
      */
-    public record Meta(Problem problem, int startPosition, int answerPosition) {
-        /** The true answer's index. */
+    public record Meta(Question question, int startPosition, int answerPosition) {
+        /** The arithmetic problem; throws for a nearness question. */
+        public Problem problem() {
+            if (question instanceof Problem p) return p;
+            throw new IllegalStateException("a nearness question has no arithmetic problem: " + question);
+        }
+
+        /** True for an arithmetic question. */
+        public boolean isArithmetic() {
+            return question instanceof Problem;
+        }
+
+        /** The true answer's index (arithmetic questions). */
         public int answer() {
-            return problem.answer();
+            return problem().answer();
         }
     }
 
@@ -166,13 +242,24 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
         for (Cycle c : Cycle.values()) w.add(c.unit());
         for (Op o : Op.values()) w.add(o.word());
         w.add(IS);
+        w.add(NEAR);
+        w.add(YES);
+        w.add(NO);
         w.addAll(FILLERS);
         for (int n = 1; n <= MAX_OFFSET; n++) w.add(Integer.toString(n));
         return w;
     }
 
+    /** Arithmetic questions only. */
+    public CyclicArith(int maxOffset, int maxFiller, long seed) {
+        this(maxOffset, maxFiller, 0, seed);
+    }
+
     /** Validates the settings. */
     public CyclicArith {
+        if (!(nearRate >= 0 && nearRate <= 1)) {
+            throw new IllegalArgumentException("nearRate must lie in [0, 1], got " + nearRate);
+        }
         if (maxOffset < 1 || maxOffset > MAX_OFFSET) {
             throw new IllegalArgumentException("maxOffset must be 1.." + MAX_OFFSET + ", got " + maxOffset);
         }
@@ -181,14 +268,17 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
         }
     }
 
-    /** Offsets 1..13 (every day offset mod 7 and most month offsets appear, with wrap-around), up to 3 filler words. */
+    /**
+     * Offsets 1..13 (every day offset mod 7 and most month offsets appear, with wrap-around), up to 3 filler words, a
+     * quarter nearness questions.
+     */
     public static CyclicArith defaults() {
-        return new CyclicArith(13, 3, 0);
+        return new CyclicArith(13, 3, 0.25, 0);
     }
 
     @Override
     public CyclicArith withSeed(long newSeed) {
-        return new CyclicArith(maxOffset, maxFiller, newSeed);
+        return new CyclicArith(maxOffset, maxFiller, nearRate, newSeed);
     }
 
     @Override
@@ -217,20 +307,35 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
         Rng rng = Rng.of(seed, split.ordinal(), index);
         for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
             Cycle cycle = Cycle.values()[rng.nextInt(2)];
-            Problem p = new Problem(cycle, rng.nextInt(cycle.length()), Op.values()[rng.nextInt(2)],
-                    1 + rng.nextInt(maxOffset));
-            if (splitOf(p) != split) continue;
+            Question q;
+            if (rng.chance(nearRate)) {
+                int a = rng.nextInt(cycle.length()), b;
+                if (rng.chance(0.5)) {
+                    b = Math.floorMod(a + rng.nextInt(3) - 1, cycle.length());
+                } else {
+                    b = Math.floorMod(a + 2 + rng.nextInt(cycle.length() - 3), cycle.length());
+                }
+                q = new Near(cycle, a, b);
+            } else {
+                q = new Problem(cycle, rng.nextInt(cycle.length()), Op.values()[rng.nextInt(2)],
+                        1 + rng.nextInt(maxOffset));
+            }
+            if (splitOf(q) != split) continue;
             int n = rng.nextInt(maxFiller + 1);
             List<String> filler = new ArrayList<>(n);
             for (int i = 0; i < n; i++) filler.add(FILLERS.get(rng.nextInt(FILLERS.size())));
-            return example(p, filler);
+            return example(q, filler);
         }
         throw new IllegalStateException("no " + split + " problem found in " + MAX_ATTEMPTS + " draws for " + this);
     }
 
-    /** The split a problem belongs to (the same for every seed and filler). */
-    public static Split splitOf(Problem p) {
-        return Split.of("cyclic-arith", p.cycle().ordinal(), p.start(), p.op().ordinal(), p.offset());
+    /** The split a question belongs to (the same for every seed and filler). */
+    public static Split splitOf(Question q) {
+        if (q instanceof Problem p) {
+            return Split.of("cyclic-arith", p.cycle().ordinal(), p.start(), p.op().ordinal(), p.offset());
+        }
+        Near n = (Near) q;
+        return Split.of("cyclic-arith-near", n.cycle().ordinal(), n.a(), n.b());
     }
 
     /** Every problem of {@code cycle} with offsets 1..maxOffset that belongs to {@code split}, in a fixed order. */
@@ -247,10 +352,10 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
         return out;
     }
 
-    /** A problem rendered after the given filler words (each one of {@link #FILLERS}). */
-    public Example<Meta> example(Problem p, List<String> filler) {
-        Objects.requireNonNull(p, "problem");
-        if (p.offset() > maxOffset) {
+    /** A question rendered after the given filler words (each one of {@link #FILLERS}). */
+    public Example<Meta> example(Question q, List<String> filler) {
+        Objects.requireNonNull(q, "question");
+        if (q instanceof Problem p && p.offset() > maxOffset) {
             throw new IllegalArgumentException("offset " + p.offset() + " is beyond this task's maxOffset " + maxOffset);
         }
         if (filler.size() > maxFiller) {
@@ -266,18 +371,26 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
             roles.add(Role.FILLER);
         }
         int startPos = tokens.size();
-        tokens.add(p.startName());
+        tokens.add(q.cycle().names().get(q.start()));
         roles.add(Role.START);
-        tokens.add(p.op().word());
-        roles.add(Role.OP);
-        tokens.add(Integer.toString(p.offset()));
-        roles.add(Role.OFFSET);
-        tokens.add(p.cycle().unit());
-        roles.add(Role.UNIT);
+        if (q instanceof Problem p) {
+            tokens.add(p.op().word());
+            roles.add(Role.OP);
+            tokens.add(Integer.toString(p.offset()));
+            roles.add(Role.OFFSET);
+            tokens.add(p.cycle().unit());
+            roles.add(Role.UNIT);
+        } else {
+            Near n = (Near) q;
+            tokens.add(NEAR);
+            roles.add(Role.OP);
+            tokens.add(n.cycle().names().get(n.b()));
+            roles.add(Role.OFFSET);
+        }
         tokens.add(IS);
         roles.add(Role.IS);
         int answerPos = tokens.size();
-        tokens.add(p.answerName());
+        tokens.add(q.answerWord());
         roles.add(Role.ANSWER);
         tokens.add(SPECIALS.get(2));
         roles.add(Role.EOS);
@@ -286,12 +399,12 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
         loss[answerPos + 1] = true;
         Map<String, List<?>> labels = new LinkedHashMap<>();
         labels.put("role", roles);
-        return new Example<>(VOCAB.ids(tokens), tokens, loss, labels, new Meta(p, startPos, answerPos));
+        return new Example<>(VOCAB.ids(tokens), tokens, loss, labels, new Meta(q, startPos, answerPos));
     }
 
-    /** A problem without filler. */
-    public Example<Meta> example(Problem p) {
-        return example(p, List.of());
+    /** A question without filler. */
+    public Example<Meta> example(Question q) {
+        return example(q, List.of());
     }
 
     /** The token ids of the names of {@code cycle}, in cyclic order (to read the answer's logits). */
@@ -301,7 +414,8 @@ public record CyclicArith(int maxOffset, int maxFiller, long seed) implements Ta
 
     @Override
     public String toString() {
-        return "CyclicArith(offsets 1.." + maxOffset + ", up to " + maxFiller + " filler words, seed " + seed
+        return "CyclicArith(offsets 1.." + maxOffset + ", up to " + maxFiller + " filler words, near " + nearRate
+                + ", seed " + seed
                 + ", length " + maxLength() + ")";
     }
 }

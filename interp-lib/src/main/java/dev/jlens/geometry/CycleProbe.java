@@ -6,6 +6,7 @@ import dev.jlens.data.CyclicArith;
 import dev.jlens.data.Example;
 import dev.jlens.data.Task;
 import dev.jlens.hook.Hook;
+import dev.jlens.hook.HookFn;
 import dev.jlens.hook.HookScope;
 import dev.jlens.hook.NameFilter;
 import dev.jlens.model.ActivationCache;
@@ -16,6 +17,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Function;
 import java.util.function.ToIntFunction;
 
 /**
@@ -98,7 +100,9 @@ public record CycleProbe(String hookName, CyclicArith.Cycle cycle, Pca pca, doub
      */
     public double rotationTest(HookedTransformer model, CyclicArith task, List<Example<CyclicArith.Meta>> prompts,
             int k) {
-        int[] predicted = predict(model, task, prompts, k == 0 ? null : rotation(), k * order.step(), hookName);
+        PlaneRotation rot = rotation();
+        double angle = k * order.step();
+        int[] predicted = predict(model, task, prompts, hookName, k == 0 ? null : chunk -> rot.hook(starts(chunk), angle));
         int hit = 0;
         for (int i = 0; i < prompts.size(); i++) {
             int want = Math.floorMod(prompts.get(i).meta().answer() + k, cycle.length());
@@ -120,11 +124,7 @@ public record CycleProbe(String hookName, CyclicArith.Cycle cycle, Pca pca, doub
         double[] u = pca.components()[0], v = pca.components()[1];
         double[] delta = new double[u.length];
         for (int j = 0; j < delta.length; j++) delta[j] = dx * u[j] + dy * v[j];
-        int[] starts = prompts.stream().mapToInt(e -> e.meta().startPosition()).toArray();
-        int[] predicted;
-        try (HookScope hooks = model.hooks(Hook.fwd(hookName, shift(starts, delta)))) {
-            predicted = predict(model, task, prompts, null, 0, hookName);
-        }
+        int[] predicted = predict(model, task, prompts, hookName, chunk -> shift(starts(chunk), delta));
         int hit = 0;
         for (int i = 0; i < prompts.size(); i++) {
             hit += predicted[i] == Math.floorMod(prompts.get(i).meta().answer() + k, cycle.length()) ? 1 : 0;
@@ -133,21 +133,21 @@ public record CycleProbe(String hookName, CyclicArith.Cycle cycle, Pca pca, doub
     }
 
     /**
-     * The cycle's name each prompt is answered with (argmax over the cycle's names at {@code is}), with the start word's
-     * activation at {@code hookName} rotated by {@code angle} when {@code rotation} is given.
+     * The cycle's name each prompt is answered with (argmax over the cycle's names at {@code is}), with the forward
+     * hook {@code hookFor} makes for each chunk of prompts attached at {@code hookName} (none when {@code hookFor} is
+     * null): {@code predict(model, task, prompts, hookName, chunk -> rotation.hook(starts(chunk), angle))}.
      */
     public static int[] predict(HookedTransformer model, CyclicArith task, List<Example<CyclicArith.Meta>> prompts,
-            PlaneRotation rotation, double angle, String hookName) {
+            String hookName, Function<List<Example<CyclicArith.Meta>>, HookFn> hookFor) {
         CyclicArith.Cycle cycle = cycleOf(prompts);
         long[] names = task.nameIds(cycle);
         int[] out = new int[prompts.size()];
         for (int from = 0; from < prompts.size(); from += CHUNK) {
             List<Example<CyclicArith.Meta>> chunk = prompts.subList(from, Math.min(prompts.size(), from + CHUNK));
             Batch batch = promptBatch(chunk);
-            int[] starts = chunk.stream().mapToInt(e -> e.meta().startPosition()).toArray();
             try (NDScope scope = new NDScope();
-                 HookScope hooks = rotation == null ? new HookScope()
-                         : model.hooks(Hook.fwd(hookName, rotation.hook(starts, angle)))) {
+                 HookScope hooks = hookFor == null ? new HookScope()
+                         : model.hooks(Hook.fwd(hookName, hookFor.apply(chunk)))) {
                 NDArray logits = model.forward(batch);
                 int p = (int) logits.getShape().get(1), v = (int) logits.getShape().get(2);
                 float[] flat = logits.toFloatArray();
@@ -162,6 +162,11 @@ public record CycleProbe(String hookName, CyclicArith.Cycle cycle, Pca pca, doub
             }
         }
         return out;
+    }
+
+    /** The position of the start word of each prompt. */
+    public static int[] starts(List<Example<CyclicArith.Meta>> prompts) {
+        return prompts.stream().mapToInt(e -> e.meta().startPosition()).toArray();
     }
 
     /** The activation at {@code hookName} of each prompt at the position {@code position} picks, {@code [n][d]}. */
@@ -189,7 +194,7 @@ public record CycleProbe(String hookName, CyclicArith.Cycle cycle, Pca pca, doub
      * A forward hook on an activation {@code [batch, pos, d]} that adds {@code delta} at row {@code r}'s position
      * {@code positions[r]} only: a one-direction (linear) intervention, the contrast to a rotation.
      */
-    public static dev.jlens.hook.HookFn shift(int[] positions, double[] delta) {
+    public static HookFn shift(int[] positions, double[] delta) {
         int[] pos = positions.clone();
         float[] df = new float[delta.length];
         for (int j = 0; j < df.length; j++) df[j] = (float) delta[j];

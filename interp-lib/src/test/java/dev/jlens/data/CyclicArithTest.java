@@ -42,6 +42,12 @@ class CyclicArithTest {
         assertEquals(3, new Problem(Cycle.MONTHS, 3, Op.PLUS, 12).answer());
         assertThrows(IllegalArgumentException.class, () -> new Problem(Cycle.DAYS, 7, Op.PLUS, 1));
         assertThrows(IllegalArgumentException.class, () -> new Problem(Cycle.DAYS, 0, Op.PLUS, 0));
+        // nearness: cyclic distance at most 1, across the end of the week too
+        assertEquals("Sunday near Monday is yes", new CyclicArith.Near(Cycle.DAYS, 6, 0).toString());
+        assertEquals("Tuesday near Tuesday is yes", new CyclicArith.Near(Cycle.DAYS, 1, 1).toString());
+        assertEquals("Tuesday near Friday is no", new CyclicArith.Near(Cycle.DAYS, 1, 4).toString());
+        assertEquals("December near February is no", new CyclicArith.Near(Cycle.MONTHS, 11, 1).toString());
+        assertEquals(2, new CyclicArith.Near(Cycle.MONTHS, 11, 1).distance());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Cycle.DAYS.indexOf("Funday"));
         assertTrue(e.getMessage().contains("Monday"), e.getMessage());
     }
@@ -51,6 +57,16 @@ class CyclicArithTest {
         for (Split split : Split.values()) {
             for (Example<CyclicArith.Meta> ex : TASK.examples(split, 0, 300)) {
                 CyclicArith.Meta m = ex.meta();
+                if (!m.isArithmetic()) {
+                    CyclicArith.Near q = (CyclicArith.Near) m.question();
+                    List<String> t = ex.tokens();
+                    int s = m.startPosition();
+                    assertEquals(List.of(q.cycle().names().get(q.a()), "near", q.cycle().names().get(q.b()), "is",
+                            q.answer() ? "yes" : "no", "<eos>"), t.subList(s, t.size()));
+                    assertEquals(s + 4, m.answerPosition());
+                    assertEquals(split, CyclicArith.splitOf(q));
+                    continue;
+                }
                 Problem p = m.problem();
                 List<String> t = ex.tokens();
                 int s = m.startPosition();
@@ -92,15 +108,24 @@ class CyclicArithTest {
         int days = 0;
         Set<Integer> fillerCounts = new HashSet<>();
         Set<Problem> seen = new HashSet<>();
-        for (Example<CyclicArith.Meta> ex : TASK.examples(Split.TRAIN, 0, 4000)) {
+        int arithmetic = 0, near = 0, yes = 0;
+        for (Example<CyclicArith.Meta> ex : TASK.examples(Split.TRAIN, 0, 10_000)) {
+            if (!ex.meta().isArithmetic()) {
+                near++;
+                yes += ((CyclicArith.Near) ex.meta().question()).answer() ? 1 : 0;
+                continue;
+            }
+            arithmetic++;
             days += ex.meta().problem().cycle() == Cycle.DAYS ? 1 : 0;
             fillerCounts.add(ex.meta().startPosition() - 1);
             seen.add(ex.meta().problem());
         }
-        assertTrue(Math.abs(days / 4000.0 - 0.5) < 0.03, "days fraction " + days / 4000.0);
+        assertTrue(Math.abs(days / (double) arithmetic - 0.5) < 0.03, "days fraction " + days / (double) arithmetic);
+        assertTrue(Math.abs(near / 10_000.0 - TASK.nearRate()) < 0.02, "nearness fraction " + near / 10_000.0);
+        assertTrue(Math.abs(yes / (double) near - 0.5) < 0.04, "yes fraction " + yes / (double) near);
         assertEquals(Set.of(0, 1, 2, 3), fillerCounts);
         int trainProblems = TASK.problems(Cycle.DAYS, Split.TRAIN).size() + TASK.problems(Cycle.MONTHS, Split.TRAIN).size();
-        assertEquals(trainProblems, seen.size(), "4000 draws reach every training problem");
+        assertEquals(trainProblems, seen.size(), "7500 arithmetic draws reach every training problem");
     }
 
     @Test

@@ -97,11 +97,8 @@ class CycleProbeTest {
         for (int j = 0; j < d; j++) delta[j] /= np;   // mean(minus) - mean(plus)
         List<Example<CyclicArith.Meta>> plus = days.stream()
                 .filter(e -> e.meta().problem().op() == CyclicArith.Op.PLUS).toList();
-        int[] pos = plus.stream().mapToInt(e -> e.meta().startPosition() + 1).toArray();
-        int[] got;
-        try (var s = model.hook(HOOK, CycleProbe.shift(pos, delta))) {
-            got = CycleProbe.predict(model, TASK, plus, null, 0, HOOK);
-        }
+        int[] got = CycleProbe.predict(model, TASK, plus, HOOK, chunk -> CycleProbe.shift(
+                chunk.stream().mapToInt(e -> e.meta().startPosition() + 1).toArray(), delta));
         int flipped = 0;
         for (int i = 0; i < plus.size(); i++) {
             CyclicArith.Problem p = plus.get(i).meta().problem();

@@ -8,8 +8,6 @@ import dev.jlens.data.Task;
 import dev.jlens.geometry.CycleProbe;
 import dev.jlens.geometry.Pca;
 import dev.jlens.geometry.Reducibility;
-import dev.jlens.hook.Hook;
-import dev.jlens.hook.HookScope;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.arch.ModelConfig;
 import dev.jlens.train.BatchSource;
@@ -60,7 +58,7 @@ final class Cyclic2l implements Recipe {
 
     @Override
     public TrainConfig trainConfig() {
-        return TrainConfig.builder().steps(3000).batchSize(128).lr(6e-3).warmupSteps(200).weightDecay(0.01)
+        return TrainConfig.builder().steps(8000).batchSize(128).lr(3e-3).warmupSteps(200).weightDecay(1.0)
                 .gradClip(1.0).seed(0).checkpointEvery(500).evalEvery(500).evalBatches(4).logEvery(100).build();
     }
 
@@ -118,9 +116,14 @@ final class Cyclic2l implements Recipe {
     @Override
     public Map<String, String> notes() {
         Map<String, String> n = new LinkedHashMap<>();
+        n.put("training_data", "the task's train split: three quarters arithmetic questions (days or months plus or "
+                + "minus 1..13), a quarter nearness questions ('Tuesday near Wednesday is yes'); runs on arithmetic "
+                + "alone answered well but put the weekdays on circles of other frequencies (the top plane went "
+                + "Monday, Thursday, Sunday, ...), since relabelling d -> 2d mod 7 preserves every arithmetic fact; "
+                + "nearness does not, and brings the order Monday..Sunday");
         n.put("metrics", "accuracy_test: greedy answer (argmax over the whole vocabulary at 'is') equals the true "
-                + "day or month, on the first N test examples (test questions are never in training, with any "
-                + "filler); accuracy_days/accuracy_months: the same per cycle. days_*: the residual stream at the "
+                + "answer, on the first N test examples (test questions are never in training, with any filler); "
+                + "accuracy_days/accuracy_months/accuracy_near: the same per kind of question. days_*: the residual stream at the "
                 + "weekday token at " + HOOK + " over every day question (both splits, fillers varied): "
                 + "days_in_cyclic_order is 1 if the 7 class means in the top-2 PCA plane go once around their centre "
                 + "in the order Monday..Sunday (either direction), days_spacing_error the largest deviation of a step "
@@ -142,19 +145,18 @@ final class Cyclic2l implements Recipe {
         long t0 = System.nanoTime();
         Map<String, Double> m = new LinkedHashMap<>();
         List<Example<CyclicArith.Meta>> test = TASK.examples(Split.TEST, 0, examples);
-        int[] right = new int[2], total = new int[2];
-        for (Cycle c : Cycle.values()) {
-            List<Example<CyclicArith.Meta>> of = test.stream().filter(e -> e.meta().problem().cycle() == c).toList();
-            if (of.isEmpty()) continue;
-            int[] got = argmaxAll(model, of);
-            for (int i = 0; i < of.size(); i++) {
-                right[c.ordinal()] += got[i] == (int) TASK.tokenId(of.get(i).meta().problem().answerName()) ? 1 : 0;
-            }
-            total[c.ordinal()] = of.size();
+        int[] got = argmaxAll(model, test);
+        int[] right = new int[3], total = new int[3];   // days, months, nearness
+        for (int i = 0; i < test.size(); i++) {
+            CyclicArith.Meta meta = test.get(i).meta();
+            int kind = meta.isArithmetic() ? meta.question().cycle().ordinal() : 2;
+            total[kind]++;
+            right[kind] += got[i] == (int) TASK.tokenId(meta.question().answerWord()) ? 1 : 0;
         }
-        m.put("accuracy_test", (right[0] + right[1]) / (double) (total[0] + total[1]));
+        m.put("accuracy_test", (right[0] + right[1] + right[2]) / (double) test.size());
         m.put("accuracy_days", right[0] / (double) Math.max(1, total[0]));
         m.put("accuracy_months", right[1] / (double) Math.max(1, total[1]));
+        m.put("accuracy_near", right[2] / (double) Math.max(1, total[2]));
 
         List<Example<CyclicArith.Meta>> days = dayPrompts();
         CycleProbe probe = CycleProbe.fit(model, days, HOOK);
@@ -200,11 +202,8 @@ final class Cyclic2l implements Recipe {
         for (int j = 0; j < d; j++) delta[j] = minus[j] / nm - plus[j] / np;
         List<Example<CyclicArith.Meta>> plusPrompts = prompts.stream()
                 .filter(e -> e.meta().problem().op() == CyclicArith.Op.PLUS).toList();
-        int[] pos = plusPrompts.stream().mapToInt(e -> e.meta().startPosition() + 1).toArray();
-        int[] got;
-        try (HookScope s = model.hooks(Hook.fwd(HOOK, CycleProbe.shift(pos, delta)))) {
-            got = CycleProbe.predict(model, TASK, plusPrompts, null, 0, HOOK);
-        }
+        int[] got = CycleProbe.predict(model, TASK, plusPrompts, HOOK, chunk -> CycleProbe.shift(
+                chunk.stream().mapToInt(e -> e.meta().startPosition() + 1).toArray(), delta));
         int flipped = 0;
         for (int i = 0; i < plusPrompts.size(); i++) {
             CyclicArith.Problem p = plusPrompts.get(i).meta().problem();
