@@ -12,8 +12,9 @@
  *     (agreement, tense, relative clauses, prepositional phrases), every token labelled with its ground truth,
  *     with the exact entropy rate of the grammar.</li>
  * <li>{@link dev.jlens.data.CyclicArith} ({@code cyclic-arith}): {@code Tuesday plus 3 days is Friday},
- *     {@code March minus 5 months is October}: modular arithmetic on days and months in words, for circular
- *     (non-linear) features.</li>
+ *     {@code March minus 5 months is October}: modular arithmetic on days and months in words, with nearness
+ *     questions ({@code Tuesday near Wednesday is yes}) that fix the names' order, for circular (non-linear)
+ *     features.</li>
  * </ul>
  *
  * <p>Shared conventions:
