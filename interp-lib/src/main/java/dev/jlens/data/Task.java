@@ -21,7 +21,7 @@ import java.util.Map;
  *
  * @param <M> the metadata each example carries
  */
-public sealed interface Task<M> permits Induction, ArithCot, TinyLang {
+public sealed interface Task<M> permits Induction, ArithCot, TinyLang, CyclicArith {
 
     /** Id of {@code <pad>}. */
     long PAD_ID = 0;
@@ -32,7 +32,7 @@ public sealed interface Task<M> permits Induction, ArithCot, TinyLang {
     /** The special tokens, by id. */
     List<String> SPECIALS = List.of("<pad>", "<bos>", "<eos>");
 
-    /** The task's name: {@code induction}, {@code arith-cot} or {@code tinylang}. */
+    /** The task's name: {@code induction}, {@code arith-cot}, {@code tinylang} or {@code cyclic-arith}. */
     String name();
 
     /** The seed every example derives from. */

@@ -10,12 +10,12 @@ public final class Tasks {
 
     /** The task names, in the order of {@link #all()}. */
     public static List<String> names() {
-        return List.of("induction", "arith-cot", "tinylang");
+        return List.of("induction", "arith-cot", "tinylang", "cyclic-arith");
     }
 
     /** Every task with its defaults and seed 0. */
     public static List<Task<?>> all() {
-        return List.of(induction(), arithCot(), tinyLang());
+        return List.of(induction(), arithCot(), tinyLang(), cyclicArith());
     }
 
     /** A task with its default settings and seed 0; throws naming the valid names. */
@@ -24,6 +24,7 @@ public final class Tasks {
             case "induction" -> induction();
             case "arith-cot" -> arithCot();
             case "tinylang" -> tinyLang();
+            case "cyclic-arith" -> cyclicArith();
             default -> throw new IllegalArgumentException("no task named '" + name + "'; the tasks are " + names());
         };
     }
@@ -41,5 +42,10 @@ public final class Tasks {
     /** {@link TinyLang#defaults()}: 64-token sequences of the synthetic language. */
     public static TinyLang tinyLang() {
         return TinyLang.defaults();
+    }
+
+    /** {@link CyclicArith#defaults()}: days and months plus or minus 1..13, up to 3 filler words. */
+    public static CyclicArith cyclicArith() {
+        return CyclicArith.defaults();
     }
 }

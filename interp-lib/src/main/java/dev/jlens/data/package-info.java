@@ -1,7 +1,7 @@
 /**
  * Deterministic synthetic datasets for training and dissecting JLens's own tiny models.
  *
- * <p>Three tasks, each a record implementing {@link dev.jlens.data.Task} ({@link dev.jlens.data.Tasks} has them
+ * <p>Four tasks, each a record implementing {@link dev.jlens.data.Task} ({@link dev.jlens.data.Tasks} has them
  * by name with their defaults):
  * <ul>
  * <li>{@link dev.jlens.data.Induction} ({@code induction}): {@code <bos> x1..xL x1..xL}, random tokens repeated
@@ -11,6 +11,10 @@
  * <li>{@link dev.jlens.data.TinyLang} ({@code tinylang}): sentences of a small unambiguous probabilistic grammar
  *     (agreement, tense, relative clauses, prepositional phrases), every token labelled with its ground truth,
  *     with the exact entropy rate of the grammar.</li>
+ * <li>{@link dev.jlens.data.CyclicArith} ({@code cyclic-arith}): {@code Tuesday plus 3 days is Friday},
+ *     {@code March minus 5 months is October}: modular arithmetic on days and months in words, with nearness
+ *     questions ({@code Tuesday near Wednesday is yes}) that fix the names' order, for circular (non-linear)
+ *     features.</li>
  * </ul>
  *
  * <p>Shared conventions:

@@ -53,7 +53,8 @@ public final class Zoo {
             new Entry("thinker", Optional.empty(), 30),
             new Entry("thinker-ft", Optional.of("thinker"), 10),
             new Entry("thinker-ctl", Optional.of("thinker"), 10),
-            new Entry("thinker-lora", Optional.of("thinker"), 10));
+            new Entry("thinker-lora", Optional.of("thinker"), 10),
+            new Entry("cyclic-2l", Optional.empty(), 7));
 
     private Zoo() {}
 

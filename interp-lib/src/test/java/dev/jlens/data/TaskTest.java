@@ -24,7 +24,8 @@ class TaskTest {
             new Induction(64, 12, 7),
             ArithCot.defaults().withSeed(7).withBacktrackRate(0.3).withTriggerRate(0.3),
             ArithCot.defaults().withSeed(7).withFormat(ArithCot.Format.DIRECT),
-            new TinyLang(48, 2, 7));
+            new TinyLang(48, 2, 7),
+            new CyclicArith(13, 3, 7));
 
     @Test
     void sameSeedAndIndexGiveTheSameExampleInAnyOrder() {

@@ -20,12 +20,13 @@ import java.util.Optional;
  * and the bars it must meet. {@code ./lab zoo train NAME} runs the recipe; {@code ./lab zoo eval NAME} re-runs
  * its {@link #evaluate}.
  */
-public sealed interface Recipe permits AttnOnly2l, TinyLang4l, Thinker, ThinkerFt, ThinkerCtl, ThinkerLora {
+public sealed interface Recipe permits AttnOnly2l, TinyLang4l, Thinker, ThinkerFt, ThinkerCtl, ThinkerLora,
+        Cyclic2l {
 
     /** Every recipe, in build order (a recipe's {@link #base()} comes before it). */
     static List<Recipe> all() {
         return List.of(new AttnOnly2l(), new TinyLang4l(), new Thinker(), new ThinkerFt(), new ThinkerCtl(),
-                new ThinkerLora());
+                new ThinkerLora(), new Cyclic2l());
     }
 
     /** The recipe of the zoo model {@code name}; throws naming the zoo's models. */

@@ -97,7 +97,8 @@ class ZooModelsTest {
     @Test
     void namesComeInBuildOrderWithBasesFirst() {
         List<String> names = Zoo.names();
-        assertEquals(List.of("attn-only-2l", "tinylang-4l", "thinker", "thinker-ft", "thinker-ctl", "thinker-lora"),
+        assertEquals(List.of("attn-only-2l", "tinylang-4l", "thinker", "thinker-ft", "thinker-ctl", "thinker-lora",
+                "cyclic-2l"),
                 names);
         assertEquals(names, Recipe.all().stream().map(Recipe::name).toList(), "one recipe per catalogue entry");
         for (Recipe r : Recipe.all()) {
