@@ -127,7 +127,7 @@ public final class Corpus {
 
     /**
      * Writes rows as a parquet file (snappy-compressed), columns named and typed by the first row's fields: strings,
-     * int, long, double and boolean. For fixtures and small exports.
+     * int, long, double, boolean and lists of strings (Parquet's LIST layout). For fixtures and small exports.
      */
     public static void writeParquet(Path file, List<? extends java.util.Map<String, ?>> rows) {
         ParquetWrite.write(file, rows, 128L << 20);

@@ -19,7 +19,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 
-/** Writes flat tables of strings, numbers and booleans as parquet (fixtures, small exports). */
+/** Writes tables of strings, numbers, booleans and lists of strings as parquet (fixtures, small exports). */
 final class ParquetWrite {
 
     private ParquetWrite() {}
@@ -41,9 +41,13 @@ final class ParquetWrite {
                 schema.optional(PrimitiveTypeName.DOUBLE).named(name);
             } else if (v instanceof Boolean) {
                 schema.optional(PrimitiveTypeName.BOOLEAN).named(name);
+            } else if (v instanceof List<?> list && list.stream().allMatch(x -> x instanceof String)) {
+                // Parquet's standard LIST layout, as pyarrow writes a list<string> column
+                schema.optionalList().optionalElement(PrimitiveTypeName.BINARY).as(LogicalTypeAnnotation.stringType())
+                        .named(name);
             } else {
                 throw new IllegalArgumentException("column '" + name + "': cannot write " + (v == null ? "null"
-                        : v.getClass().getSimpleName()) + " (first row); strings, int, long, double and boolean only");
+                        : v.getClass().getSimpleName()) + " (first row); strings, int, long, double, boolean and lists of strings only");
             }
         }
         MessageType type = schema.named("row");
@@ -65,6 +69,10 @@ final class ParquetWrite {
                         else if (v instanceof Long l) g.add(name, l);
                         else if (v instanceof Number d) g.add(name, d.doubleValue());
                         else if (v instanceof Boolean b) g.add(name, b);
+                        else if (v instanceof List<?> items) {
+                            Group list = g.addGroup(name);
+                            for (Object item : items) list.addGroup("list").add("element", (String) item);
+                        }
                     }
                     w.write(g);
                 }
