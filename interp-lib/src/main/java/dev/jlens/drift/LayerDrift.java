@@ -51,9 +51,13 @@ public final class LayerDrift {
      * @param coFiring          of those, the fraction where its match fires too
      * @param linearExplained   fraction of the energy of {@code c_{l+1}} explained by {@code A c_l} (NaN if it never fires)
      * @param identityExplained the same for {@code c_l} itself
+     * @param scaledExplained   the same for {@code beta A c_l} with the best single factor {@code beta} for the pair:
+     *                          what the map's direction explains when its gain is forgiven (at least 0)
+     * @param mapGain           {@code ||A d_l|| / ||d_l||}: how much the map stretches the latent's direction
      */
     public record PairDrift(int latentL, int latentNext, double rawCosine, double mappedCosine, int tokens,
-                            double coFiring, double linearExplained, double identityExplained) {
+                            double coFiring, double linearExplained, double identityExplained, double scaledExplained,
+                            double mapGain) {
         /** The non-linear remainder: {@code 1 - linearExplained}. */
         public double nonLinearRemainder() {
             return 1 - linearExplained;
@@ -70,17 +74,21 @@ public final class LayerDrift {
      * @param linearExplained     pooled over pairs that fire: {@code 1 - sum SSE / sum energy} with the map
      * @param identityExplained   the same with the identity
      * @param medianLinearExplained median of the pairs' own fractions
+     * @param medianScaledExplained median of the pairs' best-scale fractions
+     * @param medianMapGain       median {@code ||A d_l|| / ||d_l||}
      * @param mapFit              the residual-stream map's fit
      */
     public record Summary(String label, int pairs, double matchedFraction, double medianRawCosine,
                           double medianMappedCosine, double linearExplained, double identityExplained,
-                          double medianLinearExplained, LayerMap.Fit mapFit) {
+                          double medianLinearExplained, double medianScaledExplained, double medianMapGain,
+                          LayerMap.Fit mapFit) {
         @Override
         public String toString() {
             return String.format(Locale.ROOT, "%s: %d pairs (%.0f%% matched), median cosine raw %.3f -> mapped %.3f; "
-                            + "contribution explained linear %.3f (identity %.3f, median pair %.3f); map %s", label, pairs,
-                    100 * matchedFraction, medianRawCosine, medianMappedCosine, linearExplained, identityExplained,
-                    medianLinearExplained, mapFit);
+                            + "contribution explained linear %.3f (identity %.3f, median pair %.3f, best scale %.3f, "
+                            + "median map gain %.2f); map %s", label, pairs, 100 * matchedFraction, medianRawCosine,
+                    medianMappedCosine, linearExplained, identityExplained, medianLinearExplained,
+                    medianScaledExplained, medianMapGain, mapFit);
         }
     }
 
@@ -175,10 +183,11 @@ public final class LayerDrift {
             double e = gg[k] * uu;
             double lin = e - 2 * fg[k] * uw + ff[k] * ww;
             double id = e - 2 * fg[k] * uv + ff[k] * vv;
-            double linEx = Double.NaN, idEx = Double.NaN;
+            double linEx = Double.NaN, idEx = Double.NaN, scEx = Double.NaN;
             if (fires[k] > 0 && e > 0) {
                 linEx = 1 - lin / e;
                 idEx = 1 - id / e;
+                scEx = ff[k] * ww == 0 ? 0 : (fg[k] * uw) * (fg[k] * uw) / (e * ff[k] * ww);
                 perPair.add(linEx);
             }
             if (fires[k] > 0) {
@@ -187,11 +196,13 @@ public final class LayerDrift {
                 energy += e;
             }
             out.add(new PairDrift(a[k], b[k], raw[k], mapped[k], fires[k],
-                    fires[k] == 0 ? Double.NaN : (double) both[k] / fires[k], linEx, idEx));
+                    fires[k] == 0 ? Double.NaN : (double) both[k] / fires[k], linEx, idEx, scEx, Math.sqrt(ww / vv)));
         }
         Summary s = new Summary(label, a.length, match.matchedFraction(), median(raw), median(mapped),
                 energy > 0 ? 1 - sseLin / energy : Double.NaN, energy > 0 ? 1 - sseId / energy : Double.NaN,
-                median(perPair.stream().mapToDouble(Double::doubleValue).toArray()), map.fit());
+                median(perPair.stream().mapToDouble(Double::doubleValue).toArray()),
+                median(out.stream().mapToDouble(PairDrift::scaledExplained).filter(v -> !Double.isNaN(v)).toArray()),
+                median(out.stream().mapToDouble(PairDrift::mapGain).toArray()), map.fit());
         return new LayerDrift(label, match, out, s);
     }
 
@@ -245,7 +256,8 @@ public final class LayerDrift {
         IntColumn l = IntColumn.create("latent l"), next = IntColumn.create("latent l+1"), tok = IntColumn.create("tokens");
         DoubleColumn raw = DoubleColumn.create("raw cosine"), mapped = DoubleColumn.create("mapped cosine"),
                 co = DoubleColumn.create("co-firing"), lin = DoubleColumn.create("linear explained"),
-                id = DoubleColumn.create("identity explained"), rem = DoubleColumn.create("non-linear remainder");
+                id = DoubleColumn.create("identity explained"), rem = DoubleColumn.create("non-linear remainder"),
+                sc = DoubleColumn.create("best-scale explained"), gain = DoubleColumn.create("map gain");
         for (PairDrift p : pairs) {
             l.append(p.latentL());
             next.append(p.latentNext());
@@ -256,8 +268,10 @@ public final class LayerDrift {
             lin.append(LayerMap.round(p.linearExplained()));
             id.append(LayerMap.round(p.identityExplained()));
             rem.append(LayerMap.round(p.nonLinearRemainder()));
+            sc.append(LayerMap.round(p.scaledExplained()));
+            gain.append(LayerMap.round(p.mapGain()));
         }
-        return Table.create("drift " + label, l, next, raw, mapped, tok, co, lin, id, rem);
+        return Table.create("drift " + label, l, next, raw, mapped, tok, co, lin, id, rem, sc, gain);
     }
 
     /** One row per layer pair: the {@link Summary} figures. */
@@ -266,7 +280,8 @@ public final class LayerDrift {
         IntColumn pairs = IntColumn.create("pairs");
         Map<String, DoubleColumn> cols = new LinkedHashMap<>();
         for (String c : List.of("matched fraction", "median raw cosine", "median mapped cosine", "linear explained",
-                "identity explained", "median pair linear explained", "map R^2", "map drift explained")) {
+                "identity explained", "median pair linear explained", "median best-scale explained", "median map gain",
+                "map R^2", "map drift explained")) {
             cols.put(c, DoubleColumn.create(c));
         }
         for (LayerDrift ld : drifts) {
@@ -274,7 +289,8 @@ public final class LayerDrift {
             label.append(s.label());
             pairs.append(s.pairs());
             double[] v = {s.matchedFraction(), s.medianRawCosine(), s.medianMappedCosine(), s.linearExplained(),
-                    s.identityExplained(), s.medianLinearExplained(), s.mapFit().r2(), s.mapFit().driftExplained()};
+                    s.identityExplained(), s.medianLinearExplained(), s.medianScaledExplained(), s.medianMapGain(),
+                    s.mapFit().r2(), s.mapFit().driftExplained()};
             int i = 0;
             for (DoubleColumn c : cols.values()) c.append(LayerMap.round(v[i++]));
         }

@@ -157,6 +157,8 @@ class LayerDriftTest {
             for (LayerDrift.PairDrift p : drift.pairs()) {
                 assertTrue(p.tokens() > 0.1 * N, "latent " + p.latentL() + " fires on " + p.tokens());
                 assertTrue(p.nonLinearRemainder() < 0.02, "pair " + p);
+                assertEquals(1.0, p.mapGain(), 0.05, "a rotation keeps lengths: " + p);
+                assertTrue(p.scaledExplained() >= p.linearExplained() - 1e-9, "the best scale can only help: " + p);
             }
             // Without the map the raw decoders carry no match above the threshold.
             LayerDrift raw = LayerDrift.measure("raw", l, next, map, w.xL(), w.xNext(),
