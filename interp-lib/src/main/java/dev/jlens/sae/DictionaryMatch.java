@@ -25,7 +25,10 @@ import java.util.Locale;
  * are on one scale (what a latent writes when it just fires) before comparing them by squared distance. Here the fold
  * also undoes each dictionary's {@link SaeConfig#inputScale()}, so folded rows are in the raw units of the residual
  * stream and two layers with different norms compare fairly. A dictionary without positive thresholds (ReLU, TopK)
- * is folded with {@code theta = 1}: only the input scale is undone.
+ * is folded with {@code theta = 1}: only the input scale is undone. Folding changes the matching only where the
+ * folded row norms differ between latents: BatchTopK and Matryoshka store one threshold for every latent and keep
+ * decoder rows at unit norm, so there the folded distance is a decreasing function of the cosine and the two criteria
+ * give the same pairs; JumpReLU's per-latent thresholds (and ReLU's free decoder norms) make them differ.
  *
  * <p><b>Assignment.</b> {@link Method#HUNGARIAN} is the optimal one-to-one assignment (Kuhn-Munkres with potentials,
  * {@code O(n^2 m)}: fine for a few thousand latents); {@link Method#GREEDY} takes the best remaining pair repeatedly

@@ -145,6 +145,47 @@ class DictionaryMatchTest {
         }
     }
 
+    /** A JumpReLU dictionary with these decoder rows (encoder their transpose) and thresholds. */
+    static SparseCoder jumpRelu(float[][] dec, float[] theta, NDManager m) {
+        int k = dec.length, d = dec[0].length;
+        SaeConfig cfg = SaeConfig.of(d, k, new SaeConfig.JumpRelu(1e-3));
+        float[] enc = new float[d * k];
+        for (int i = 0; i < k; i++) for (int j = 0; j < d; j++) enc[j * k + i] = dec[i][j];
+        Map<String, NDArray> t = new LinkedHashMap<>();
+        t.put(SaeWeights.W_ENC, m.create(enc, new Shape(d, k)));
+        t.put(SaeWeights.B_ENC, m.zeros(new Shape(k)));
+        t.put(SaeWeights.W_DEC, m.create(flat(dec), new Shape(k, d)));
+        t.put(SaeWeights.B_DEC, m.zeros(new Shape(d)));
+        t.put(SaeWeights.THRESHOLD, m.create(theta));
+        return SparseCoder.wrap(cfg, new SaeWeights(cfg, t));
+    }
+
+    @Test
+    void foldedDistanceMatchesByScaleWhereCosineMatchesByDirection() {
+        // Two latents a0, a1 along nearly one direction, thresholds 1 and 3; in b the nearer direction to a0 has
+        // threshold 3. Cosine pairs a0 with that direction; the folded decoders (threshold times row) pair a0 with the
+        // latent of its own scale.
+        SplittableRandom rng = new SplittableRandom(5);
+        int d = 8;
+        float[] u = gaussianRows(1, d, rng)[0], e = gaussianRows(1, d, rng)[0];
+        float[][] a = new float[2][d], b = new float[2][d];
+        for (int j = 0; j < d; j++) {
+            a[0][j] = u[j];
+            a[1][j] = u[j] + 0.2f * e[j];
+            b[0][j] = u[j] + 0.02f * e[j];   // nearest a0 by direction
+            b[1][j] = u[j] + 0.18f * e[j];   // nearest a1 by direction
+        }
+        try (NDManager m = NDManager.newBaseManager();
+             SparseCoder sa = jumpRelu(a, new float[]{1f, 3f}, m);
+             SparseCoder sb = jumpRelu(b, new float[]{3f, 1f}, m)) {
+            DictionaryMatch.Options o = DictionaryMatch.Options.defaults();
+            assertArrayEquals(new int[]{0, 1}, DictionaryMatch.of(sa, sb, o).mapping(), "by cosine");
+            DictionaryMatch folded = DictionaryMatch.of(sa, sb, o.criterion(DictionaryMatch.Criterion.FOLDED_MSE));
+            assertArrayEquals(new int[]{1, 0}, folded.mapping(), "by folded distance: " + folded);
+            assertTrue(folded.pairs().get(0).cosine() > 0.9, "the reported cosine is the decoders': " + folded);
+        }
+    }
+
     static float[] flat(float[][] rows) {
         int w = rows[0].length;
         float[] o = new float[rows.length * w];
