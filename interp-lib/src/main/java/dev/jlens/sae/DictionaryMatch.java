@@ -10,6 +10,8 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
+import java.util.OptionalInt;
 
 /**
  * Matches the latents of one dictionary to those of another (two layers' SAEs, two seeds) by their weights alone, as
@@ -151,12 +153,22 @@ public final class DictionaryMatch {
         return pairs;
     }
 
-    /** For each latent of the first dictionary, its match in the second, or -1 where none was kept. */
-    public int[] mapping() {
+    /** The latent of the second dictionary matched to latent {@code a} of the first, if a pair was kept. */
+    public OptionalInt partner(int a) {
+        if (a < 0 || a >= sizeA) throw new IllegalArgumentException("latent " + a + " is not in [0, " + sizeA + ")");
+        for (Pair p : pairs) if (p.a() == a) return OptionalInt.of(p.b());
+        return OptionalInt.empty();
+    }
+
+    /**
+     * For each latent of the first dictionary its partner in the second, when every latent has one (e.g. a planted
+     * permutation); empty when some pair was dropped.
+     */
+    public Optional<int[]> mapping() {
+        if (pairs.size() != sizeA) return Optional.empty();
         int[] m = new int[sizeA];
-        Arrays.fill(m, -1);
         for (Pair p : pairs) m[p.a()] = p.b();
-        return m;
+        return Optional.of(m);
     }
 
     /** Kept pairs over the first dictionary's latents. */

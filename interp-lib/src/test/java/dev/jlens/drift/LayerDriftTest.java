@@ -145,7 +145,7 @@ class LayerDriftTest {
         try (SparseCoder l = sae[0]; SparseCoder next = sae[1]) {
             LayerDrift drift = LayerDrift.measure("l -> l+1", l, next, map, w.xL(), w.xNext(),
                     DictionaryMatch.Options.defaults(), true);
-            assertArrayEquals(w.perm(), drift.match().mapping(), "matching A d_l to d_l+1 recovers the planted order");
+            assertArrayEquals(w.perm(), drift.match().mapping().orElseThrow(), "matching A d_l to d_l+1 recovers the planted order");
             LayerDrift.Summary s = drift.summary();
             System.out.println("LayerDriftTest rotation: " + s);
             System.out.println(drift.toTable().first(5));
@@ -177,7 +177,7 @@ class LayerDriftTest {
         try (SparseCoder l = sae[0]; SparseCoder next = sae[1]) {
             LayerDrift drift = LayerDrift.measure("l -> l+1", l, next, map, w.xL(), w.xNext(),
                     DictionaryMatch.Options.defaults(), true);
-            assertArrayEquals(w.perm(), drift.match().mapping(), "the ReLU'd feature keeps its direction, so it still matches");
+            assertArrayEquals(w.perm(), drift.match().mapping().orElseThrow(), "the ReLU'd feature keeps its direction, so it still matches");
             System.out.println("LayerDriftTest non-linear: " + drift.summary());
             for (LayerDrift.PairDrift p : drift.pairs()) {
                 System.out.printf("  latent %d: linear explained %.4f, identity %.4f, co-firing %.3f%n", p.latentL(),

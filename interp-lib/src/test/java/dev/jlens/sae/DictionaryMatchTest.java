@@ -46,7 +46,7 @@ class DictionaryMatchTest {
         }
         for (DictionaryMatch.Method method : DictionaryMatch.Method.values()) {
             DictionaryMatch m = DictionaryMatch.ofRows(a, b, DictionaryMatch.Options.defaults().method(method));
-            assertArrayEquals(perm, m.mapping(), method + " recovers the permutation");
+            assertArrayEquals(perm, m.mapping().orElseThrow(), method + " recovers the permutation");
             assertEquals(1.0, m.matchedFraction(), 0.0);
             assertTrue(m.medianCosine() > 0.95, method + ": " + m);
             assertEquals(n, m.toTable().rowCount());
@@ -54,10 +54,10 @@ class DictionaryMatchTest {
         // Latents with no counterpart: replace 16 rows of b by fresh random ones; the threshold drops their pairs.
         for (int i = 0; i < 16; i++) b[perm[i]] = gaussianRows(1, d, rng)[0];
         DictionaryMatch m = DictionaryMatch.ofRows(a, b, DictionaryMatch.Options.defaults());
-        int[] map = m.mapping();
+        assertTrue(m.mapping().isEmpty(), "not every latent has a partner");
         for (int i = 0; i < n; i++) {
-            if (i < 16) assertEquals(-1, map[i], "latent " + i + " lost its counterpart and must stay unmatched");
-            else assertEquals(perm[i], map[i], "latent " + i);
+            if (i < 16) assertTrue(m.partner(i).isEmpty(), "latent " + i + " lost its counterpart and must stay unmatched");
+            else assertEquals(perm[i], m.partner(i).getAsInt(), "latent " + i);
         }
         assertEquals(80.0 / 96, m.matchedFraction(), 1e-12);
         System.out.println("DictionaryMatchTest: " + m);
@@ -179,9 +179,9 @@ class DictionaryMatchTest {
              SparseCoder sa = jumpRelu(a, new float[]{1f, 3f}, m);
              SparseCoder sb = jumpRelu(b, new float[]{3f, 1f}, m)) {
             DictionaryMatch.Options o = DictionaryMatch.Options.defaults();
-            assertArrayEquals(new int[]{0, 1}, DictionaryMatch.of(sa, sb, o).mapping(), "by cosine");
+            assertArrayEquals(new int[]{0, 1}, DictionaryMatch.of(sa, sb, o).mapping().orElseThrow(), "by cosine");
             DictionaryMatch folded = DictionaryMatch.of(sa, sb, o.criterion(DictionaryMatch.Criterion.FOLDED_MSE));
-            assertArrayEquals(new int[]{1, 0}, folded.mapping(), "by folded distance: " + folded);
+            assertArrayEquals(new int[]{1, 0}, folded.mapping().orElseThrow(), "by folded distance: " + folded);
             assertTrue(folded.pairs().get(0).cosine() > 0.9, "the reported cosine is the decoders': " + folded);
         }
     }
