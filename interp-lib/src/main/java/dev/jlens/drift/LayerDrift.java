@@ -206,6 +206,30 @@ public final class LayerDrift {
         return new LayerDrift(label, match, out, s);
     }
 
+    /**
+     * Drift between every pair of consecutive layers: {@code saes.get(l)} reads rows {@code fitRows.get(l)} and
+     * {@code evalRows.get(l)} (row-major {@code [n, dModel]}, the same tokens at every layer); the map
+     * {@code l -> l+1} is fitted on {@code fitRows} with relative ridge {@code ridge} and the drift measured on
+     * {@code evalRows} (pass the same lists to measure on the fitted rows). Labels are {@code "l -> l+1"}.
+     */
+    public static List<LayerDrift> acrossLayers(List<SparseCoder> saes, List<float[]> fitRows, List<float[]> evalRows,
+                                                double ridge, DictionaryMatch.Options options,
+                                                boolean mapBeforeMatching) {
+        if (saes.size() < 2 || fitRows.size() != saes.size() || evalRows.size() != saes.size()) {
+            throw new IllegalArgumentException("need one dictionary and one set of fit and eval rows per layer, at least "
+                    + "two layers; got " + saes.size() + " dictionaries, " + fitRows.size() + " fit and "
+                    + evalRows.size() + " eval row sets");
+        }
+        List<LayerDrift> out = new ArrayList<>();
+        for (int l = 0; l + 1 < saes.size(); l++) {
+            int d = saes.get(l).cfg().dIn();
+            LayerMap map = LayerMap.fit(fitRows.get(l), d, fitRows.get(l + 1), d, ridge);
+            out.add(measure(l + " -> " + (l + 1), saes.get(l), saes.get(l + 1), map, evalRows.get(l),
+                    evalRows.get(l + 1), options, mapBeforeMatching));
+        }
+        return out;
+    }
+
     private static float[] encode(SparseCoder sae, NDManager c, float[] x, int start, int rows, int d) {
         float[] slice = new float[rows * d];
         System.arraycopy(x, start * d, slice, 0, rows * d);

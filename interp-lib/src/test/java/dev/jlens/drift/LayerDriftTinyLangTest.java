@@ -72,7 +72,12 @@ class LayerDriftTinyLangTest {
             }
             double tTrain = (System.nanoTime() - t0) / 1e9 - tData;
 
-            List<LayerDrift> drifts = new ArrayList<>(), mappedFirst = new ArrayList<>();
+            List<float[]> trainRows = List.of(train), testRows = List.of(test);
+            List<LayerDrift> drifts = LayerDrift.acrossLayers(saes, trainRows, testRows, 1e-4,
+                    DictionaryMatch.Options.defaults(), false);
+            List<LayerDrift> mappedFirst = LayerDrift.acrossLayers(saes, trainRows, testRows, 1e-4,
+                    DictionaryMatch.Options.defaults(), true);
+            assertEquals(LAYERS - 1, drifts.size());
             List<String> folded = new ArrayList<>();
             for (int l = 0; l + 1 < LAYERS; l++) {
                 LayerMap map = LayerMap.fit(train[l], d, train[l + 1], d, 1e-4);
@@ -83,13 +88,11 @@ class LayerDriftTinyLangTest {
                 assertTrue(held.r2() > 0.5 && held.r2() <= 1, held.toString());
                 // The prediction at the level of the whole residual stream: most of the change is one linear map.
                 assertTrue(held.driftExplained() > 0.5 && held.driftExplained() <= 1, held.toString());
+                assertEquals(map.fit(), drifts.get(l).summary().mapFit(), "acrossLayers fits the same map");
 
-                String label = l + " -> " + (l + 1);
-                LayerDrift drift = LayerDrift.measure(label, saes.get(l), saes.get(l + 1), map, test[l], test[l + 1],
-                        DictionaryMatch.Options.defaults(), false);
-                drifts.add(drift);
-                mappedFirst.add(LayerDrift.measure(label + " (A d_l matched)", saes.get(l), saes.get(l + 1), map,
-                        test[l], test[l + 1], DictionaryMatch.Options.defaults(), true));
+                LayerDrift drift = drifts.get(l);
+                String label = drift.label();
+                assertEquals(l + " -> " + (l + 1), label);
                 // BatchTopK has one threshold for all latents and unit decoder rows, so folding cannot change the
                 // pairs here (see DictionaryMatch); the agreement printed below is that check, not a finding.
                 DictionaryMatch f = DictionaryMatch.of(saes.get(l), saes.get(l + 1),
