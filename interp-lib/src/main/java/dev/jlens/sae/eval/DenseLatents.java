@@ -8,8 +8,12 @@ import dev.jlens.probe.LayerSweep;
 import dev.jlens.probe.ProbeData;
 import dev.jlens.probe.TokenLabeller;
 import dev.jlens.sae.LatentMatch;
+import dev.jlens.sae.SaeConfig;
+import dev.jlens.sae.SaeTrainConfig;
 import dev.jlens.sae.SaeTrainer;
 import dev.jlens.sae.SparseCoder;
+import dev.jlens.store.ActivationSource;
+import dev.jlens.train.ProgressSink;
 import dev.jlens.util.Numbers;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
@@ -95,7 +99,7 @@ public final class DenseLatents {
                 for (int b = 0; b < n; b++) ids[b] = examples.get(i + b).ids();
                 batches.add(Batch.of(ids));
             }
-            TokenLabeller every = (seq, pos) -> Optional.of(new TokenLabeller.Row(0, seq, pos));
+            TokenLabeller every = (seq, pos) -> Optional.of(new TokenLabeller.Row(pos == 0 ? 1 : 0, seq, pos));  // label: BOS
             ProbeData rows = LayerSweep.collect(model, List.of(hook), batches, every).get(hook);
             int n = rows.size();
             int[] position = rows.types().orElseThrow(), sequence = rows.groups(), inSentence = new int[n];
@@ -344,6 +348,36 @@ public final class DenseLatents {
                     hasBos ? correlation(all, bos, null) : Double.NaN, bestConcept, bestR));
         }
         return new Result(dSae, nBody, out, pairs, options);
+    }
+
+    /**
+     * Notebook 02's four architectures at width {@code dSae}: {@code topk} and {@code batchtopk} with {@code k},
+     * {@code jumprelu} (L0 coefficient 0.006, bandwidth 0.001, threshold 0.03), {@code relu} (L1 coefficient 0.1).
+     */
+    public static Map<String, SaeConfig> architectures(int dIn, int dSae, int k) {
+        Map<String, SaeConfig> m = new LinkedHashMap<>();
+        m.put("topk", SaeConfig.of(dIn, dSae, new SaeConfig.TopK(k)));
+        m.put("batchtopk", SaeConfig.of(dIn, dSae, new SaeConfig.BatchTopK(k)));
+        m.put("jumprelu", SaeConfig.of(dIn, dSae, new SaeConfig.JumpRelu(0.006, 0.001, 0.03)));
+        m.put("relu", SaeConfig.of(dIn, dSae, new SaeConfig.Relu(0.1)));
+        return m;
+    }
+
+    /**
+     * Trains one dictionary per config on the same batches of {@code source} (one trainer) and finds each one's
+     * dense latents on {@code ctx}; the dictionaries are closed afterwards.
+     */
+    public static Map<String, Result> trainAndRun(ActivationSource source, Map<String, SaeConfig> configs,
+                                                  SaeTrainConfig train, Contexts ctx, Options options) {
+        if (configs.isEmpty()) throw new IllegalArgumentException("no dictionaries to train");
+        Map<String, Result> out = new LinkedHashMap<>();
+        try (SaeTrainer trainer = SaeTrainer.of(source, train)) {
+            for (var e : configs.entrySet()) trainer.add(e.getKey(), e.getValue());
+            trainer.progress(ProgressSink.none());
+            trainer.train();
+            for (String name : configs.keySet()) out.put(name, run(trainer.dictionary(name), ctx, options));
+        }
+        return out;
     }
 
     /** Several dictionaries' dense latents side by side: one row per dictionary. */

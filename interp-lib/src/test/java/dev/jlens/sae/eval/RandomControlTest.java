@@ -55,15 +55,17 @@ class RandomControlTest {
         long t0 = System.nanoTime();
         TinyLang lang = TinyLang.defaults();
         RandomControl.Result res;
+        RandomControl.Options d = RandomControl.Options.defaults();
+        RandomControl.Options options = new RandomControl.Options(d.labels(), d.absorption().withMaxK(5), d.probing(),
+                d.harvestBatch(), d.minRelativeDifference());
         try (HookedTransformer trained = Zoo.load("tinylang-4l");
              HookedTransformer random = HookedTransformer.random(trained.cfg(), 0)) {
             Map<String, HookedTransformer> models = new LinkedHashMap<>();
             models.put("trained", trained);
             models.put("random", random);
-            res = RandomControl.run(models, HOOK, lang.examples(Split.TRAIN, 0, 128), lang.examples(Split.TEST, 0, 64),
-                    SaeConfig.of(trained.cfg().dModel(), 256, new SaeConfig.TopK(8)),
-                    SaeTrainConfig.builder().steps(300).batchSize(512).lr(4e-3).build(), List.of(0L),
-                    RandomControl.Options.defaults());
+            res = RandomControl.run(models, HOOK, lang.examples(Split.TRAIN, 0, 128), lang.examples(Split.TEST, 0, 48),
+                    SaeConfig.of(trained.cfg().dModel(), 128, new SaeConfig.TopK(8)),
+                    SaeTrainConfig.builder().steps(200).batchSize(512).lr(4e-3).build(), List.of(0L), options);
         }
         System.out.println(res.toTable().printAll());
         System.out.println(res.conceptTable().printAll());
