@@ -130,6 +130,12 @@ class DenseLatentsTest {
             trainRows = TinyLangConcepts.harvest(model, hook, lang.examples(Split.TRAIN, 0, 128), 32);
             ctx = DenseLatents.Contexts.harvest(model, hook, lang.examples(Split.TEST, 0, 48), 16);
         }
+        assertEquals(48 * 64, ctx.size(), "every token, BOS included");
+        boolean[] bos = ctx.concepts().get("pos=BOS");
+        for (int i = 0; i < ctx.size(); i++) {
+            assertEquals(ctx.position()[i] == 0, bos[i], "labels line up with the harvested rows at " + i);
+            assertEquals(i / 64, ctx.sequence()[i]);
+        }
         RowSource source = RowSource.of(trainRows.x(), 0).withHookPoint(hook);
         SaeTrainConfig cfg = SaeTrainConfig.builder().steps(300).batchSize(512).lr(4e-3).sparsityWarmupSteps(100)
                 .seed(0).build();
@@ -151,7 +157,10 @@ class DenseLatentsTest {
         }
         for (DenseLatents.Result r : res.values()) {
             assertEquals(ctx.size() - 48, r.tokens(), "density is over the tokens after BOS");
-            for (DenseLatents.Latent l : r.dense()) assertTrue(l.density() > 0.1, l.toString());
+            for (DenseLatents.Latent l : r.dense()) {
+                assertTrue(l.density() > 0.1, l.toString());
+                assertTrue(!Double.isNaN(l.bosCorrelation()) && !Double.isNaN(l.positionCorrelation()), l.toString());
+            }
             for (DenseLatents.Pair p : r.pairs()) {
                 assertTrue(p.cosine() < -0.9, p.toString());
                 assertTrue(r.latent(p.a()).isPresent() && r.latent(p.b()).isPresent(), "pairs are of dense latents");
