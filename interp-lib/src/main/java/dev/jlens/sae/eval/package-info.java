@@ -9,7 +9,10 @@
  * the raw activations. {@link dev.jlens.sae.eval.SaeBenchJson} writes both in SAEBench's output layout;
  * {@link dev.jlens.sae.eval.Seeds} runs an evaluation over dictionaries of several seeds and reports the spread.
  * {@link dev.jlens.sae.eval.TinyLangConcepts} builds parent concepts (first letters, word classes) from tinylang
- * activations.
+ * activations. {@link dev.jlens.sae.eval.RandomControl} is Heap et al.'s control: the same dictionary recipe on a
+ * model and on its randomly initialised twin, every metric side by side (with best single-latent concept recovery),
+ * and which of them tell the two apart. {@link dev.jlens.sae.eval.DenseLatents} finds the latents firing on more than
+ * 10% of tokens, their antipodal pairs and what they carry (position, BOS, sentence structure), after Sun et al.
  *
  * <pre>{@code
  * List<ProbeTask> parents = TinyLangConcepts.firstLetters(rows, 3, 40);

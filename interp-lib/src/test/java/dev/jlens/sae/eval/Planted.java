@@ -107,22 +107,27 @@ final class Planted {
         return dictionary(enc, dec);
     }
 
-    private static SparseCoder dictionary(float[][] encRows, float[][] decRows) {
-        SaeConfig cfg = SaeConfig.of(D, LATENTS, new SaeConfig.Relu(0));
-        float[] wEnc = new float[D * LATENTS], wDec = new float[LATENTS * D], bEnc = new float[LATENTS];
-        for (int i = 0; i < LATENTS; i++) {
-            for (int k = 0; k < D; k++) {
-                wEnc[k * LATENTS + i] = encRows[i][k];
-                wDec[i * D + k] = decRows[i][k];
+    /**
+     * A ReLU dictionary with these encoder and decoder rows ({@code [latents][d]}), encoder bias {@code -THRESHOLD},
+     * no decoder bias.
+     */
+    static SparseCoder dictionary(float[][] encRows, float[][] decRows) {
+        int d = encRows[0].length, n = encRows.length;
+        SaeConfig cfg = SaeConfig.of(d, n, new SaeConfig.Relu(0));
+        float[] wEnc = new float[d * n], wDec = new float[n * d], bEnc = new float[n];
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; k < d; k++) {
+                wEnc[k * n + i] = encRows[i][k];
+                wDec[i * d + k] = decRows[i][k];
             }
         }
         Arrays.fill(bEnc, (float) -THRESHOLD);
         try (NDManager m = NDManager.newBaseManager()) {
             Map<String, NDArray> t = new LinkedHashMap<>();
-            t.put(SaeWeights.W_ENC, Tensors.owned(m.create(wEnc, new Shape(D, LATENTS))));
+            t.put(SaeWeights.W_ENC, Tensors.owned(m.create(wEnc, new Shape(d, n))));
             t.put(SaeWeights.B_ENC, Tensors.owned(m.create(bEnc)));
-            t.put(SaeWeights.W_DEC, Tensors.owned(m.create(wDec, new Shape(LATENTS, D))));
-            t.put(SaeWeights.B_DEC, Tensors.owned(m.create(new float[D])));
+            t.put(SaeWeights.W_DEC, Tensors.owned(m.create(wDec, new Shape(n, d))));
+            t.put(SaeWeights.B_DEC, Tensors.owned(m.create(new float[d])));
             return SparseCoder.wrap(cfg, new SaeWeights(cfg, t));
         }
     }
@@ -158,7 +163,7 @@ final class Planted {
         return o;
     }
 
-    private static double gaussian(SplittableRandom r) {
+    static double gaussian(SplittableRandom r) {
         double u = 1 - r.nextDouble(), v = r.nextDouble();
         return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
     }
