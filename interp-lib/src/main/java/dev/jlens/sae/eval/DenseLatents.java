@@ -92,13 +92,7 @@ public final class DenseLatents {
         public static Contexts harvest(HookedTransformer model, String hook, List<Example<TinyLang.Meta>> examples,
                                        int batchSize) {
             if (examples.isEmpty()) throw new IllegalArgumentException("no examples to harvest");
-            List<Batch> batches = new ArrayList<>();
-            for (int i = 0; i < examples.size(); i += batchSize) {
-                int n = Math.min(batchSize, examples.size() - i);
-                long[][] ids = new long[n][];
-                for (int b = 0; b < n; b++) ids[b] = examples.get(i + b).ids();
-                batches.add(Batch.of(ids));
-            }
+            List<Batch> batches = TinyLangConcepts.batches(examples, batchSize);
             TokenLabeller every = (seq, pos) -> Optional.of(new TokenLabeller.Row(pos == 0 ? 1 : 0, seq, pos));  // label: BOS
             ProbeData rows = LayerSweep.collect(model, List.of(hook), batches, every).get(hook);
             int n = rows.size();

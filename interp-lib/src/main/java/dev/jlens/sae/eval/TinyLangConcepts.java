@@ -38,13 +38,9 @@ public final class TinyLangConcepts {
 
     private TinyLangConcepts() {}
 
-    /**
-     * Activations at {@code hook} of every token after BOS of {@code examples}: row type = token id, group = sequence
-     * index; the labels are a placeholder (1 for a noun) that the concept builders replace.
-     */
-    public static ProbeData harvest(HookedTransformer model, String hook, List<Example<TinyLang.Meta>> examples,
-                                    int batchSize) {
-        if (examples.isEmpty()) throw new IllegalArgumentException("no examples to harvest");
+    /** The examples' token ids in batches of {@code batchSize} sequences (of one length, as tinylang's are). */
+    static List<Batch> batches(List<? extends Example<?>> examples, int batchSize) {
+        if (batchSize < 1) throw new IllegalArgumentException("batchSize must be >= 1, got " + batchSize);
         List<Batch> batches = new ArrayList<>();
         for (int i = 0; i < examples.size(); i += batchSize) {
             int n = Math.min(batchSize, examples.size() - i);
@@ -52,6 +48,17 @@ public final class TinyLangConcepts {
             for (int b = 0; b < n; b++) ids[b] = examples.get(i + b).ids();
             batches.add(Batch.of(ids));
         }
+        return batches;
+    }
+
+    /**
+     * Activations at {@code hook} of every token after BOS of {@code examples}: row type = token id, group = sequence
+     * index; the labels are a placeholder (1 for a noun) that the concept builders replace.
+     */
+    public static ProbeData harvest(HookedTransformer model, String hook, List<Example<TinyLang.Meta>> examples,
+                                    int batchSize) {
+        if (examples.isEmpty()) throw new IllegalArgumentException("no examples to harvest");
+        List<Batch> batches = batches(examples, batchSize);
         TokenLabeller every = (seq, pos) -> {
             if (pos == 0) return Optional.empty();
             TinyLang.TokenLabel l = examples.get(seq).meta().labels().get(pos);
