@@ -403,7 +403,8 @@ public final class Explanations {
     /**
      * The false negatives of an explanation, at most {@code limit} of them in token order: where the rule holds and
      * the latent is silent, with the token in its sentence ({@code [token]} marked) and the latent that fired most
-     * strongly there instead. {@code examples} are those the contexts were harvested from, in the same order.
+     * strongly there instead. {@code examples} are those the contexts were harvested from, in the same order (checked
+     * against the rule where the examples carry its label columns).
      */
     public Table falseNegatives(Score explanation, List<? extends Example<?>> examples, int limit) {
         return falseNegatives(explanation.latent(), explanation.rule(), examples, limit);
@@ -423,6 +424,15 @@ public final class Explanations {
                         + ") is not in the examples given: pass those the contexts were harvested from");
             }
             Example<?> e = examples.get(s);
+            for (String t : rule.terms()) {
+                int eq = t.indexOf('=');
+                List<?> col = e.labels().get(t.substring(0, eq));
+                if (col != null && !String.valueOf(col.get(p)).equals(t.substring(eq + 1))) {
+                    throw new IllegalArgumentException("the examples do not match the contexts: at sequence " + s
+                            + ", position " + p + " the rule holds (" + t + ") but the example's label is "
+                            + col.get(p) + "; pass the examples the contexts were harvested from, in order");
+                }
+            }
             seq.append(s);
             pos.append(p);
             token.append(e.tokens().get(p));
