@@ -13,6 +13,9 @@
  * model and on its randomly initialised twin, every metric side by side (with best single-latent concept recovery),
  * and which of them tell the two apart. {@link dev.jlens.sae.eval.DenseLatents} finds the latents firing on more than
  * 10% of tokens, their antipodal pairs and what they carry (position, BOS, sentence structure), after Sun et al.
+ * {@link dev.jlens.sae.eval.Explanations} checks interpretations: each latent's best rule over the ground-truth
+ * labels ("pos=NOUN & number=PLURAL") with precision and recall, its too-general parts, its false negatives in
+ * context, and the same search on shuffled labels as a control.
  *
  * <pre>{@code
  * List<ProbeTask> parents = TinyLangConcepts.firstLetters(rows, 3, 40);
