@@ -101,6 +101,24 @@ class BacktrackingTest {
                 }
             }
         }
+        // waits in thinker's own greedy generations after a forced wrong first step: right after it, and real fixes
+        long[][] wrong = sweep.wrongFirstStepPrompts();
+        try (Generation.Result r = thinker.generate(wrong, sweep.config())) {
+            int backtracked = 0;
+            for (int i = 0; i < wrong.length; i++) {
+                int from = wrong[i].length;
+                List<Backtracking.Wait> own = Backtracking.find(TASK, r.sequences()[i]).stream()
+                        .filter(w -> w.position() >= from).toList();
+                if (own.isEmpty()) continue;
+                backtracked++;
+                Backtracking.Wait w = own.get(0);
+                assertEquals(from, w.position(), "wait comes right after the forced wrong step: " + r.texts().get(i));
+                assertTrue(w.correction(), "the step after wait is true: " + r.texts().get(i));
+            }
+            System.out.printf("thinker backtracks after a forced wrong first step in %d of %d greedy generations%n",
+                    backtracked, wrong.length);
+            assertTrue(backtracked > wrong.length / 2, backtracked + " of " + wrong.length);
+        }
     }
 
     @Test
