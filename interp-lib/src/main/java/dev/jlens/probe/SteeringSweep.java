@@ -76,35 +76,16 @@ public record SteeringSweep(HookedTransformer model, Steering steering, List<Str
     public Result run(double... strengths) {
         if (strengths.length == 0) throw new IllegalArgumentException("give at least one strength, e.g. run(0, 2, 4, 8)");
         List<Row> rows = new ArrayList<>();
-        List<long[]> neutralTokens = neutral.stream().map(model::toTokens).toList();
-        List<float[][]> base = new ArrayList<>();   // unsteered log-probabilities of each neutral text, [pos][vocab]
-        for (long[] t : neutralTokens) base.add(logProbs(t));
+        NeutralText side = neutral.isEmpty() ? null
+                : new NeutralText(model, neutral.stream().map(model::toTokens).toList());
         for (double s : strengths) {
             Steering st = steering.strength(s);
             double concept = concept(st, targets);
             double kl = Double.NaN, dLoss = Double.NaN;
-            if (!neutralTokens.isEmpty()) {
-                double klSum = 0, lossSum = 0;
-                long klCount = 0;
-                for (int i = 0; i < neutralTokens.size(); i++) {
-                    long[] t = neutralTokens.get(i);
-                    float[][] p = base.get(i), q;
-                    try (HookScope h = st.attach(model)) {
-                        q = logProbs(t);
-                    }
-                    double lossP = 0, lossQ = 0;
-                    for (int j = 0; j < t.length; j++) {
-                        klSum += kl(p[j], q[j]);
-                        klCount++;
-                        if (j + 1 < t.length) {
-                            lossP -= p[j][(int) t[j + 1]];
-                            lossQ -= q[j][(int) t[j + 1]];
-                        }
-                    }
-                    lossSum += t.length > 1 ? (lossQ - lossP) / (t.length - 1) : 0;
-                }
-                kl = klSum / klCount;
-                dLoss = lossSum / neutralTokens.size();
+            if (side != null) {
+                double[] e = side.measure(st);
+                kl = e[0];
+                dLoss = e[1];
             }
             rows.add(new Row("steer", s, concept, kl, dLoss));
         }
@@ -135,8 +116,52 @@ public record SteeringSweep(HookedTransformer model, Steering steering, List<Str
         return sum / prompts.size();
     }
 
+    /**
+     * Side effects of steering on neutral token sequences: the unsteered next-token log-probabilities are computed
+     * once, then {@link #measure} gives, under a steering, the mean KL divergence {@code KL(unsteered || steered)}
+     * over every position and the mean change in next-token loss per sequence. Other sweeps (e.g.
+     * {@link Backtracking.Sweep}) reuse it.
+     */
+    public static final class NeutralText {
+        private final HookedTransformer model;
+        private final List<long[]> tokens;
+        private final List<float[][]> base = new ArrayList<>();
+
+        /** Runs the unsteered model once over each sequence (token ids, BOS included). */
+        public NeutralText(HookedTransformer model, List<long[]> tokens) {
+            if (tokens == null || tokens.isEmpty()) throw new IllegalArgumentException("give at least one neutral sequence");
+            this.model = model;
+            this.tokens = List.copyOf(tokens);
+            for (long[] t : this.tokens) base.add(logProbs(model, t));
+        }
+
+        /** {@code {mean KL(unsteered || steered), mean next-token loss change}} under {@code st}. */
+        public double[] measure(Steering st) {
+            double klSum = 0, lossSum = 0;
+            long klCount = 0;
+            for (int i = 0; i < tokens.size(); i++) {
+                long[] t = tokens.get(i);
+                float[][] p = base.get(i), q;
+                try (HookScope h = st.attach(model)) {
+                    q = logProbs(model, t);
+                }
+                double lossP = 0, lossQ = 0;
+                for (int j = 0; j < t.length; j++) {
+                    klSum += kl(p[j], q[j]);
+                    klCount++;
+                    if (j + 1 < t.length) {
+                        lossP -= p[j][(int) t[j + 1]];
+                        lossQ -= q[j][(int) t[j + 1]];
+                    }
+                }
+                lossSum += t.length > 1 ? (lossQ - lossP) / (t.length - 1) : 0;
+            }
+            return new double[] {klSum / klCount, lossSum / tokens.size()};
+        }
+    }
+
     /** Next-token log-probabilities {@code [pos][vocab]} of one sequence under the hooks attached now. */
-    private float[][] logProbs(long[] tokens) {
+    private static float[][] logProbs(HookedTransformer model, long[] tokens) {
         try (NDScope scope = new NDScope()) {
             NDArray lp = model.forward(tokens).logSoftmax(-1);
             int p = tokens.length, v = (int) lp.getShape().get(2);

@@ -67,6 +67,23 @@ public record SteeringVector(String hook, float[] vector, String source) {
     }
 
     /**
+     * CAA from token ids with each pair's own positions: pair {@code i} is read at {@code at.get(i)} in both of its
+     * sequences (as when the place that matters, such as the end of a wrong step, moves from pair to pair).
+     */
+    public static SteeringVector contrastiveTokens(HookedTransformer model, String hook, List<long[]> positive,
+            List<long[]> negative, List<Positions> at) {
+        if (at == null || at.size() != positive.size()) {
+            throw new IllegalArgumentException("give one Positions per pair: " + positive.size() + " pairs, "
+                    + (at == null ? 0 : at.size()) + " positions");
+        }
+        double[][] diffs = differences(model, hook, positive, negative, at::get);
+        double[] mean = new double[diffs[0].length];
+        for (double[] dRow : diffs) for (int j = 0; j < mean.length; j++) mean[j] += dRow[j] / diffs.length;
+        return new SteeringVector(hook, LdaFit.toFloats(mean), "contrastive mean of " + diffs.length
+                + " pairs at per-pair positions");
+    }
+
+    /**
      * The first principal component of the paired differences, sign aligned with their mean. The differences are
      * taken with both signs ({@code +-(pos - neg)}, as Representation Engineering flips pairs), a set with mean zero,
      * so this is the top eigenvector of {@code D^T D}; it is found from the small pairs-by-pairs Gram matrix
@@ -230,6 +247,12 @@ public record SteeringVector(String hook, float[] vector, String source) {
     /** Per pair, the mean activation over {@code at} of the positive prompt minus that of the negative one. */
     static double[][] differences(HookedTransformer model, String hook, List<long[]> positive, List<long[]> negative,
             Positions at) {
+        return differences(model, hook, positive, negative, i -> at);
+    }
+
+    /** Per pair, as above, pair {@code i} read at {@code at.apply(i)}. */
+    static double[][] differences(HookedTransformer model, String hook, List<long[]> positive, List<long[]> negative,
+            java.util.function.IntFunction<Positions> at) {
         model.hook(hook);   // an unknown name throws with the nearest ones
         if (positive.size() != negative.size()) {
             throw new IllegalArgumentException("mismatched lengths: " + positive.size() + " positive and "
@@ -238,8 +261,8 @@ public record SteeringVector(String hook, float[] vector, String source) {
         if (positive.isEmpty()) throw new IllegalArgumentException("give at least one pair of prompts");
         double[][] out = new double[positive.size()][];
         for (int i = 0; i < out.length; i++) {
-            double[] p = meanAt(model, hook, positive.get(i), at, "positive prompt " + i);
-            double[] q = meanAt(model, hook, negative.get(i), at, "negative prompt " + i);
+            double[] p = meanAt(model, hook, positive.get(i), at.apply(i), "positive prompt " + i);
+            double[] q = meanAt(model, hook, negative.get(i), at.apply(i), "negative prompt " + i);
             for (int j = 0; j < p.length; j++) p[j] -= q[j];
             out[i] = p;
         }

@@ -13,7 +13,9 @@
  * direction, an SAE decoder row) is added by {@link dev.jlens.probe.Steering} at hook points and
  * {@link dev.jlens.probe.Positions}, in forward passes and in KV-cached generation;
  * {@link dev.jlens.probe.SteeringSweep} measures a {@link dev.jlens.probe.ConceptMetric} by strength with its side
- * effects on neutral text, beside a prompting baseline.
+ * effects on neutral text, beside a prompting baseline. {@link dev.jlens.probe.Backtracking} finds {@code wait}
+ * corrections in {@link dev.jlens.data.ArithCot} traces, reads a backtracking vector at the end of wrong steps
+ * against matched correct ones, and measures its dose–response in generation.
  *
  * <pre>{@code
  * var sweep = LayerSweep.run(model, "resid_post", List.of(0, 1, 2, 3), batches, labeller, LayerSweep.Options.defaults());
@@ -24,7 +26,8 @@
  * SteeringSweep.of(model, Steering.of(v), targets, metric).withNeutral(texts).withPromptPrefix("...").run(0, 1, 2, 4);
  * }</pre>
  *
- * <p>Above {@code model}: uses {@code model}, {@code hook}, {@code viz}, {@code sae} (decoder rows), {@code util};
+ * <p>Above {@code model}: uses {@code model}, {@code hook}, {@code data} (ArithCot traces for backtracking),
+ * {@code viz}, {@code sae} (decoder rows), {@code util};
  * nothing below uses it.
  */
 package dev.jlens.probe;
