@@ -26,6 +26,15 @@ final class LogisticFit {
     record Result(float[][] weights, float[] bias, int iterations) {}
 
     static Result fit(ProbeData data, double l2, int maxIterations) {
+        return fit(data, l2, maxIterations, true);
+    }
+
+    /**
+     * As {@link #fit(ProbeData, double, int)}; with {@code standardize} false the columns are only centred, so the
+     * L2 penalty is on raw-unit weights and the fitted direction does not depend on the basis (a rotation of the
+     * rows rotates the weights), which comparing directions needs.
+     */
+    static Result fit(ProbeData data, double l2, int maxIterations, boolean standardize) {
         int n = data.size(), d = data.dim(), k = data.nClasses();
         int rows = k == 2 ? 1 : k;
         double[] mean = new double[d], sd = new double[d];
@@ -33,7 +42,7 @@ final class LogisticFit {
         for (int j = 0; j < d; j++) mean[j] /= n;
         for (float[] x : data.x()) for (int j = 0; j < d; j++) sd[j] += (x[j] - mean[j]) * (x[j] - mean[j]);
         for (int j = 0; j < d; j++) {
-            sd[j] = Math.sqrt(sd[j] / n);
+            sd[j] = standardize ? Math.sqrt(sd[j] / n) : 1;
             if (!(sd[j] > 1e-12)) sd[j] = 1;   // a constant column: weight it in raw units
         }
         Objective obj = new Objective(data, mean, sd, l2, rows);
