@@ -16,6 +16,9 @@
  * effects on neutral text, beside a prompting baseline. {@link dev.jlens.probe.Backtracking} finds {@code wait}
  * corrections in {@link dev.jlens.data.ArithCot} traces, reads a backtracking vector at the end of wrong steps
  * against matched correct ones, and measures its dose–response in generation.
+ * {@link dev.jlens.probe.ConceptDirections} compares one concept's directions (probe, difference of means, best
+ * SAE latent's decoder row, a random control) by their cosines and by the change in the agreement logit difference
+ * per unit of steering at one norm.
  *
  * <pre>{@code
  * var sweep = LayerSweep.run(model, "resid_post", List.of(0, 1, 2, 3), batches, labeller, LayerSweep.Options.defaults());

@@ -11,7 +11,9 @@
  * {@link dev.jlens.sae.eval.TinyLangConcepts} builds parent concepts (first letters, word classes) from tinylang
  * activations. {@link dev.jlens.sae.eval.RandomControl} is Heap et al.'s control: the same dictionary recipe on a
  * model and on its randomly initialised twin, every metric side by side (with best single-latent concept recovery),
- * and which of them tell the two apart. {@link dev.jlens.sae.eval.DenseLatents} finds the latents firing on more than
+ * and which of them tell the two apart. {@link dev.jlens.sae.eval.SparsitySweep} asks whether sparsity is a proxy
+ * for interpretability: TopK dictionaries over several k, their L0 against the mean best-latent concept F1.
+ * {@link dev.jlens.sae.eval.DenseLatents} finds the latents firing on more than
  * 10% of tokens, their antipodal pairs and what they carry (position, BOS, sentence structure), after Sun et al.
  * {@link dev.jlens.sae.eval.Explanations} checks interpretations: each latent's best rule over the ground-truth
  * labels ("pos=NOUN & number=PLURAL") with precision and recall, its too-general parts, its false negatives in
