@@ -19,6 +19,7 @@ import tech.tablesaw.api.Table;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -135,7 +136,7 @@ public final class ThoughtAnchors {
                 p[k] = Math.exp(sum);
             }
         }
-        List<Optional<String>> greedy = faithfulness == null ? java.util.Collections.nCopies(n + 1, Optional.empty())
+        List<Optional<String>> greedy = faithfulness == null ? Collections.nCopies(n + 1, Optional.empty())
                 : faithfulness.forcedAnswers(faithfulnessTrace(trace));
         return new ForcedAnswer(p, greedy, correct);
     }

@@ -182,4 +182,30 @@ class ThoughtAnchorsTest {
         Table t = s.toTable();
         assertTrue(t.columnNames().contains("counterfactual_importance_of_step_k"));
     }
+
+    @Test
+    void onALongerTraceTheSumStepAnchorsTheAnswer() {
+        // 3 digits by 3 digits: nine digit steps, then the sum of the partial products
+        ArithCot.Problem p = new ArithCot.Problem(ArithCot.Op.MUL, 738, 469);
+        Example<ArithCot.Meta> e = TASK.example(p, false, OptionalInt.empty());
+        List<Steps.TokenRange> ranges = new ArrayList<>();
+        for (ArithCot.Step s : e.meta().steps()) ranges.add(new Steps.TokenRange(s.start(), s.end()));
+        ranges.add(new Steps.TokenRange(e.tokens().indexOf(ArithCot.END_THINK), e.meta().answerEnd()));
+        Resampling.Trace t = new Resampling.Trace(e.ids(), ranges);
+        int n = t.stepCount();
+        assertEquals(11, n);
+        double[][] kl = ThoughtAnchors.suppressionMatrix(thinker, t).kl();
+        System.out.println("738 * 469, KL at the answer step with attention to step i masked: " + Arrays.toString(
+                Arrays.stream(kl).mapToDouble(r -> Math.round(r[n - 1] * 1000) / 1000.0).toArray()));
+        int best = 0;
+        for (int i = 1; i < n - 1; i++) if (kl[i][n - 1] > kl[best][n - 1]) best = i;
+        assertEquals(n - 2, best, "the answer copies the sum step");
+        List<ThoughtAnchors.ReceiverHead> heads = ThoughtAnchors.receiverHeads(thinker, t);
+        System.out.println(ThoughtAnchors.receiverHeadTable(heads, 5).print());
+        for (ThoughtAnchors.ReceiverHead h : heads.subList(0, 5)) {
+            System.out.println("L" + h.layer() + "H" + h.head() + " receives " + Arrays.toString(Arrays.stream(
+                    h.received()).map(x -> Math.round(x * 1000) / 1000.0).toArray()));
+        }
+        assertFalse(Double.isNaN(heads.get(0).kurtosis()));
+    }
 }
