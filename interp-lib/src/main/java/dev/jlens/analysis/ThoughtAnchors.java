@@ -198,11 +198,7 @@ public final class ThoughtAnchors {
             Arrays.fill(ids, tokens);
             try (NDScope scope = new NDScope()) {
                 NDArray m = model.manager().create(mask, new Shape(b, 1, t, t));
-                List<Hook> hooks = new ArrayList<>();
-                for (int l = 0; l < model.cfg().nLayers(); l++) {
-                    hooks.add(Hook.fwd(HookNames.actName("attn_scores", l), (act, hook) -> act.add(m)));
-                }
-                NDArray lp = model.runWithHooks(ids, hooks.toArray(Hook[]::new)).logSoftmax(-1);   // [b, t, v]
+                NDArray lp = model.runWithHooks(ids, maskHooks(model, m)).logSoftmax(-1);   // [b, t, v]
                 NDArray clean = lp.get("0:1");
                 float[] kl = clean.exp().mul(clean.sub(lp)).sum(new int[] {2}).toFloatArray();   // [b, t]
                 for (int r = 0; r < rows; r++) {
@@ -214,6 +210,15 @@ public final class ThoughtAnchors {
             }
         }
         return out;
+    }
+
+    /** Hooks adding {@code mask} ({@code [batch, 1, q, k]}, 0 or {@link #MASKED}) to every layer's attention scores. */
+    static Hook[] maskHooks(HookedTransformer model, NDArray mask) {
+        Hook[] hooks = new Hook[model.cfg().nLayers()];
+        for (int l = 0; l < hooks.length; l++) {
+            hooks[l] = Hook.fwd(HookNames.actName("attn_scores", l), (act, hook) -> act.add(mask));
+        }
+        return hooks;
     }
 
     /**

@@ -1,6 +1,12 @@
 package dev.jlens.analysis;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.Shape;
 import dev.jlens.cot.Steps;
+import dev.jlens.hook.Hook;
+import dev.jlens.hook.HookFn;
+import dev.jlens.hook.HookNames;
 import dev.jlens.data.ArithCot;
 import dev.jlens.data.Example;
 import dev.jlens.model.HookedTransformer;
@@ -207,5 +213,43 @@ class ThoughtAnchorsTest {
                     h.received()).map(x -> Math.round(x * 1000) / 1000.0).toArray()));
         }
         assertFalse(Double.isNaN(heads.get(0).kurtosis()));
+    }
+
+    @Test
+    void theMaskZeroesExactlyTheSuppressedAttention() {
+        long[] tokens = withAnswer.tokens();
+        int t = tokens.length;
+        Steps.TokenRange q = withAnswer.steps().get(withAnswer.stepCount() - 1);
+        Steps.TokenRange k = withAnswer.steps().get(withAnswer.stepCount() - 2);
+        float[] mask = new float[t * t];
+        for (int a = q.start(); a < q.end(); a++) {
+            for (int b = k.start(); b < k.end(); b++) mask[a * t + b] = ThoughtAnchors.MASKED;
+        }
+        List<float[]> patterns = new ArrayList<>();
+        try (NDScope scope = new NDScope()) {
+            NDArray m = thinker.manager().create(mask, new Shape(1, 1, t, t));
+            List<Hook> hooks = new ArrayList<>(List.of(ThoughtAnchors.maskHooks(thinker, m)));
+            for (int l = 0; l < thinker.cfg().nLayers(); l++) {
+                hooks.add(Hook.fwd(HookNames.actName("pattern", l),
+                        HookFn.reader((act, hook) -> patterns.add(act.toFloatArray()))));
+            }
+            thinker.runWithHooks(tokens, hooks.toArray(Hook[]::new));
+        }
+        assertEquals(thinker.cfg().nLayers(), patterns.size());
+        for (float[] pat : patterns) {
+            int heads = pat.length / (t * t);
+            for (int h = 0; h < heads; h++) {
+                for (int a = 0; a < t; a++) {
+                    double row = 0;
+                    for (int b = 0; b < t; b++) {
+                        float w = pat[(h * t + a) * t + b];
+                        row += w;
+                        boolean masked = a >= q.start() && a < q.end() && b >= k.start() && b < k.end();
+                        if (masked || b > a) assertEquals(0, w, 1e-7, "masked or future: no attention");
+                    }
+                    assertEquals(1, row, 1e-4, "each row still sums to 1");
+                }
+            }
+        }
     }
 }
