@@ -622,7 +622,8 @@ public final class Resampling {
 
         /**
          * Whether each continuation from {@code k = i} replaced step {@code i} with something else: its first tokens
-         * differ from step {@code i}'s tokens (or it is shorter than the step). Token inequality stands in for
+         * differ from the trace's tokens from the end of the prefix to the end of step {@code i} (a separator between
+         * the steps, then step {@code i}), or it is shorter. Token inequality stands in for
          * Thought Anchors' semantic dissimilarity (cosine similarity of sentence embeddings below a threshold): a
          * resample that writes the same step in other tokens counts as different here. Rows {@code i = 0..steps-1}.
          */
@@ -631,8 +632,8 @@ public final class Resampling {
             long[] all = trace.tokens;
             boolean[][] out = new boolean[trace.stepCount()][];
             for (int i = 0; i < out.length; i++) {
-                Steps.TokenRange r = trace.steps().get(i);
-                long[] step = Arrays.copyOfRange(all, r.start(), r.end());
+                // from where the prefix ends: any tokens between step i - 1 and step i (a separator) come first
+                long[] step = Arrays.copyOfRange(all, trace.prefixEnd(i), trace.steps().get(i).end());
                 List<Continuation> cs = results.get(i).continuations();
                 out[i] = new boolean[cs.size()];
                 for (int c = 0; c < cs.size(); c++) {

@@ -172,7 +172,7 @@ class ThoughtAnchorsTest {
             // a continuation that rewrote step i token for token is the original trace: it is not counted
             Resampling.Result r = s.results().get(i);
             Steps.TokenRange st = withAnswer.steps().get(i);
-            long[] orig = Arrays.copyOfRange(withAnswer.tokens(), st.start(), st.end());
+            long[] orig = Arrays.copyOfRange(withAnswer.tokens(), withAnswer.prefixEnd(i), st.end());
             for (int c = 0; c < diff[i].length; c++) {
                 long[] t = r.continuations().get(c).tokens();
                 boolean same = t.length >= orig.length && Arrays.equals(Arrays.copyOf(t, orig.length), orig);
@@ -251,5 +251,21 @@ class ThoughtAnchorsTest {
                 }
             }
         }
+    }
+
+    @Test
+    void greedyResamplesRewriteTheTraceItselfSoNoStepDiffers() {
+        // thinker's greedy continuation from any k is the dataset trace: every resample repeats the step it replaces
+        // (separator included), so no step has a counterfactual
+        Resampling.Sweep s = Resampling.sweep(thinker, withAnswer, Resampling.Options.of(2, 60, 0),
+                Long.toString(problem.answer()));
+        for (int i = 0; i < withAnswer.stepCount(); i++) {
+            long[] cont = s.results().get(i).continuations().get(0).tokens();
+            long[] rest = Arrays.copyOfRange(withAnswer.tokens(), withAnswer.prefixEnd(i), withAnswer.tokens().length);
+            assertEquals(Arrays.toString(rest), Arrays.toString(cont), "greedy from k = " + i + " is the trace");
+        }
+        for (double f : s.differentFraction()) assertEquals(0, f);
+        for (double c : s.counterfactualImportance()) assertTrue(Double.isNaN(c));
+        for (double p : s.pCorrect()) assertEquals(1, p);
     }
 }
