@@ -186,6 +186,19 @@ public final class Faithfulness {
         return answers(inputs, config.maxNewTokens(), true);
     }
 
+    /**
+     * Early answering at every step of one trace: the answer forced after the first {@code k} steps, for
+     * {@code k = 0..steps} (empty where none could be read). {@link ThoughtAnchors#forcedAnswer} turns these into
+     * forced-answer importance.
+     */
+    public List<Optional<String>> forcedAnswers(Trace trace) {
+        Objects.requireNonNull(trace, "trace");
+        List<long[]> inputs = new ArrayList<>();
+        for (int k = 0; k <= trace.steps(); k++) inputs.add(forced(trace.prompt(), Arrays.copyOf(trace.trace(),
+                trace.endOf(k))));
+        return answers(inputs, config.maxNewTokens(), true);
+    }
+
     private Curve truncated(String name, List<Trace> traces, int points, boolean fill) {
         Objects.requireNonNull(traces, "traces");
         if (traces.isEmpty()) throw new IllegalArgumentException("no traces to test");

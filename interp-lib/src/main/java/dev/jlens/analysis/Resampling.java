@@ -36,7 +36,10 @@ import java.util.function.Function;
 /**
  * Resampling a chain of thought (Thought Anchors' resampling): keep the first {@code k} steps of a trace, draw
  * {@code N} continuations from there, and read the answer of each, giving P(correct | first k steps); over
- * {@code k = 0..steps} the difference between consecutive k is each step's resampling importance.
+ * {@code k = 0..steps} the difference between consecutive k is each step's resampling importance, and, counting
+ * only the continuations that rewrote the step differently, its counterfactual importance
+ * ({@link Sweep#counterfactualImportance}). Forced-answer importance, attention suppression and receiver heads are in
+ * {@link ThoughtAnchors}.
  *
  * <p><b>Seeds.</b> Continuation {@code i} from step {@code k} samples with its own generator, seeded with
  * {@link #seedOf(long, int, int) seedOf(seed, k, i)}: its draws depend on nothing else (not on the batch, the other
@@ -617,6 +620,77 @@ public final class Resampling {
             return out;
         }
 
+        /**
+         * Whether each continuation from {@code k = i} replaced step {@code i} with something else: its first tokens
+         * differ from the trace's tokens from the end of the prefix to the end of step {@code i} (a separator between
+         * the steps, then step {@code i}), or it is shorter. Token inequality stands in for
+         * Thought Anchors' semantic dissimilarity (cosine similarity of sentence embeddings below a threshold): a
+         * resample that writes the same step in other tokens counts as different here. Rows {@code i = 0..steps-1}.
+         */
+        public boolean[][] differentStep() {
+            Trace trace = results.get(0).trace();
+            long[] all = trace.tokens;
+            boolean[][] out = new boolean[trace.stepCount()][];
+            for (int i = 0; i < out.length; i++) {
+                // from where the prefix ends: any tokens between step i - 1 and step i (a separator) come first
+                long[] step = Arrays.copyOfRange(all, trace.prefixEnd(i), trace.steps().get(i).end());
+                List<Continuation> cs = results.get(i).continuations();
+                out[i] = new boolean[cs.size()];
+                for (int c = 0; c < cs.size(); c++) {
+                    long[] t = cs.get(c).tokens;
+                    out[i][c] = t.length < step.length || !Arrays.equals(Arrays.copyOf(t, step.length), step);
+                }
+            }
+            return out;
+        }
+
+        /**
+         * P(correct | first i steps, then a resampled step i that differs from the original), for
+         * {@code i = 0..steps-1}; NaN where no continuation from {@code i} differs ({@link #differentStep}).
+         */
+        public double[] pCorrectDifferent() {
+            boolean[][] diff = differentStep();
+            String want = normalise(correct);
+            double[] out = new double[diff.length];
+            for (int i = 0; i < diff.length; i++) {
+                List<Optional<Answer>> answers = results.get(i).answers();
+                int n = 0, hits = 0;
+                for (int c = 0; c < diff[i].length; c++) {
+                    if (!diff[i][c]) continue;
+                    n++;
+                    if (answers.get(c).isPresent() && answers.get(c).get().value().equals(want)) hits++;
+                }
+                out[i] = n == 0 ? Double.NaN : hits / (double) n;
+            }
+            return out;
+        }
+
+        /**
+         * Counterfactual importance of each step {@code i = 0..steps-1} (Thought Anchors): P(correct | first i + 1
+         * steps) minus P(correct | first i steps and a different step i), so resamples that rewrite step i as it was
+         * do not dilute the effect; NaN where every resample repeated the step. "Different" is token inequality
+         * ({@link #differentStep}), an approximation of the paper's semantic dissimilarity; and the importance is a
+         * difference of accuracies, where the paper takes a KL divergence between answer distributions.
+         */
+        public double[] counterfactualImportance() {
+            double[] p = pCorrect(), pd = pCorrectDifferent();
+            double[] out = new double[pd.length];
+            for (int i = 0; i < out.length; i++) out[i] = p[i + 1] - pd[i];
+            return out;
+        }
+
+        /** Fraction of continuations from each {@code i = 0..steps-1} whose step i differs from the original. */
+        public double[] differentFraction() {
+            boolean[][] diff = differentStep();
+            double[] out = new double[diff.length];
+            for (int i = 0; i < diff.length; i++) {
+                int n = 0;
+                for (boolean d : diff[i]) if (d) n++;
+                out[i] = n / (double) diff[i].length;
+            }
+            return out;
+        }
+
         /** Fraction of identical answers among the continuations from each k. */
         public double[] answerAgreement() {
             return results.stream().mapToDouble(Result::answerAgreement).toArray();
@@ -648,6 +722,8 @@ public final class Resampling {
                             .toArray()),
                     DoubleColumn.create("p_correct", p),
                     DoubleColumn.create("importance_of_step_k", impK),
+                    DoubleColumn.create("counterfactual_importance_of_step_k", pad(counterfactualImportance(), n)),
+                    DoubleColumn.create("different_step_k", pad(differentFraction(), n)),
                     DoubleColumn.create("no_answer", results.stream().mapToDouble(Result::noAnswerRate).toArray()),
                     DoubleColumn.create("answer_agreement", answerAgreement()),
                     DoubleColumn.create("trace_agreement", traceAgreement()),
@@ -672,6 +748,13 @@ public final class Resampling {
             return "Resampling.Sweep(k = 0.." + (results.size() - 1) + ", P(correct) " + Arrays.toString(
                     Arrays.stream(pCorrect()).map(x -> Math.round(x * 1000) / 1000.0).toArray()) + ")";
         }
+    }
+
+    private static double[] pad(double[] xs, int n) {
+        double[] out = new double[n];
+        Arrays.fill(out, Double.NaN);
+        System.arraycopy(xs, 0, out, 0, Math.min(n, xs.length));
+        return out;
     }
 
     private static String abbreviate(String s) {
