@@ -302,60 +302,29 @@ public final class ModelDiff {
      * PCA of the same difference vectors {@link #activationDifference} averages ({@code a_tuned - a_base} over the first
      * {@code positions} tokens of each prompt of {@code neutral}, centred): the top {@code k} directions, unit length and
      * signed so that the mean difference projects positively on them, and the fraction of the differences' variance
-     * each explains. A change with one direction shows one dominant component; read each with {@link #logitLens}.
+     * each explains ({@code geometry.Pca}). A change with one direction shows one dominant component; read each with
+     * {@link #logitLens}.
      */
     public DifferencePca activationDifferencePca(Batch neutral, String hook, int positions, int k) {
         if (k < 1) throw new IllegalArgumentException("k must be >= 1, got " + k);
         float[][] rows = activationDifferences(neutral, hook, positions);
         int n = rows.length, d = rows[0].length;
         if (k > d) throw new IllegalArgumentException("k must be at most d_model " + d + ", got " + k);
-        double[] mean = new double[d];
-        for (float[] r : rows) for (int i = 0; i < d; i++) mean[i] += r[i];
-        for (int i = 0; i < d; i++) mean[i] /= n;
-        double[][] cov = new double[d][d];
-        double[] c = new double[d];
-        for (float[] r : rows) {
-            for (int i = 0; i < d; i++) c[i] = r[i] - mean[i];
-            for (int i = 0; i < d; i++) {
-                double ci = c[i];
-                if (ci == 0) continue;
-                double[] row = cov[i];
-                for (int j = i; j < d; j++) row[j] += ci * c[j];
-            }
-        }
-        double total = 0;
-        for (int i = 0; i < d; i++) {
-            for (int j = i; j < d; j++) {
-                cov[i][j] /= Math.max(1, n - 1);
-                cov[j][i] = cov[i][j];
-            }
-            total += cov[i][i];
-        }
-        org.apache.commons.math3.linear.EigenDecomposition eig = new org.apache.commons.math3.linear.EigenDecomposition(
-                new org.apache.commons.math3.linear.Array2DRowRealMatrix(cov, false));
-        double[] ev = eig.getRealEigenvalues();
-        Integer[] order = new Integer[d];
-        for (int i = 0; i < d; i++) order[i] = i;
-        java.util.Arrays.sort(order, (a, b) -> Double.compare(ev[b], ev[a]));
+        dev.jlens.geometry.Pca pca = dev.jlens.geometry.Pca.fit(rows, k);
+        double[] ratio = pca.explainedRatio();
         List<dev.jlens.probe.SteeringVector> comps = new ArrayList<>();
-        double[] explained = new double[k];
         for (int i = 0; i < k; i++) {
-            double[] v = eig.getEigenvector(order[i]).toArray();
-            double dot = 0, norm = 0;
-            for (int j = 0; j < d; j++) {
-                dot += v[j] * mean[j];
-                norm += v[j] * v[j];
-            }
+            double[] v = pca.components()[i];
+            double dot = 0;
+            for (int j = 0; j < d; j++) dot += v[j] * pca.mean()[j];
             double sign = dot < 0 ? -1 : 1;
-            norm = Math.sqrt(norm);
             float[] f = new float[d];
-            for (int j = 0; j < d; j++) f[j] = (float) (sign * v[j] / norm);
-            explained[i] = total == 0 ? 0 : Math.max(0, ev[order[i]]) / total;
+            for (int j = 0; j < d; j++) f[j] = (float) (sign * v[j]);
             comps.add(new dev.jlens.probe.SteeringVector(hook, f, String.format(java.util.Locale.ROOT,
                     "principal component %d of the activation differences (tuned - base) at %s (%.1f%% of their "
-                            + "variance, %d vectors)", i + 1, hook, 100 * explained[i], n)));
+                            + "variance, %d vectors)", i + 1, hook, 100 * ratio[i], n)));
         }
-        return new DifferencePca(comps, explained);
+        return new DifferencePca(comps, ratio);
     }
 
     /** The vectors {@code a_tuned - a_base} at {@code hook}, the first {@code positions} unpadded tokens of each prompt. */

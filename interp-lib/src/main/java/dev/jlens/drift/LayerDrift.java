@@ -6,6 +6,7 @@ import ai.djl.ndarray.types.Shape;
 import dev.jlens.sae.DictionaryMatch;
 import dev.jlens.sae.SparseCoder;
 import dev.jlens.viz.Plots;
+import dev.jlens.util.Vectors;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
 import tech.tablesaw.api.StringColumn;
@@ -177,9 +178,9 @@ public final class LayerDrift {
             float[] u = scaled(decNext[b[k]], 1 / sNext);          // c_{l+1} = g u
             float[] v = scaled(decL[a[k]], 1 / sL);                // c_l = f v
             float[] w = map.applyLinear(v);                        // A c_l = f w
-            raw[k] = DictionaryMatch.cosine(decL[a[k]], decNext[b[k]]);
-            mapped[k] = DictionaryMatch.cosine(map.applyLinear(decL[a[k]]), decNext[b[k]]);
-            double uu = dot(u, u), uw = dot(u, w), ww = dot(w, w), uv = dot(u, v), vv = dot(v, v);
+            raw[k] = Vectors.cosine(decL[a[k]], decNext[b[k]]);
+            mapped[k] = Vectors.cosine(map.applyLinear(decL[a[k]]), decNext[b[k]]);
+            double uu = Vectors.dot(u, u), uw = Vectors.dot(u, w), ww = Vectors.dot(w, w), uv = Vectors.dot(u, v), vv = Vectors.dot(v, v);
             double e = gg[k] * uu;
             double lin = e - 2 * fg[k] * uw + ff[k] * ww;
             double id = e - 2 * fg[k] * uv + ff[k] * vv;
@@ -241,12 +242,6 @@ public final class LayerDrift {
         float[] o = new float[v.length];
         for (int i = 0; i < v.length; i++) o[i] = (float) (v[i] * s);
         return o;
-    }
-
-    private static double dot(float[] x, float[] y) {
-        double s = 0;
-        for (int i = 0; i < x.length; i++) s += (double) x[i] * y[i];
-        return s;
     }
 
     private static double median(double[] v) {

@@ -8,8 +8,8 @@ import java.util.Locale;
  * {@link #components()}, largest variance first) and their variances; {@link #project} gives coordinates in that
  * basis. {@code Pca.fit(acts, 2).project(acts)} is the usual 2-D picture of a feature.
  *
- * <p>Exact: the covariance matrix is diagonalised by cyclic Jacobi rotations in double precision (fine for the
- * {@code d} of a residual stream of a small model, a few hundred at most). Each component's sign is fixed so that
+ * <p>Exact: the covariance matrix is diagonalised in double precision by Commons Math's singular value
+ * decomposition (fine for the {@code d} of a residual stream, a few thousand at most). Each component's sign is fixed so that
  * its largest-magnitude entry is positive, so a fit is reproducible.
  *
  * @param mean the cloud's mean {@code [d]}
@@ -49,8 +49,14 @@ public record Pca(double[] mean, double[][] components, double[] variances, doub
         }
         double total = 0;
         for (int a = 0; a < d; a++) total += cov[a][a];
-        double[][] vectors = new double[d][d];
-        double[] values = jacobi(cov, vectors);
+        // The covariance is symmetric positive semi-definite, so its singular value decomposition is its
+        // eigendecomposition. Commons Math's SVD converges on the degenerate covariances of clustered activations
+        // (a few distinct points) where its EigenDecomposition can fail.
+        org.apache.commons.math3.linear.SingularValueDecomposition svd =
+                new org.apache.commons.math3.linear.SingularValueDecomposition(
+                        new org.apache.commons.math3.linear.Array2DRowRealMatrix(cov, false));
+        double[] values = svd.getSingularValues();
+        double[][] vectors = svd.getU().getData();
         Integer[] order = new Integer[d];
         for (int i = 0; i < d; i++) order[i] = i;
         Arrays.sort(order, (x, y) -> Double.compare(values[y], values[x]));
@@ -111,54 +117,6 @@ public record Pca(double[] mean, double[][] components, double[] variances, doub
             for (int j = 0; j < points[i].length; j++) out[i][j] = points[i][j];
         }
         return out;
-    }
-
-    /**
-     * Eigenvalues of the symmetric matrix {@code a} (destroyed) by cyclic Jacobi sweeps; the eigenvectors go into the
-     * columns of {@code v}.
-     */
-    static double[] jacobi(double[][] a, double[][] v) {
-        int d = a.length;
-        for (int i = 0; i < d; i++) {
-            Arrays.fill(v[i], 0);
-            v[i][i] = 1;
-        }
-        for (int sweep = 0; sweep < 100; sweep++) {
-            double off = 0, diag = 0;
-            for (int p = 0; p < d; p++) {
-                diag += a[p][p] * a[p][p];
-                for (int q = p + 1; q < d; q++) off += a[p][q] * a[p][q];
-            }
-            if (off <= 1e-30 * Math.max(diag, 1e-300)) break;
-            for (int p = 0; p < d; p++) {
-                for (int q = p + 1; q < d; q++) {
-                    double apq = a[p][q];
-                    if (apq == 0) continue;
-                    double theta = (a[q][q] - a[p][p]) / (2 * apq);
-                    double t = Math.signum(theta) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-                    if (theta == 0) t = 1;
-                    double c = 1 / Math.sqrt(t * t + 1), s = t * c;
-                    for (int r = 0; r < d; r++) {
-                        double arp = a[r][p], arq = a[r][q];
-                        a[r][p] = c * arp - s * arq;
-                        a[r][q] = s * arp + c * arq;
-                    }
-                    for (int r = 0; r < d; r++) {
-                        double apr = a[p][r], aqr = a[q][r];
-                        a[p][r] = c * apr - s * aqr;
-                        a[q][r] = s * apr + c * aqr;
-                    }
-                    for (int r = 0; r < d; r++) {
-                        double vrp = v[r][p], vrq = v[r][q];
-                        v[r][p] = c * vrp - s * vrq;
-                        v[r][q] = s * vrp + c * vrq;
-                    }
-                }
-            }
-        }
-        double[] values = new double[d];
-        for (int i = 0; i < d; i++) values[i] = a[i][i];
-        return values;
     }
 
     @Override

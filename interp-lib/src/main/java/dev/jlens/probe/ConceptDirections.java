@@ -9,6 +9,7 @@ import dev.jlens.sae.SaeWeights;
 import dev.jlens.sae.SparseCoder;
 import dev.jlens.util.SplitMix;
 import dev.jlens.viz.Plots;
+import dev.jlens.util.Vectors;
 import org.knowm.xchart.CategoryChart;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.StringColumn;
@@ -156,12 +157,12 @@ public final class ConceptDirections {
 
     /** Cosine of two stored directions. */
     public double cosine(String a, String b) {
-        return cosine(direction(a), direction(b));
+        return Vectors.cosine(direction(a), direction(b));
     }
 
     /** Cosine of a stored direction with any vector of the same width (a planted truth, say). */
     public double cosineWith(String name, float[] v) {
-        return cosine(direction(name), v);
+        return Vectors.cosine(direction(name), v);
     }
 
     /** Pairwise cosines: one row per direction, one column per direction. */
@@ -262,16 +263,6 @@ public final class ConceptDirections {
         return Plots.bar(title, names, v);
     }
 
-    static double cosine(float[] a, float[] b) {
-        if (a.length != b.length) throw new IllegalArgumentException("widths " + a.length + " and " + b.length);
-        double dot = 0, na = 0, nb = 0;
-        for (int k = 0; k < a.length; k++) {
-            dot += (double) a[k] * b[k];
-            na += (double) a[k] * a[k];
-            nb += (double) b[k] * b[k];
-        }
-        return dot / Math.sqrt(na * nb);
-    }
 
     private static double round(double v) {
         return Math.round(v * 1000) / 1000.0;

@@ -269,17 +269,6 @@ public final class DictionaryMatch {
         return out;
     }
 
-    /** Cosine of two vectors (0 where either is zero). */
-    public static double cosine(float[] x, float[] y) {
-        double dot = 0, nx = 0, ny = 0;
-        for (int k = 0; k < x.length; k++) {
-            dot += (double) x[k] * y[k];
-            nx += (double) x[k] * x[k];
-            ny += (double) y[k] * y[k];
-        }
-        return nx == 0 || ny == 0 ? 0 : dot / Math.sqrt(nx * ny);
-    }
-
     private static double[] norms(float[][] rows) {
         double[] n = new double[rows.length];
         for (int i = 0; i < rows.length; i++) {

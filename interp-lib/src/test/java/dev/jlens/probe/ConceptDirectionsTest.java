@@ -89,7 +89,7 @@ class ConceptDirectionsTest {
         assertTrue(Math.abs(dirs.cosineWith(ConceptDirections.RANDOM, u)) < 0.6, "a random direction is not u");
         // the library's default probe standardises each column, which weighs its L2 penalty by axis: u is dense, so
         // the direction bends (measured 0.78 here); that is why ConceptDirections fits on centred raw columns
-        double standardised = ConceptDirections.cosine(ProbeMethod.logistic().fit(data).direction(), u);
+        double standardised = dev.jlens.util.Vectors.cosine(ProbeMethod.logistic().fit(data).direction(), u);
         System.out.printf("standardised logistic probe . planted u = %.4f%n", standardised);
         assertTrue(standardised < dirs.cosineWith(ConceptDirections.PROBE, u) - 0.05, "standardised " + standardised);
         assertEquals(1.0, t.doubleColumn(ConceptDirections.PROBE).get(0), 1e-3);

@@ -275,8 +275,8 @@ public final class Absorption {
 
         double[] cos = new double[dec.length], along = new double[dec.length];
         for (int i = 0; i < dec.length; i++) {
-            along[i] = Latents.dot(dec[i], p);
-            double n = Latents.norm(dec[i]);
+            along[i] = dev.jlens.util.Vectors.dot(dec[i], p);
+            double n = dev.jlens.util.Vectors.norm(dec[i]);
             cos[i] = n == 0 ? 0 : along[i] / n;
         }
         int tp = 0, full = 0;

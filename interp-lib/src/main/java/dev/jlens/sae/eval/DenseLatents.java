@@ -275,7 +275,7 @@ public final class DenseLatents {
         for (int a = 0; a < m; a++) {
             for (int b = 0; b < m; b++) {
                 float[] da = dec[denseIdx.get(a)], db = dec[denseIdx.get(b)];
-                cos[a][b] = Latents.dot(da, db) / Math.max(1e-12, Latents.norm(da) * Latents.norm(db));
+                cos[a][b] = dev.jlens.util.Vectors.cosine(da, db);
             }
         }
         List<Pair> pairs = new ArrayList<>();

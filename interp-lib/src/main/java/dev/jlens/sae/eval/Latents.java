@@ -94,14 +94,4 @@ final class Latents {
         Arrays.sort(idx, (a, b) -> Double.compare(diff[b], diff[a]));
         return Arrays.stream(idx).mapToInt(Integer::intValue).toArray();
     }
-
-    static double dot(float[] a, float[] b) {
-        double s = 0;
-        for (int i = 0; i < a.length; i++) s += (double) a[i] * b[i];
-        return s;
-    }
-
-    static double norm(float[] a) {
-        return Math.sqrt(dot(a, a));
-    }
 }

@@ -87,7 +87,7 @@ final class AttnOnly2l implements Recipe {
 
     @Override
     public BatchSource evalSource() {
-        return (seed, k, n) -> Batches.of(TASK.batch(Split.TEST, k, n));
+        return Batches.test(TASK);
     }
 
     @Override

@@ -1,12 +1,14 @@
 package dev.jlens.zoo.recipes;
 
 import dev.jlens.data.Example;
+import dev.jlens.data.Split;
 import dev.jlens.data.Task;
 import dev.jlens.data.TaskBatch;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
 import dev.jlens.model.Batch;
 import dev.jlens.model.Losses;
+import dev.jlens.train.BatchSource;
 import dev.jlens.train.LossFn;
 
 import java.util.ArrayList;
@@ -17,6 +19,16 @@ import java.util.function.LongFunction;
 /** Turning task examples into training batches. */
 final class Batches {
     private Batches() {}
+
+    /** Training batches of a synthetic task: batch {@code step} of the task under the run's seed. */
+    static BatchSource train(Task<?> task) {
+        return (seed, step, n) -> of(task.withSeed(seed).batch(Split.TRAIN, step, n));
+    }
+
+    /** Evaluation batches of a synthetic task: batch {@code k} of its test split (the same for every seed). */
+    static BatchSource test(Task<?> task) {
+        return (seed, k, n) -> of(task.batch(Split.TEST, k, n));
+    }
 
     /** A task batch as a training batch (same ids, mask and target weights). */
     static Batch of(TaskBatch<?> tb) {

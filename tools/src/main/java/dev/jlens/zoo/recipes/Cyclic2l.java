@@ -67,12 +67,12 @@ final class Cyclic2l implements Recipe {
 
     @Override
     public BatchSource trainSource() {
-        return (seed, step, n) -> Batches.of(TASK.withSeed(seed).batch(Split.TRAIN, step, n));
+        return Batches.train(TASK);
     }
 
     @Override
     public BatchSource evalSource() {
-        return (seed, k, n) -> Batches.of(TASK.batch(Split.TEST, k, n));
+        return Batches.test(TASK);
     }
 
     @Override
