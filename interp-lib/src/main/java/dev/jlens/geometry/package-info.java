@@ -9,6 +9,9 @@
  * <li>{@link dev.jlens.geometry.FeatureClusters}: candidate multi-dimensional features as groups of dictionary
  *     latents with similar decoder directions, their span and what they reconstruct.</li>
  * <li>{@link dev.jlens.geometry.Pca}: principal components, to see a feature in a plane.</li>
+ * <li>{@link dev.jlens.geometry.FastIca}, {@link dev.jlens.geometry.Nmf}, {@link dev.jlens.geometry.KMeans}: independent
+ *     components, non-negative factors and clusters of a point cloud, the other decompositions set beside a
+ *     dictionary's latents.</li>
  * <li>{@link dev.jlens.geometry.CyclicOrder}: are class means (days, months) around a circle in order, evenly?</li>
  * <li>{@link dev.jlens.geometry.PlaneRotation}: rotate activations in a plane, by hand or as a forward hook, for
  *     the causal test (turn the weekday by k steps; does the answer move by k?).</li>
