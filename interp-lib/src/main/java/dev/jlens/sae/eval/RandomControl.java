@@ -321,18 +321,21 @@ public final class RandomControl {
             NDArray acts = nd.create(flat, new Shape(n, dSae));
             for (LatentMatch.Match mt : LatentMatch.best(acts, concepts)) byF1.put(mt.concept(), mt);
         }
-        // ranks of each latent's activations, ties averaged
+        // ranks of each latent's activations, ties averaged; a primitive sort of (order-preserving float bits, row)
         double[][] rank = new double[dSae][n];
-        Integer[] idx = new Integer[n];
+        long[] keys = new long[n];
         for (int j = 0; j < dSae; j++) {
-            final int jj = j;
-            for (int i = 0; i < n; i++) idx[i] = i;
-            Arrays.sort(idx, (x, y) -> Float.compare(latents[x][jj], latents[y][jj]));
+            for (int i = 0; i < n; i++) {
+                int bits = Float.floatToIntBits(latents[i][j] == 0f ? 0f : latents[i][j]);   // -0 sorts as 0
+                int ordered = bits >= 0 ? bits : bits ^ 0x7fffffff;
+                keys[i] = ((long) ordered << 32) | i;
+            }
+            Arrays.sort(keys);
             for (int s = 0; s < n; ) {
                 int e = s;
-                while (e + 1 < n && latents[idx[e + 1]][j] == latents[idx[s]][j]) e++;
+                while (e + 1 < n && (keys[e + 1] >> 32) == (keys[s] >> 32)) e++;
                 double r = (s + e) / 2.0 + 1;
-                for (int t = s; t <= e; t++) rank[j][idx[t]] = r;
+                for (int t = s; t <= e; t++) rank[j][(int) keys[t]] = r;
                 s = e + 1;
             }
         }
@@ -341,12 +344,15 @@ public final class RandomControl {
             boolean[] c = e.getValue();
             int n1 = 0;
             for (boolean b : c) if (b) n1++;
+            int[] pos = new int[n1];
+            for (int i = 0, p = 0; i < n; i++) if (c[i]) pos[p++] = i;
             int n0 = n - n1;
             int best = 0;
             double bestAuc = Double.NaN;
             for (int j = 0; j < dSae; j++) {
                 double s = 0;
-                for (int i = 0; i < n; i++) if (c[i]) s += rank[j][i];
+                double[] rj = rank[j];
+                for (int i : pos) s += rj[i];
                 double auc = (s - n1 * (n1 + 1) / 2.0) / ((double) n1 * n0);
                 if (Double.isNaN(bestAuc) || auc > bestAuc) {
                     bestAuc = auc;
