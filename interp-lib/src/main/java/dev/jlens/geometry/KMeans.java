@@ -5,8 +5,9 @@ import java.util.Locale;
 import java.util.SplittableRandom;
 
 /**
- * k-means clustering of points {@code [n][d]}: k-means++ seeding (Arthur and Vassilvitskii 2007: each next centre drawn
- * with probability proportional to the squared distance to the nearest chosen one), then Lloyd's iterations until no
+ * k-means clustering of points {@code [n][d]}: greedy k-means++ seeding (Arthur and Vassilvitskii 2007: each next centre
+ * drawn with probability proportional to the squared distance to the nearest chosen one; as scikit-learn, the best of
+ * {@code 2 + ln k} such draws by the resulting potential), then Lloyd's iterations until no
  * assignment changes. An empty cluster is re-seeded at the point farthest from its centre.
  *
  * @param centroids  {@code [k][d]}
@@ -37,25 +38,43 @@ public record KMeans(double[][] centroids, double inertia, int iterations, boole
         c[0] = points[rng.nextInt(n)].clone();
         double[] near = new double[n];
         for (int i = 0; i < n; i++) near[i] = dist2(points[i], c[0]);
+        // greedy k-means++ (scikit-learn's): 2 + ln k candidates per new centre, the one that lowers the potential most
+        int trials = 2 + (int) Math.log(k);
+        double[] cand = new double[n];
         for (int m = 1; m < k; m++) {
             double total = 0;
             for (double v : near) total += v;
-            int pick;
-            if (total <= 0) {
-                pick = rng.nextInt(n);
-            } else {
-                double r = rng.nextDouble() * total;
-                pick = n - 1;
-                for (int i = 0; i < n; i++) {
-                    r -= near[i];
-                    if (r < 0) {
-                        pick = i;
-                        break;
+            int best = -1;
+            double bestPotential = Double.POSITIVE_INFINITY;
+            double[] bestNear = null;
+            for (int t = 0; t < trials; t++) {
+                int pick;
+                if (total <= 0) {
+                    pick = rng.nextInt(n);
+                } else {
+                    double r = rng.nextDouble() * total;
+                    pick = n - 1;
+                    for (int i = 0; i < n; i++) {
+                        r -= near[i];
+                        if (r < 0) {
+                            pick = i;
+                            break;
+                        }
                     }
                 }
+                double potential = 0;
+                for (int i = 0; i < n; i++) {
+                    cand[i] = Math.min(near[i], dist2(points[i], points[pick]));
+                    potential += cand[i];
+                }
+                if (potential < bestPotential) {
+                    bestPotential = potential;
+                    best = pick;
+                    bestNear = cand.clone();
+                }
             }
-            c[m] = points[pick].clone();
-            for (int i = 0; i < n; i++) near[i] = Math.min(near[i], dist2(points[i], c[m]));
+            c[m] = points[best].clone();
+            near = bestNear;
         }
         int[] assign = new int[n];
         Arrays.fill(assign, -1);

@@ -18,6 +18,11 @@
  * {@link dev.jlens.sae.eval.Explanations} checks interpretations: each latent's best rule over the ground-truth
  * labels ("pos=NOUN & number=PLURAL") with precision and recall, its too-general parts, its false negatives in
  * context, and the same search on shuffled labels as a control.
+ * {@link dev.jlens.sae.eval.ArchitectureComparison} sets dictionary architectures of one width and L0 (Matryoshka
+ * against BatchTopK) trained on the same batches side by side: reconstruction, spliced loss, absorption, k-sparse
+ * probing and concept recovery, over seeds. {@link dev.jlens.sae.eval.ConceptLearning} asks which concepts get a
+ * dedicated latent, against dictionary size and the concept's token frequency, and scores PCA, ICA, NMF and k-means
+ * on the same activations the same way.
  *
  * <pre>{@code
  * List<ProbeTask> parents = TinyLangConcepts.firstLetters(rows, 3, 40);
@@ -28,6 +33,6 @@
  * }</pre>
  *
  * <p>Above {@code sae} and {@code probe}: uses {@code sae}, {@code probe}, {@code store}, {@code model}, {@code data},
- * {@code util}; nothing in the library uses it.
+ * {@code geometry}, {@code util}; nothing in the library uses it.
  */
 package dev.jlens.sae.eval;
