@@ -37,8 +37,8 @@ import java.util.Set;
  * <pre>{@code
  * var archs = ArchitectureComparison.matryoshkaVsBatchTopK(128, 256, 8);
  * var r = ArchitectureComparison.run(model, "blocks.1.hook_resid_post", lang.examples(Split.TRAIN, 0, 256),
- *         lang.examples(Split.TEST, 0, 64), archs, SaeTrainConfig.builder().steps(300).batchSize(512).build(),
- *         List.of(0L, 1L), ArchitectureComparison.Options.defaults());
+ *         lang.examples(Split.TEST, 0, 64), archs, SaeTrainConfig.builder().steps(300).batchSize(512).lr(4e-3).build(),
+ *         List.of(0L, 1L, 2L), ArchitectureComparison.Options.defaults());
  * display(r.toTable()); display(r.conceptTable()); display(r.chart());
  * }</pre>
  */
@@ -133,7 +133,9 @@ public final class ArchitectureComparison {
                 DoubleColumn mean = DoubleColumn.create(a), sd = DoubleColumn.create(a + "_sd");
                 for (String m : METRICS) {
                     mean.append(Numbers.significant(mean(a, m), 3));
-                    sd.append(Numbers.significant(sd(a, m), 2));
+                    double v = sd(a, m);
+                    // equal values over seeds (the raw probe) differ by rounding only
+                    sd.append(v <= 1e-12 * Math.abs(mean(a, m)) ? 0 : Numbers.significant(v, 2));
                 }
                 t.addColumns(mean);
                 if (spread) t.addColumns(sd);

@@ -50,7 +50,7 @@ import java.util.TreeMap;
  * <pre>{@code
  * var r = ConceptLearning.run(model, "blocks.1.hook_resid_post", lang.examples(Split.TRAIN, 0, 256),
  *         lang.examples(Split.TEST, 0, 128), List.of(64, 128, 256, 512), new SaeConfig.BatchTopK(8),
- *         SaeTrainConfig.builder().steps(300).batchSize(512).build(), ConceptLearning.Options.defaults());
+ *         SaeTrainConfig.builder().steps(600).batchSize(512).lr(4e-3).build(), ConceptLearning.Options.defaults());
  * display(r.toTable());        // concept x size: F1
  * display(r.chart());          // learned fraction against frequency bucket, one line per size
  * display(r.methodTable());    // SAEs, PCA, ICA, NMF, k-means: mean best F1, concepts learned, mean best AUROC
@@ -144,10 +144,11 @@ public final class ConceptLearning {
      *
      * @param method  {@code sae-256}, {@code pca}, ...
      * @param latents how many latents it has
+     * @param alive   how many of them fire ({@code > 0}) on at least one held-out token
      * @param f1      best single latent's F1 per concept
      * @param auroc   best single latent's AUROC per concept
      */
-    public record Scores(String method, int latents, double[] f1, double[] auroc) {
+    public record Scores(String method, int latents, int alive, double[] f1, double[] auroc) {
         /** The mean best F1 over concepts. */
         public double meanF1() {
             return Arrays.stream(f1).average().orElse(Double.NaN);
@@ -294,12 +295,13 @@ public final class ConceptLearning {
         }
 
         /**
-         * One row per dictionary and decomposition: latents, mean best F1 over concepts, concepts learned, mean best
+         * One row per dictionary and decomposition: latents, those firing on a held-out token, mean best F1 over concepts, concepts learned, mean best
          * F1 over label concepts and over words, mean best AUROC.
          */
         public Table methodTable() {
             StringColumn method = StringColumn.create("method");
-            IntColumn latents = IntColumn.create("latents"), learned = IntColumn.create("learned");
+            IntColumn latents = IntColumn.create("latents"), alive = IntColumn.create("alive"),
+                    learned = IntColumn.create("learned");
             DoubleColumn f1 = DoubleColumn.create("mean best F1"), labelF1 = DoubleColumn.create("labels F1"),
                     wordF1 = DoubleColumn.create("words F1"), auroc = DoubleColumn.create("mean best AUROC");
             List<Scores> all = new ArrayList<>(dictionaries);
@@ -307,6 +309,7 @@ public final class ConceptLearning {
             for (Scores s : all) {
                 method.append(s.method());
                 latents.append(s.latents());
+                alive.append(s.alive());
                 f1.append(Numbers.significant(s.meanF1(), 3));
                 learned.append(s.learned(threshold));
                 labelF1.append(Numbers.significant(mean(s.f1(), false), 3));
@@ -314,7 +317,7 @@ public final class ConceptLearning {
                 auroc.append(Numbers.significant(s.meanAuroc(), 3));
             }
             return Table.create("concept recovery by method (" + concepts.size() + " concepts, learned: F1 >= "
-                    + threshold + ")", method, latents, f1, learned, labelF1, wordF1, auroc);
+                    + threshold + ")", method, latents, alive, f1, learned, labelF1, wordF1, auroc);
         }
 
         /** A method's scores by name ({@code sae-256}, {@code pca}, ...). */
@@ -516,7 +519,11 @@ public final class ConceptLearning {
     /** Best single latent per concept by F1 of its firing and AUROC of its activation. */
     static Scores score(String method, float[][] latents, Map<String, boolean[]> concepts) {
         List<RandomControl.Recovery> rec = RandomControl.conceptRecovery(latents, concepts);
-        return new Scores(method, latents[0].length, rec.stream().mapToDouble(RandomControl.Recovery::f1).toArray(),
+        boolean[] fires = new boolean[latents[0].length];
+        for (float[] row : latents) for (int j = 0; j < row.length; j++) if (row[j] > 0) fires[j] = true;
+        int alive = 0;
+        for (boolean f : fires) if (f) alive++;
+        return new Scores(method, latents[0].length, alive, rec.stream().mapToDouble(RandomControl.Recovery::f1).toArray(),
                 rec.stream().mapToDouble(RandomControl.Recovery::auroc).toArray());
     }
 

@@ -168,9 +168,11 @@ class ConceptLearningTest {
         assertEquals("sae-64", r.dictionary(64).method());
         assertEquals(32, r.scores("pca").latents());
         assertEquals(16, r.scores("kmeans-assignment").latents());
+        assertEquals(32, r.scores("pca").alive(), "a projection or its negative is positive somewhere");
         for (ConceptLearning.Scores s : java.util.stream.Stream.concat(r.dictionaries().stream(),
                 r.decompositions().stream()).toList()) {
             assertEquals(nConcepts, s.f1().length);
+            assertTrue(s.alive() >= 1 && s.alive() <= s.latents(), s.method() + " alive " + s.alive());
             for (double v : s.f1()) assertTrue(v >= 0 && v <= 1, s.method() + " " + v);
             for (double v : s.auroc()) assertTrue(v >= 0 && v <= 1, s.method() + " " + v);
         }
