@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Matryoshka against BatchTopK on tinylang-4l's resid_post of layer 1: 256 latents, k = 8, 300 steps on the same
+ * Matryoshka against BatchTopK on tinylang-4l's resid_post of layer 1: 256 latents, k = 8, 200 steps on the same
  * batches, one seed.
  */
 class ArchitectureComparisonTest {
@@ -31,9 +31,9 @@ class ArchitectureComparisonTest {
         TinyLang lang = TinyLang.defaults();
         try (HookedTransformer model = Zoo.load("tinylang-4l")) {
             r = ArchitectureComparison.run(model, HOOK, lang.examples(Split.TRAIN, 0, 128),
-                    lang.examples(Split.TEST, 0, 48), ArchitectureComparison.matryoshkaVsBatchTopK(128, 256, k),
-                    SaeTrainConfig.builder().steps(300).batchSize(512).lr(4e-3).build(), List.of(0L),
-                    new ArchitectureComparison.Options(RandomControl.Options.defaults(), 3, 30, 16));
+                    lang.examples(Split.TEST, 0, 40), ArchitectureComparison.matryoshkaVsBatchTopK(128, 256, k),
+                    SaeTrainConfig.builder().steps(200).batchSize(512).lr(4e-3).build(), List.of(0L),
+                    new ArchitectureComparison.Options(RandomControl.Options.defaults(), 3, 30, 8));
         }
         System.out.println(r.toTable().printAll());
         System.out.println(r.conceptTable().print(8));
