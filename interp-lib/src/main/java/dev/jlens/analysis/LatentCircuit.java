@@ -211,6 +211,7 @@ public final class LatentCircuit {
      * @param model    the model (for {@link #faithfulness})
      * @param prompts  the prompts
      * @param targets  each prompt's target position
+     * @param references what replaces each node when it is ablated
      */
     public record Result(Readout readout, Ablation ablation, double clean, List<Effect> effects, List<Read> reads,
                          HookedTransformer model, long[][] prompts, int[] targets, Map<Node, float[]> references) {
@@ -227,14 +228,14 @@ public final class LatentCircuit {
 
         /** Pearson correlation of attribution and ablation over every node (heads and MLPs; tokens too). */
         public double correlation() {
-            return pearson(effects.stream().mapToDouble(Effect::attribution).toArray(),
+            return Validation.pearson(effects.stream().mapToDouble(Effect::attribution).toArray(),
                     effects.stream().mapToDouble(Effect::ablation).toArray());
         }
 
         /** Pearson correlation of attribution and ablation over the nodes of one kind. */
         public double correlation(Node.Kind kind) {
             List<Effect> es = effects(kind);
-            return pearson(es.stream().mapToDouble(Effect::attribution).toArray(),
+            return Validation.pearson(es.stream().mapToDouble(Effect::attribution).toArray(),
                     es.stream().mapToDouble(Effect::ablation).toArray());
         }
 
@@ -736,22 +737,6 @@ public final class LatentCircuit {
             for (int i = 0; i < n; i++) for (int p = 0; p < len; p++) System.arraycopy(f, (i * len + p) * d, out[i][p], 0, d);
             return out;
         }
-    }
-
-    static double pearson(double[] a, double[] b) {
-        int n = a.length;
-        double ma = 0, mb = 0;
-        for (int i = 0; i < n; i++) {
-            ma += a[i] / n;
-            mb += b[i] / n;
-        }
-        double sab = 0, saa = 0, sbb = 0;
-        for (int i = 0; i < n; i++) {
-            sab += (a[i] - ma) * (b[i] - mb);
-            saa += (a[i] - ma) * (a[i] - ma);
-            sbb += (b[i] - mb) * (b[i] - mb);
-        }
-        return sab / Math.sqrt(saa * sbb);
     }
 
     private static double round(double v) {

@@ -3,6 +3,7 @@ package dev.jlens.geometry;
 import dev.jlens.probe.Metrics;
 import dev.jlens.probe.ProbeData;
 import dev.jlens.sae.eval.ProbeTask;
+import dev.jlens.util.Vectors;
 import dev.jlens.viz.Plots;
 import org.knowm.xchart.CategoryChart;
 import tech.tablesaw.api.DoubleColumn;
@@ -167,7 +168,7 @@ public final class ConceptSuperposition {
             double sum = 0;
             for (Concept a : rep) {
                 double mx = 0;
-                for (Concept b : rep) if (a != b) mx = Math.max(mx, Math.abs(cosF(a.probe(), b.probe())));
+                for (Concept b : rep) if (a != b) mx = Math.max(mx, Math.abs(Vectors.cosine(a.probe(), b.probe())));
                 sum += mx;
             }
             return rep.size() < 2 ? Double.NaN : sum / rep.size();
@@ -540,16 +541,6 @@ public final class ConceptSuperposition {
         double[] v = new double[d];
         for (int k = 0; k < comps.length; k++) for (int j = 0; j < d; j++) v[j] += z[k] * comps[k][j];
         return v;
-    }
-
-    private static double cosF(float[] a, float[] b) {
-        double s = 0, na = 0, nb = 0;
-        for (int j = 0; j < a.length; j++) {
-            s += (double) a[j] * b[j];
-            na += (double) a[j] * a[j];
-            nb += (double) b[j] * b[j];
-        }
-        return na == 0 || nb == 0 ? 0 : s / Math.sqrt(na * nb);
     }
 
     private static double[] unitD(double[] v) {
