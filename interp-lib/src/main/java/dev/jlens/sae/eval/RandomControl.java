@@ -1,5 +1,7 @@
 package dev.jlens.sae.eval;
 
+import dev.jlens.probe.ProbeTask;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;

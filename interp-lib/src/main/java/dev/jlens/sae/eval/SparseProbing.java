@@ -1,5 +1,7 @@
 package dev.jlens.sae.eval;
 
+import dev.jlens.probe.ProbeTask;
+
 import dev.jlens.probe.LinearProbe;
 import dev.jlens.probe.ProbeData;
 import dev.jlens.probe.ProbeMethod;

@@ -1,5 +1,7 @@
 package dev.jlens.sae.eval;
 
+import dev.jlens.probe.ProbeTask;
+
 import dev.jlens.data.Example;
 import dev.jlens.data.TinyLang;
 import dev.jlens.model.Batch;
@@ -105,6 +107,64 @@ public final class TinyLangConcepts {
         for (Map.Entry<String, Set<Integer>> e : classes().entrySet()) {
             Set<Integer> ids = e.getValue();
             task(e.getKey(), rows, types, ids::contains, 1).ifPresent(out::add);
+        }
+        return out;
+    }
+
+    /** The label columns {@link #all} makes one concept per value of. */
+    public static final List<String> LABEL_COLUMNS = List.of("pos", "number", "tense", "clause", "depth", "role", "gap",
+            "subjectHead");
+
+    /**
+     * Every binary ground-truth concept of tinylang on rows from {@link #harvest} of {@code examples}: one per word
+     * ({@code word=dog}), one per previous word ({@code prev=dog}, {@code prev=<bos>}), one per word class ({@code class=noun}) and one per value of each of {@link #LABEL_COLUMNS}
+     * ({@code number=PLURAL}), each kept if it holds on at least {@code minRows} held-out rows and is not the same
+     * set of rows as a concept before it (a one-word class, {@code pos=NOUN} beside {@code class=noun}). All share
+     * the rows of {@code rows}, split by sequence ({@link #FOLDS}).
+     */
+    public static List<ProbeTask> all(ProbeData rows, List<Example<TinyLang.Meta>> examples, int minRows) {
+        int[] types = types(rows);
+        int[] groups = rows.groups();
+        // the position of each row in its sequence: rows run in order, BOS skipped
+        int[] position = new int[types.length];
+        for (int i = 0; i < types.length; i++) {
+            if (groups[i] < 0 || groups[i] >= examples.size()) {
+                throw new IllegalArgumentException("row " + i + " is from sequence " + groups[i] + " but there are "
+                        + examples.size() + " examples: give the examples the rows were harvested from");
+            }
+            position[i] = i > 0 && groups[i - 1] == groups[i] ? position[i - 1] + 1 : 1;
+            if (examples.get(groups[i]).ids()[position[i]] != types[i]) {
+                throw new IllegalArgumentException("row " + i + " does not match its example's token at position "
+                        + position[i] + ": give the examples the rows were harvested from, in order");
+            }
+        }
+        Map<String, IntPredicate> byRow = new LinkedHashMap<>();
+        for (int t : new TreeSet<>(ints(types))) byRow.put("word=" + word(t), i -> types[i] == t);
+        // the previous token's identity: what a previous-token head copies forward
+        int[] prev = new int[types.length];
+        for (int i = 0; i < types.length; i++) prev[i] = (int) examples.get(groups[i]).ids()[position[i] - 1];
+        for (int t : new TreeSet<>(ints(prev))) byRow.put("prev=" + word(t), i -> prev[i] == t);
+        for (Map.Entry<String, Set<Integer>> e : classes().entrySet()) {
+            Set<Integer> ids = e.getValue();
+            byRow.put("class=" + e.getKey(), i -> ids.contains(types[i]));
+        }
+        for (String col : LABEL_COLUMNS) {
+            Set<String> values = new TreeSet<>();
+            for (int i = 0; i < types.length; i++) values.add(String.valueOf(examples.get(groups[i]).labels().get(col).get(position[i])));
+            for (String v : values) {
+                byRow.put(col + "=" + v, i -> v.equals(String.valueOf(examples.get(groups[i]).labels().get(col).get(position[i]))));
+            }
+        }
+        List<ProbeTask> out = new ArrayList<>();
+        Set<String> seen = new java.util.HashSet<>();
+        int[] index = new int[types.length];
+        for (int i = 0; i < index.length; i++) index[i] = i;
+        for (Map.Entry<String, IntPredicate> e : byRow.entrySet()) {
+            IntPredicate rowHolds = e.getValue();
+            StringBuilder key = new StringBuilder(types.length);
+            for (int i = 0; i < types.length; i++) key.append(rowHolds.test(i) ? '1' : '0');
+            if (!seen.add(key.toString())) continue;
+            task(e.getKey(), rows, index, rowHolds, minRows).ifPresent(out::add);
         }
         return out;
     }

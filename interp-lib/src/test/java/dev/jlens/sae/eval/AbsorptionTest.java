@@ -1,5 +1,7 @@
 package dev.jlens.sae.eval;
 
+import dev.jlens.probe.ProbeTask;
+
 import dev.jlens.sae.SparseCoder;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,7 @@
 package dev.jlens.sae.eval;
 
+import dev.jlens.probe.ProbeTask;
+
 import dev.jlens.data.Split;
 import dev.jlens.data.TinyLang;
 import dev.jlens.model.HookedTransformer;

@@ -1,4 +1,4 @@
-package dev.jlens.sae.eval;
+package dev.jlens.probe;
 
 import dev.jlens.probe.LinearProbe;
 import dev.jlens.probe.ProbeData;
