@@ -179,6 +179,43 @@ public final class LatentCodes {
         return marked == 0 ? Double.NaN : hit / (double) marked;
     }
 
+    /**
+     * The harmonic mean of {@link #precision} and {@link #recall} of {@code latents} for {@code context}; 0 where
+     * either is 0 or undefined (a set that never fires, or a context that marks nothing).
+     */
+    public double f1(int[] latents, Context context) {
+        double p = precision(latents, context), r = recall(latents, context);
+        return p > 0 && r > 0 ? 2 * p * r / (p + r) : 0;
+    }
+
+    /**
+     * The {@code n} single latents with the highest {@link #f1} for {@code context}, best first (ties: lower index
+     * first). One pass over the tokens counts every latent's firings inside and outside the context.
+     */
+    public int[] bestByF1(Context context, int n) {
+        if (n < 0) throw new IllegalArgumentException("n must be >= 0, got " + n);
+        double[] f1 = new double[dSae];
+        long[] fired = new long[dSae], inside = new long[dSae];
+        long marked = 0;
+        for (int i = 0; i < tokens.size(); i++) {
+            boolean in = context.test(tokens.get(i).prompt(), tokens.get(i).position());
+            if (in) marked++;
+            for (int l = 0; l < dSae; l++) {
+                if (codes[i * dSae + l] > 0) {
+                    fired[l]++;
+                    if (in) inside[l]++;
+                }
+            }
+        }
+        for (int l = 0; l < dSae; l++) {
+            double p = fired[l] == 0 ? 0 : inside[l] / (double) fired[l], r = marked == 0 ? 0 : inside[l] / (double) marked;
+            f1[l] = p > 0 && r > 0 ? 2 * p * r / (p + r) : 0;
+        }
+        return java.util.stream.IntStream.range(0, dSae).boxed()
+                .sorted((a, b) -> f1[a] != f1[b] ? Double.compare(f1[b], f1[a]) : Integer.compare(a, b))
+                .limit(n).mapToInt(Integer::intValue).toArray();
+    }
+
     /** The fraction of tokens {@code context} marks (the precision of a latent that fires everywhere). */
     public double baseRate(Context context) {
         long n = tokens.stream().filter(t -> context.test(t.prompt(), t.position())).count();

@@ -18,7 +18,8 @@
  * against matched correct ones, and measures its dose–response in generation.
  * {@link dev.jlens.probe.ConceptDirections} compares one concept's directions (probe, difference of means, best
  * SAE latent's decoder row, a random control) by their cosines and by the change in the agreement logit difference
- * per unit of steering at one norm.
+ * per unit of steering at one norm. {@link dev.jlens.analysis.ChainProbes} (in {@code analysis}, beside
+ * {@code Resampling}, which it compares with) probes a model's own chains of thought at the end of each step.
  *
  * <pre>{@code
  * var sweep = LayerSweep.run(model, "resid_post", List.of(0, 1, 2, 3), batches, labeller, LayerSweep.Options.defaults());
@@ -30,7 +31,7 @@
  * }</pre>
  *
  * <p>Above {@code model}: uses {@code model}, {@code hook}, {@code data} (ArithCot traces for backtracking),
- * {@code viz}, {@code sae} (decoder rows), {@code util};
+ * {@code analysis} (resampling a chain of thought), {@code viz}, {@code sae} (decoder rows), {@code util};
  * nothing below uses it.
  */
 package dev.jlens.probe;
