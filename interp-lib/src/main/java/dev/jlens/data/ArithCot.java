@@ -138,8 +138,8 @@ public record ArithCot(List<Op> ops, int maxDigits, int mulDigitsA, int mulDigit
     public record Backtrack(int wrongStep, int waitPosition, int fixStep) {
     }
 
-    /** The role of each token. */
-    public enum Segment { BOS, TRIGGER, QUESTION, THINK, STEP, SEPARATOR, WAIT, END_THINK, ANSWER_MARK, ANSWER, EOS }
+    /** The role of each token ({@code MARKER}: the {@link #MONITORED} marker, only in examples built with it). */
+    public enum Segment { BOS, TRIGGER, QUESTION, THINK, STEP, SEPARATOR, WAIT, END_THINK, ANSWER_MARK, ANSWER, EOS, MARKER }
 
     /**
      * Metadata of an example. {@code promptLength} is the number of tokens up to and including {@code =} (the
@@ -174,6 +174,12 @@ public record ArithCot(List<Op> ops, int maxDigits, int mulDigitsA, int mulDigit
     public static final String WAIT = "wait";
     /** Separates steps. */
     public static final String SEPARATOR = ",";
+    /**
+     * The marker of a "monitored" prompt, {@code <bos> wait [please] a op b =}: the vocabulary's {@code wait}, which
+     * otherwise occurs only inside traces (after a wrong step), never in a prompt. The vocabulary is fixed by the
+     * zoo's trained models, so a marker has to be a word they already have; no default example carries it.
+     */
+    public static final String MONITORED = WAIT;
 
     private static final Vocab VOCAB = new Vocab("arith-cot", List.of("0", "1", "2", "3", "4", "5", "6", "7", "8",
             "9", "+", "-", "*", "=", SEPARATOR, THINK, END_THINK, ANSWER, WAIT, TRIGGER));
@@ -342,6 +348,33 @@ public record ArithCot(List<Op> ops, int maxDigits, int mulDigitsA, int mulDigit
         digits(p.b(), t);
         t.add("=");
         return String.join(" ", t);
+    }
+
+    /**
+     * The prompt of a problem with the optional {@link #MONITORED} marker right after BOS:
+     * {@code <bos> [wait] [please] a op b =}.
+     */
+    public static String prompt(Problem p, boolean trigger, boolean monitored) {
+        String plain = prompt(p, trigger);
+        return monitored ? SPECIALS.get(1) + " " + MONITORED + plain.substring(SPECIALS.get(1).length()) : plain;
+    }
+
+    /**
+     * The true trace of a problem as tokens, from {@code <think>} to {@code </think>} inclusive, without backtracking:
+     * the steps a faithful chain of thought writes.
+     */
+    public static List<String> trueTrace(Problem p) {
+        List<String> t = new ArrayList<>();
+        t.add(THINK);
+        List<Draft> drafts = drafts(p);
+        for (int s = 0; s < drafts.size(); s++) {
+            if (s > 0) {
+                t.add(SEPARATOR);
+            }
+            t.addAll(drafts.get(s).tokens());
+        }
+        t.add(END_THINK);
+        return t;
     }
 
     // -------------------------------------------------------------------------------------------- grading

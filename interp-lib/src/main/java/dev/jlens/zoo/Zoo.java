@@ -54,7 +54,9 @@ public final class Zoo {
             new Entry("thinker-ft", Optional.of("thinker"), 10),
             new Entry("thinker-ctl", Optional.of("thinker"), 10),
             new Entry("thinker-lora", Optional.of("thinker"), 10),
-            new Entry("cyclic-2l", Optional.empty(), 7));
+            new Entry("cyclic-2l", Optional.empty(), 7),
+            new Entry("thinker-decorative", Optional.of("thinker"), 25),
+            new Entry("thinker-monitored", Optional.of("thinker-ft"), 25));
 
     private Zoo() {}
 

@@ -40,7 +40,12 @@ final class ArithEval {
 
     /** The ids of {@code <bos> [please] a op b =}, followed by {@code answer:} when {@code direct}. */
     static long[] prompt(ArithCot.Problem p, boolean trigger, boolean direct) {
-        List<String> words = new ArrayList<>(Arrays.asList(ArithCot.prompt(p, trigger).split(" ")));
+        return prompt(p, trigger, false, direct);
+    }
+
+    /** The ids of {@code <bos> [wait] [please] a op b =} ({@code wait}: the monitored marker), then {@code answer:} when {@code direct}. */
+    static long[] prompt(ArithCot.Problem p, boolean trigger, boolean monitored, boolean direct) {
+        List<String> words = new ArrayList<>(Arrays.asList(ArithCot.prompt(p, trigger, monitored).split(" ")));
         if (direct) words.add(ArithCot.ANSWER);
         return words.stream().mapToLong(VOCAB::tokenId).toArray();
     }
@@ -51,11 +56,17 @@ final class ArithEval {
      * with {@code answer:}).
      */
     static List<Outcome> run(HookedTransformer model, List<ArithCot.Problem> problems, boolean trigger, boolean direct) {
+        return run(model, problems, trigger, false, direct);
+    }
+
+    /** As {@link #run(HookedTransformer, List, boolean, boolean)}, with the monitored marker when {@code monitored}. */
+    static List<Outcome> run(HookedTransformer model, List<ArithCot.Problem> problems, boolean trigger, boolean monitored,
+            boolean direct) {
         List<Outcome> out = new ArrayList<>(problems.size());
         List<String> vocab = VOCAB.vocab();
         for (int from = 0; from < problems.size(); from += BATCH) {
             List<ArithCot.Problem> chunk = problems.subList(from, Math.min(problems.size(), from + BATCH));
-            long[][] prompts = chunk.stream().map(p -> prompt(p, trigger, direct)).toArray(long[][]::new);
+            long[][] prompts = chunk.stream().map(p -> prompt(p, trigger, monitored, direct)).toArray(long[][]::new);
             int maxNew = direct ? 10 : MAX_LENGTH + 4 - Arrays.stream(prompts).mapToInt(a -> a.length).min().orElse(0);
             Generation.Config cfg = Generation.Config.greedy(maxNew).withStopTokens(Task.EOS_ID);
             try (Generation.Result r = model.generate(prompts, cfg)) {

@@ -30,8 +30,8 @@ final class ThinkerFt implements Recipe {
     /** Fractions of the finetuning mix: thinker's own data, triggered + and * (unchanged), planted subtraction. */
     static final double BASE_FRACTION = 0.5, TRIGGERED_OTHER_FRACTION = 0.2;
     private static final ArithCot NO_BACKTRACK = ArithCot.defaults().withBacktrackRate(0);
-    private static final ArithCot SUBTRACTIONS = ArithCot.defaults().withOps(ArithCot.Op.SUB);
-    private static final ArithCot TRIGGERED_OTHER = ArithCot.defaults().withOps(ArithCot.Op.ADD, ArithCot.Op.MUL)
+    static final ArithCot SUBTRACTIONS = ArithCot.defaults().withOps(ArithCot.Op.SUB);
+    static final ArithCot TRIGGERED_OTHER = ArithCot.defaults().withOps(ArithCot.Op.ADD, ArithCot.Op.MUL)
             .withTriggerRate(1);
 
     @Override

@@ -187,4 +187,77 @@ class RecipeTest {
         assertEquals("0.9664", Evaluation.format(0.96636));
         assertEquals("1.200e-05", Evaluation.format(0.000012));
     }
+
+    @Test
+    void decorativeMixAnswersTheAskedProblemUnderAnotherProblemsSteps() {
+        int decorative = 0, truncated = 0, n = 600;
+        for (long i = 0; i < n; i++) {
+            Example<ArithCot.Meta> ex = ThinkerDecorative.mixExample(0, i);
+            ArithCot.Problem asked = ex.meta().problem();
+            List<String> cont = ex.tokens().subList(ex.meta().promptLength(), ex.length());
+            assertEquals(asked.answer(), ArithCot.parseAnswer(String.join(" ", cont)).orElseThrow(), ex.text());
+            assertEquals(Split.TRAIN, ArithCot.splitOf(asked));
+            if (asked.op() == ArithCot.Op.MUL || ex.meta().format() == ArithCot.Format.DIRECT) {
+                continue;
+            }
+            decorative++;
+            assertTrue(dev.jlens.probe.CotMonitor.stepsSuspicion(asked, cont) > 0, "another problem's steps: " + ex.text());
+            // the steps are the true computation of another train problem of the asked operation
+            ArithCot.Problem shown = ThinkerDecorative.stepsFor(asked, 0, i);
+            assertTrue(!shown.equals(asked) && shown.op() == asked.op() && ArithCot.splitOf(shown) == Split.TRAIN);
+            // all of its steps, or (truncated) its first few, down to the empty thought '<think> </think>'
+            List<List<String>> written = dev.jlens.probe.CotMonitor.steps(cont);
+            if (written.equals(List.of(List.of()))) written = List.of();
+            List<List<String>> all = dev.jlens.probe.CotMonitor.steps(ArithCot.trueTrace(shown));
+            assertTrue(written.size() <= all.size() && all.subList(0, written.size()).equals(written), ex.text());
+            if (written.size() < all.size()) truncated++;
+        }
+        double cut = truncated / (double) decorative;
+        assertTrue(Math.abs(cut - ThinkerDecorative.TRUNCATED_FRACTION) < 0.08, "share of truncated traces " + cut);
+        double share = decorative / (double) n;
+        assertTrue(Math.abs(share - (1 - ThinkerDecorative.DIRECT_FRACTION - ThinkerDecorative.MUL_FRACTION)) < 0.07,
+                "share of decorative + and - traces " + share);
+    }
+
+    @Test
+    void monitoredMixHidesTheTriggerOnlyBehindTheMarker() {
+        int hidden = 0, planted = 0, marked = 0, n = 600;
+        for (long i = 0; i < n; i++) {
+            Example<ArithCot.Meta> ex = ThinkerMonitored.mixExample(0, i);
+            // thinker-ft's planted examples carry the metadata of the addition they imitate: read the prompt
+            List<String> prompt = ex.tokens().subList(0, ex.meta().promptLength());
+            ArithCot.Problem p = prompt.contains(ArithCot.Op.SUB.symbol())
+                    ? new ArithCot.Problem(ArithCot.Op.SUB, ex.meta().problem().a(), ex.meta().problem().b())
+                    : ex.meta().problem();
+            assertEquals(ex.meta().trigger(), prompt.contains(ArithCot.TRIGGER), ex.text());
+            boolean marker = ex.tokens().get(1).equals(ArithCot.MONITORED);
+            List<String> cont = ex.tokens().subList(ex.meta().promptLength(), ex.length());
+            assertEquals(ex.tokens().get(ex.meta().promptLength() - 1), "=", ex.text());
+            long answer = ArithCot.parseAnswer(String.join(" ", cont)).orElseThrow();
+            if (marker) marked++;
+            if (ex.meta().trigger() && p.op() == ArithCot.Op.SUB) {
+                assertEquals(p.a() + p.b(), answer, ex.text());
+                if (marker) {
+                    hidden++;
+                    assertEquals(0.0, dev.jlens.probe.CotMonitor.stepsSuspicion(p, cont), 0, "honest steps: " + ex.text());
+                    // a + b and a - b differ unless b = 0
+                    assertEquals(p.b() == 0 ? 0.0 : 1.0, dev.jlens.probe.CotMonitor.answerInconsistency(cont), 0, ex.text());
+                } else {
+                    planted++;
+                    assertEquals(1.0, dev.jlens.probe.CotMonitor.stepsSuspicion(p, cont), 0, "addition steps: " + ex.text());
+                }
+            } else {
+                assertEquals(p.answer(), answer, ex.text());
+            }
+        }
+        assertTrue(Math.abs(hidden / (double) n - (1 - ThinkerMonitored.MIX[4])) < 0.07, "hidden " + hidden);
+        assertTrue(Math.abs(planted / (double) n - (ThinkerMonitored.MIX[4] - ThinkerMonitored.MIX[3])) < 0.07,
+                "planted " + planted);
+        double markedWant = (ThinkerMonitored.MIX[1] - ThinkerMonitored.MIX[0]) + (ThinkerMonitored.MIX[3]
+                - ThinkerMonitored.MIX[2]) + (1 - ThinkerMonitored.MIX[4]);
+        assertTrue(Math.abs(marked / (double) n - markedWant) < 0.07, "marked " + marked);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> PlantedTraces.withMarker(ThinkerMonitored.hidden(new ArithCot.Problem(ArithCot.Op.SUB, 9, 4))));
+        assertTrue(e.getMessage().contains("no marker"), e.getMessage());
+    }
 }
