@@ -149,6 +149,58 @@ public final class Plots {
         return chart;
     }
 
+    /**
+     * Point estimates with intervals, one per labelled category along x: a marker at each estimate and a vertical
+     * segment from {@code low} to {@code high} (e.g. AUROC with its bootstrap interval per method). Series name each
+     * category group's points (e.g. interpretability methods and baselines), in one colour each.
+     *
+     * @param labels   the category of each point, in x order
+     * @param group    the series each point belongs to
+     * @param estimate the point estimates
+     * @param low      lower ends
+     * @param high     upper ends
+     */
+    public static XYChart intervals(String title, String yTitle, List<String> labels, List<String> group,
+                                    double[] estimate, double[] low, double[] high) {
+        int n = labels.size();
+        if (n == 0) throw new IllegalArgumentException("intervals needs at least one point");
+        if (group.size() != n || estimate.length != n || low.length != n || high.length != n) {
+            throw new IllegalArgumentException("intervals needs one group, estimate, low and high per label: "
+                    + n + " labels, " + group.size() + " groups, " + estimate.length + " estimates, " + low.length
+                    + " lows, " + high.length + " highs");
+        }
+        XYChart chart = scatterChart(title, null, yTitle);
+        Map<String, List<Integer>> byGroup = new LinkedHashMap<>();
+        for (int i = 0; i < n; i++) byGroup.computeIfAbsent(group.get(i), g -> new ArrayList<>()).add(i);
+        Color[] colours = chart.getStyler().getSeriesColors();
+        int c = 0;
+        for (Map.Entry<String, List<Integer>> e : byGroup.entrySet()) {
+            Color colour = colours[c++ % colours.length];
+            double[] x = e.getValue().stream().mapToDouble(Integer::doubleValue).toArray();
+            double[] y = e.getValue().stream().mapToDouble(i -> estimate[i]).toArray();
+            XYSeries s = chart.addSeries(e.getKey(), x, y);
+            s.setMarkerColor(colour);
+            for (int i : e.getValue()) {
+                XYSeries seg = chart.addSeries(e.getKey() + " interval " + i, new double[] {i, i},
+                        new double[] {low[i], high[i]});
+                seg.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
+                seg.setMarker(SeriesMarkers.NONE);
+                seg.setLineColor(colour);
+                seg.setShowInLegend(false);
+            }
+        }
+        chart.getStyler().setLegendVisible(byGroup.size() > 1);
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
+        chart.getStyler().setXAxisMin(-0.5);
+        chart.getStyler().setXAxisMax(n - 0.5);
+        chart.getStyler().setXAxisLabelRotation(60);
+        chart.setCustomXAxisTickLabelsFormatter(x -> {
+            long r = Math.round(x);
+            return Math.abs(x - r) < 1e-6 && r >= 0 && r < n ? labels.get((int) r) : "";
+        });
+        return chart;
+    }
+
     private static XYChart scatterChart(String title, String xTitle, String yTitle) {
         XYChart chart = new XYChartBuilder().width(widthFor(title)).height(HEIGHT).title(title == null ? "" : title)
                 .xAxisTitle(xTitle == null ? "" : xTitle).yAxisTitle(yTitle == null ? "" : yTitle).build();
