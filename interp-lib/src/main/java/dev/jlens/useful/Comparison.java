@@ -2,7 +2,7 @@ package dev.jlens.useful;
 
 import dev.jlens.probe.Metrics;
 import dev.jlens.viz.Plots;
-import org.knowm.xchart.XYChart;
+import org.knowm.xchart.CategoryChart;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
 import tech.tablesaw.api.StringColumn;
@@ -239,7 +239,7 @@ public record Comparison(List<Row> rows) {
     }
 
     /** Test AUROC with its interval for each method of {@code task}, interpretability and baselines in two colours. */
-    public XYChart chart(String task) {
+    public CategoryChart chart(String task) {
         List<Row> rs = rows(task);
         return Plots.intervals(task + ": test AUROC (95% bootstrap interval)", "AUROC",
                 rs.stream().map(Row::method).toList(),

@@ -150,9 +150,10 @@ public final class Plots {
     }
 
     /**
-     * Point estimates with intervals, one per labelled category along x: a marker at each estimate and a vertical
-     * segment from {@code low} to {@code high} (e.g. AUROC with its bootstrap interval per method). Series name each
-     * category group's points (e.g. interpretability methods and baselines), in one colour each.
+     * Point estimates with intervals, one per labelled category along x: a marker at each estimate, in one colour per
+     * group (e.g. interpretability methods and baselines), and a bar from {@code low} to {@code high} (e.g. AUROC with
+     * its bootstrap interval per method). The interval is drawn as an error bar of half its width around its midpoint,
+     * so an asymmetric interval is shown exactly. Labels must be distinct.
      *
      * @param labels   the category of each point, in x order
      * @param group    the series each point belongs to
@@ -160,8 +161,8 @@ public final class Plots {
      * @param low      lower ends
      * @param high     upper ends
      */
-    public static XYChart intervals(String title, String yTitle, List<String> labels, List<String> group,
-                                    double[] estimate, double[] low, double[] high) {
+    public static CategoryChart intervals(String title, String yTitle, List<String> labels, List<String> group,
+                                          double[] estimate, double[] low, double[] high) {
         int n = labels.size();
         if (n == 0) throw new IllegalArgumentException("intervals needs at least one point");
         if (group.size() != n || estimate.length != n || low.length != n || high.length != n) {
@@ -169,35 +170,31 @@ public final class Plots {
                     + n + " labels, " + group.size() + " groups, " + estimate.length + " estimates, " + low.length
                     + " lows, " + high.length + " highs");
         }
-        XYChart chart = scatterChart(title, null, yTitle);
-        Map<String, List<Integer>> byGroup = new LinkedHashMap<>();
-        for (int i = 0; i < n; i++) byGroup.computeIfAbsent(group.get(i), g -> new ArrayList<>()).add(i);
-        Color[] colours = chart.getStyler().getSeriesColors();
-        int c = 0;
-        for (Map.Entry<String, List<Integer>> e : byGroup.entrySet()) {
-            Color colour = colours[c++ % colours.length];
-            double[] x = e.getValue().stream().mapToDouble(Integer::doubleValue).toArray();
-            double[] y = e.getValue().stream().mapToDouble(i -> estimate[i]).toArray();
-            XYSeries s = chart.addSeries(e.getKey(), x, y);
-            s.setMarkerColor(colour);
-            for (int i : e.getValue()) {
-                XYSeries seg = chart.addSeries(e.getKey() + " interval " + i, new double[] {i, i},
-                        new double[] {low[i], high[i]});
-                seg.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
-                seg.setMarker(SeriesMarkers.NONE);
-                seg.setLineColor(colour);
-                seg.setShowInLegend(false);
-            }
+        if (labels.stream().distinct().count() != n) {
+            throw new IllegalArgumentException("interval labels must be distinct, got " + labels);
         }
-        chart.getStyler().setLegendVisible(byGroup.size() > 1);
+        CategoryChart chart = new CategoryChartBuilder().width(widthFor(title)).height(HEIGHT + 80)
+                .title(title == null ? "" : title).yAxisTitle(yTitle == null ? "" : yTitle).build();
+        chart.getStyler().setDefaultSeriesRenderStyle(CategorySeries.CategorySeriesRenderStyle.Scatter);
+        chart.getStyler().setChartBackgroundColor(Color.WHITE);
+        chart.getStyler().setOverlapped(true);
+        chart.getStyler().setXAxisLabelRotation(45);
+        chart.getStyler().setMarkerSize(8);
         chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
-        chart.getStyler().setXAxisMin(-0.5);
-        chart.getStyler().setXAxisMax(n - 0.5);
-        chart.getStyler().setXAxisLabelRotation(60);
-        chart.setCustomXAxisTickLabelsFormatter(x -> {
-            long r = Math.round(x);
-            return Math.abs(x - r) < 1e-6 && r >= 0 && r < n ? labels.get((int) r) : "";
-        });
+        chart.getStyler().setYAxisTitleVisible(yTitle != null && !yTitle.isEmpty());
+        List<Double> mid = new ArrayList<>(), half = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            mid.add((low[i] + high[i]) / 2);
+            half.add((high[i] - low[i]) / 2);
+        }
+        CategorySeries bars = chart.addSeries("interval", labels, mid, half);
+        bars.setMarker(SeriesMarkers.NONE);
+        bars.setShowInLegend(false);
+        for (String g : new java.util.LinkedHashSet<>(group)) {
+            List<Double> y = new ArrayList<>();
+            for (int i = 0; i < n; i++) y.add(group.get(i).equals(g) ? estimate[i] : Double.NaN);
+            chart.addSeries(g, labels, y);
+        }
         return chart;
     }
 

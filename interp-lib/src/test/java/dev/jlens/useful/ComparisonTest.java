@@ -80,7 +80,9 @@ class ComparisonTest {
         Table wl = c.winLoss();
         assertEquals(1, wl.rowCount());
         assertEquals("tie", wl.stringColumn("outcome").get(0), "all near 1: intervals overlap");
-        assertEquals(9, c.chart("separable").getSeriesMap().size(), "7 interval segments and 2 point series");
+        var chart = c.chart("separable");
+        assertEquals(List.of("interval", "interpretability", "baseline"), List.copyOf(chart.getSeriesMap().keySet()));
+        assertEquals(7, chart.getSeriesMap().get("interval").getXData().size());
     }
 
     @Test
