@@ -31,6 +31,13 @@ import java.util.Map;
  *     the digit products that carry, the sum and largest of those carries, the carries of summing the partial
  *     products, and zero digits.</li>
  * </ul>
+ *
+ * <p>Measured (seed 0, test AUROC with 95% bootstrap interval): thinker is wrong on 17.8% of 3000 products; probes at
+ * the four layers reach 0.686 to 0.696 and the SAE k-sparse probe 0.685, against 0.757 [0.711, 0.802] for KNN and
+ * 0.745 to 0.747 for trees and logistic regression on the problem features, 0.664 to 0.671 on output confidence and
+ * 0.521 for the direct answer's max-probability alone: every interpretability method ties the best baseline by
+ * overlapping intervals, each lower in its estimate. With the default 1500 problems: probes 0.686 to 0.706, SAE 0.685,
+ * trees on problem features 0.761 [0.709, 0.820]; ties again.
  */
 public final class ThinkerErrors {
     private ThinkerErrors() {}

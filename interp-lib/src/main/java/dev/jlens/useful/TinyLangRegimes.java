@@ -35,6 +35,12 @@ import java.util.function.Predicate;
  *     validation rows are tokens of the first halves, test rows of the second (unseen words).</li>
  * </ul>
  * Test rows ({@code nTest}, natural class balance) are clean in every regime.
+ *
+ * <p>Measured with the defaults (15 tasks): the SAE k-sparse probe has 0 wins, 7 ties and 8 losses against the best
+ * baseline; its best showings are ties under scarcity (plural 0.837 against logistic regression's 0.813, relative
+ * clause 0.830 against PCA + logistic's 0.816), its worst the relative clause under shift (0.741 against 0.903) and
+ * label noise (0.828 against 0.941). Trees fitted on 16 rows with 2 positives make no split (XGBoost's
+ * {@code min_child_weight} of 1) and score 0.5.
  */
 public final class TinyLangRegimes {
     private TinyLangRegimes() {}

@@ -28,6 +28,11 @@ import java.util.SplittableRandom;
  * continuation, up to 60 tokens: column 0 its mean negative log-likelihood under {@code thinker}, column 1 the mean
  * KL divergence of the finetune's next-token distribution from thinker's along it, column 2 its mean negative
  * log-likelihood under the finetune itself).
+ *
+ * <p>Measured with the defaults (test: 600 prompts, 149 triggered): labelled, the probes reach 0.928 to 0.995 and lose to
+ * the bag-of-tokens logistic regression, trees on token counts and logistic regression on the output scores (1.000);
+ * anomaly, the Gaussian score on the residual reaches 0.878 at layer 0 falling to 0.646 at layer 3, the same score on
+ * token counts 0.874, and thinker's NLL of the finetune's continuation or the KL between the two 0.999: losses.
  */
 public final class TriggerFlags {
     private TriggerFlags() {}
