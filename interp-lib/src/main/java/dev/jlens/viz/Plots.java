@@ -149,6 +149,55 @@ public final class Plots {
         return chart;
     }
 
+    /**
+     * Point estimates with intervals, one per labelled category along x: a marker at each estimate, in one colour per
+     * group (e.g. interpretability methods and baselines), and a bar from {@code low} to {@code high} (e.g. AUROC with
+     * its bootstrap interval per method). The interval is drawn as an error bar of half its width around its midpoint,
+     * so an asymmetric interval is shown exactly. Labels must be distinct.
+     *
+     * @param labels   the category of each point, in x order
+     * @param group    the series each point belongs to
+     * @param estimate the point estimates
+     * @param low      lower ends
+     * @param high     upper ends
+     */
+    public static CategoryChart intervals(String title, String yTitle, List<String> labels, List<String> group,
+                                          double[] estimate, double[] low, double[] high) {
+        int n = labels.size();
+        if (n == 0) throw new IllegalArgumentException("intervals needs at least one point");
+        if (group.size() != n || estimate.length != n || low.length != n || high.length != n) {
+            throw new IllegalArgumentException("intervals needs one group, estimate, low and high per label: "
+                    + n + " labels, " + group.size() + " groups, " + estimate.length + " estimates, " + low.length
+                    + " lows, " + high.length + " highs");
+        }
+        if (labels.stream().distinct().count() != n) {
+            throw new IllegalArgumentException("interval labels must be distinct, got " + labels);
+        }
+        CategoryChart chart = new CategoryChartBuilder().width(widthFor(title)).height(HEIGHT + 80)
+                .title(title == null ? "" : title).yAxisTitle(yTitle == null ? "" : yTitle).build();
+        chart.getStyler().setDefaultSeriesRenderStyle(CategorySeries.CategorySeriesRenderStyle.Scatter);
+        chart.getStyler().setChartBackgroundColor(Color.WHITE);
+        chart.getStyler().setOverlapped(true);
+        chart.getStyler().setXAxisLabelRotation(45);
+        chart.getStyler().setMarkerSize(8);
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
+        chart.getStyler().setYAxisTitleVisible(yTitle != null && !yTitle.isEmpty());
+        List<Double> mid = new ArrayList<>(), half = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            mid.add((low[i] + high[i]) / 2);
+            half.add((high[i] - low[i]) / 2);
+        }
+        CategorySeries bars = chart.addSeries("interval", labels, mid, half);
+        bars.setMarker(SeriesMarkers.NONE);
+        bars.setShowInLegend(false);
+        for (String g : new java.util.LinkedHashSet<>(group)) {
+            List<Double> y = new ArrayList<>();
+            for (int i = 0; i < n; i++) y.add(group.get(i).equals(g) ? estimate[i] : Double.NaN);
+            chart.addSeries(g, labels, y);
+        }
+        return chart;
+    }
+
     private static XYChart scatterChart(String title, String xTitle, String yTitle) {
         XYChart chart = new XYChartBuilder().width(widthFor(title)).height(HEIGHT).title(title == null ? "" : title)
                 .xAxisTitle(xTitle == null ? "" : xTitle).yAxisTitle(yTitle == null ? "" : yTitle).build();

@@ -194,6 +194,11 @@ public final class SparseProbing {
         return new Result(rows, options);
     }
 
+    /** Latent activations of raw rows {@code [n][dIn]} ({@code sae.encode}) as Java rows {@code [n][dSae]}. */
+    public static float[][] latents(SparseCoder sae, float[][] rows) {
+        return Latents.encode(sae, rows);
+    }
+
     /** The top-{@code k} columns of {@code rows} by {@code |mean(label 1) - mean(label 0)|}, best first. */
     public static int[] topByMeanDifference(float[][] rows, int[] labels, int k) {
         int[] rank = Latents.rankByMeanDifference(rows, labels, true);
