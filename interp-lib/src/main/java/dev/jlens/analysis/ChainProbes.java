@@ -572,7 +572,7 @@ public final class ChainProbes {
             int last = options.layers().get(options.layers().size() - 1);
             s.put("shuffled labels, layer " + last, series(last, Row::correctAurocShuffled));
             if (resampled.length > 0) s.put("resampled P(correct | first k)", series(last, Row::resampledAuroc));
-            return Plots.line("will the answer be correct? held-out AUROC", "k (steps kept)", "AUROC", s);
+            return legendOutside(Plots.line("will the answer be correct? held-out AUROC", "k (steps kept)", "AUROC", s));
         }
 
         /** Held-out accuracy of the digit probe against k, per layer, with the majority class and shuffled control. */
@@ -612,8 +612,15 @@ public final class ChainProbes {
             s.put("resampled, answered wrongly", mean(sums[0], counts[0]));
             s.put("probe (layer " + layer + "), answered correctly", mean(sums[3], counts[1]));
             s.put("probe (layer " + layer + "), answered wrongly", mean(sums[2], counts[0]));
-            return Plots.line("mean P(correct | first k): resampling and the probe, by the greedy outcome",
-                    "k (steps kept)", "P(correct)", s);
+            return legendOutside(Plots.line("mean P(correct | first k): resampling and the probe, by the greedy outcome",
+                    "k (steps kept)", "P(correct)", s));
+        }
+
+        /** Four lines that cross: the legend goes beside the plot, where it hides none of them. */
+        private static XYChart legendOutside(XYChart chart) {
+            chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.OutsideS);
+            chart.getStyler().setLegendLayout(org.knowm.xchart.style.Styler.LegendLayout.Horizontal);
+            return chart;
         }
 
         private static double[] mean(double[] sum, int[] n) {

@@ -41,7 +41,8 @@ final class Session implements AutoCloseable {
             "dev.jlens.model", "dev.jlens.model.arch", "dev.jlens.hook", "dev.jlens.store", "dev.jlens.io",
             "dev.jlens.train", "dev.jlens.sae", "dev.jlens.probe", "dev.jlens.analysis", "dev.jlens.data",
             "dev.jlens.lora", "dev.jlens.diff", "dev.jlens.zoo", "dev.jlens.cot", "dev.jlens.viz", "dev.jlens.notebook",
-            "dev.jlens.corpus", "dev.jlens.toy", "dev.jlens.sae.eval", "dev.jlens.geometry", "dev.jlens.drift");
+            "dev.jlens.corpus", "dev.jlens.toy", "dev.jlens.sae.eval", "dev.jlens.geometry", "dev.jlens.drift",
+            "dev.jlens.useful");
 
     /** Static imports: {@code display(x)}, {@code updateDisplay(id, x)}, {@code html("...")}. */
     static final List<String> STATIC_IMPORTS = List.of(
