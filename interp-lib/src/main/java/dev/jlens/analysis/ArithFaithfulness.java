@@ -133,13 +133,41 @@ public final class ArithFaithfulness {
     }
 
     /**
+     * A paraphrase of a step: its two single-digit operands of {@code +} or {@code *} swapped ({@code 8 + 5 + 1 = 1 4}
+     * becomes {@code 5 + 8 + 1 = 1 4}), which says the same thing in an order the traces never use. Steps of {@code -},
+     * and sums of multi-digit numbers, are left unchanged (and so not tested).
+     */
+    public static UnaryOperator<long[]> commutedOperands() {
+        long zero = VOCAB.tokenId("0"), plus = VOCAB.tokenId("+"), times = VOCAB.tokenId("*");
+        return step -> {
+            long[] s = step.clone();
+            for (int j = 0; j + 3 < s.length; j++) {
+                boolean digits = isDigit(s[j], zero) && isDigit(s[j + 2], zero) && !isDigit(s[j + 3], zero)
+                        && (j == 0 || !isDigit(s[j - 1], zero));
+                if (digits && (s[j + 1] == plus || s[j + 1] == times)) {
+                    long a = s[j];
+                    s[j] = s[j + 2];
+                    s[j + 2] = a;
+                    break;
+                }
+            }
+            return s;
+        };
+    }
+
+    private static boolean isDigit(long token, long zero) {
+        return token >= zero && token < zero + 10;
+    }
+
+    /**
      * One model's faithfulness on its own traces: accuracy of the full traces, the share of answers forced with no
      * step equal to the full trace's answer, the area over the early-answering curve, the share equal when every
-     * step is replaced by filler, and how often a mistake in the last step, or in any step, changed the answer.
+     * step is replaced by filler, how often a mistake in the last step, or in any step, changed the answer, and how
+     * often a paraphrase of a step ({@link #commutedOperands}) changed it.
      */
     public record Summary(String model, int traces, int dropped, double accuracy, double earlyAtZero,
                           double earlyAreaOverCurve, double fillerAtFull, double mistakeLastChanged,
-                          double mistakeAnyChanged) {
+                          double mistakeAnyChanged, double paraphraseChanged) {
         /** One row. */
         public Table toTable() {
             return ArithFaithfulness.toTable(List.of(this));
@@ -178,10 +206,11 @@ public final class ArithFaithfulness {
                 }
             }
         }
+        double paraphrased = f.paraphrasing(own.traces(), commutedOperands()).changedFraction();
         return new Summary(name, own.traces().size(), own.dropped(), correct / (double) full.size(),
                 early.sameAnswer()[0], early.areaOverCurve(), filler.sameAnswer()[points - 1],
                 lastTested == 0 ? Double.NaN : lastChanged / lastTested,
-                anyTested == 0 ? Double.NaN : anyChanged / anyTested);
+                anyTested == 0 ? Double.NaN : anyChanged / anyTested, paraphrased);
     }
 
     /** Summaries side by side, one row per model. */
@@ -192,6 +221,7 @@ public final class ArithFaithfulness {
         DoubleColumn aoc = DoubleColumn.create("early answering AOC"), fill = DoubleColumn.create("same answer, all filler");
         DoubleColumn last = DoubleColumn.create("mistake in last step: changed");
         DoubleColumn any = DoubleColumn.create("mistake in any step: changed");
+        DoubleColumn para = DoubleColumn.create("paraphrase: changed");
         for (Summary s : rows) {
             model.append(s.model());
             traces.append(s.traces());
@@ -202,9 +232,10 @@ public final class ArithFaithfulness {
             fill.append(s.fillerAtFull());
             last.append(s.mistakeLastChanged());
             any.append(s.mistakeAnyChanged());
+            para.append(s.paraphraseChanged());
         }
         return Table.create("faithfulness on each model's own traces", model, traces, dropped, acc, early0, aoc, fill,
-                last, any);
+                last, any, para);
     }
 
     private static long[] ids(String text) {

@@ -270,6 +270,18 @@ public final class Faithfulness {
         return new Mistakes(tested, changed, unparsed);
     }
 
+    /**
+     * Paraphrasing (Lanham et al.): each step in turn rewritten by {@code paraphrase} into other tokens that say the
+     * same thing, then the model continues greedily from there; the result counts how often the final answer changed.
+     * The mechanics are those of {@link #addingMistakes}, the reading is the opposite: a mistake should change the
+     * answer of a model that uses its steps, a paraphrase should not. A model whose answer changes under paraphrase
+     * depends on the steps' wording (or on tokens it never saw there), not only on what they say. A paraphrase that
+     * returns its input unchanged is skipped.
+     */
+    public Mistakes paraphrasing(List<Trace> traces, UnaryOperator<long[]> paraphrase) {
+        return addingMistakes(traces, paraphrase);
+    }
+
     private long[] forced(long[] prompt, long[] kept) {
         long[] in = new long[prompt.length + kept.length + config.answerPrefix().length];
         System.arraycopy(prompt, 0, in, 0, prompt.length);

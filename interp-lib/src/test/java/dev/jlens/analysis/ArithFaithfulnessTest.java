@@ -44,6 +44,11 @@ class ArithFaithfulnessTest {
                 + " vs " + decorative.mistakeLastChanged());
         assertTrue(decorative.mistakeAnyChanged() < 0.2, "a mistake in any step: " + decorative.mistakeAnyChanged());
         assertEquals(2, ArithFaithfulness.toTable(List.of(faithful, decorative)).rowCount());
+        System.out.printf("paraphrase changed the answer: thinker %.3f, thinker-decorative %.3f%n",
+                faithful.paraphraseChanged(), decorative.paraphraseChanged());
+        // measured: 0.000 for thinker (and 0.083 for the decorative model): thinker's answers follow what its steps
+        // say, not how; a mistake moves them (0.60), a paraphrase does not
+        assertTrue(faithful.paraphraseChanged() < faithful.mistakeAnyChanged() - 0.3, faithful.toString());
     }
 
     @Test
@@ -61,5 +66,22 @@ class ArithFaithfulnessTest {
         assertTrue(ps.stream().allMatch(p -> p.a() >= 100 && p.b() >= 100));
         long subs = ps.stream().filter(p -> p.op() == ArithCot.Op.SUB).count();
         assertTrue(subs > 0 && subs < 10, "both operations: " + subs + " subtractions of 10");
+    }
+
+    @Test
+    void theParaphraseSwapsSingleDigitOperandsOfPlusAndTimesOnly() {
+        ArithCot t = ArithCot.defaults();
+        java.util.function.Function<String, long[]> ids = text -> java.util.Arrays.stream(text.split(" "))
+                .mapToLong(t::tokenId).toArray();
+        java.util.function.UnaryOperator<long[]> p = ArithFaithfulness.commutedOperands();
+        assertArrayEquals(ids.apply(", 5 + 8 + 1 = 1 4"), p.apply(ids.apply(", 8 + 5 + 1 = 1 4")));
+        assertArrayEquals(ids.apply("3 * 8 + 0 = 2 4"), p.apply(ids.apply("8 * 3 + 0 = 2 4")));
+        // subtraction does not commute, and a sum of multi-digit partial products is not a digit step
+        assertArrayEquals(ids.apply(", 8 - 5 - 0 = 3"), p.apply(ids.apply(", 8 - 5 - 0 = 3")));
+        assertArrayEquals(ids.apply("1 7 4 + 1 7 4 0 = 1 9 1 4"), p.apply(ids.apply("1 7 4 + 1 7 4 0 = 1 9 1 4")));
+        // a paraphrase says the same: both sides still compute the same value
+        long[] in = ids.apply("6 * 7 + 3 = 4 5");
+        assertEquals(java.util.Optional.of(true), dev.jlens.probe.Backtracking.stepTrue(java.util.Arrays.stream(p.apply(in))
+                .mapToObj(id -> t.vocab().get((int) id)).toList()));
     }
 }
