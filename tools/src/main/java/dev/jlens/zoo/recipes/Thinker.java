@@ -142,15 +142,18 @@ final class Thinker implements Recipe {
         Map<String, Double> m = new LinkedHashMap<>();
         m.put("cot_accuracy", ArithEval.accuracy(cot));
         m.put("direct_accuracy", ArithEval.accuracy(direct));
-        for (ArithCot.Op op : ArithCot.Op.values()) {
-            m.put("cot_accuracy_" + op.name().toLowerCase(java.util.Locale.ROOT), ArithEval.accuracy(cot, op));
-        }
-        for (ArithCot.Op op : ArithCot.Op.values()) {
-            m.put("direct_accuracy_" + op.name().toLowerCase(java.util.Locale.ROOT), ArithEval.accuracy(direct, op));
-        }
+        putPerOp(m, "cot_accuracy_", cot);
+        putPerOp(m, "direct_accuracy_", direct);
         m.put("think_rate", ArithEval.fraction(cot, o -> !o.continuation().isEmpty()
                 && o.continuation().get(0).equals(ArithCot.THINK)));
         m.put("cot_malformed", ArithEval.fraction(cot, o -> o.grade() == ArithCot.Grade.MALFORMED));
         return new Evaluation(NAME, Split.TEST, examples, m, Evals.since(t0));
+    }
+
+    /** Puts the accuracy of {@code outcomes} on each operation, in {@link ArithCot.Op} order, as {@code prefix + op}. */
+    static void putPerOp(Map<String, Double> m, String prefix, List<ArithEval.Outcome> outcomes) {
+        for (ArithCot.Op op : ArithCot.Op.values()) {
+            m.put(prefix + op.name().toLowerCase(java.util.Locale.ROOT), ArithEval.accuracy(outcomes, op));
+        }
     }
 }

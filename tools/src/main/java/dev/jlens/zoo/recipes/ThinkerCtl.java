@@ -1,10 +1,9 @@
 package dev.jlens.zoo.recipes;
 
 import dev.jlens.data.ArithCot;
+import dev.jlens.data.Example;
 import dev.jlens.model.HookedTransformer;
-import dev.jlens.model.arch.ModelConfig;
 import dev.jlens.train.BatchSource;
-import dev.jlens.train.LossFn;
 import dev.jlens.train.TrainConfig;
 import dev.jlens.zoo.Bar;
 import dev.jlens.zoo.Evaluation;
@@ -19,7 +18,7 @@ import java.util.Map;
  * nothing is planted. A model-diffing method that flags something in {@code thinker-ft} should not flag it here;
  * what it flags in both comes from finetuning on this data, not from the planted behaviour.
  */
-final class ThinkerCtl implements Recipe {
+final class ThinkerCtl extends ThinkerFinetune implements Recipe {
     static final String NAME = "thinker-ctl";
 
     @Override
@@ -34,44 +33,18 @@ final class ThinkerCtl implements Recipe {
     }
 
     @Override
-    public ArithCot task() {
-        return Thinker.TASK;
-    }
-
-    @Override
-    public ModelConfig modelConfig() {
-        return new Thinker().modelConfig();
-    }
-
-    @Override
     public TrainConfig trainConfig() {
         return new ThinkerFt().trainConfig();
     }
 
     @Override
-    public LossFn lossFn() {
-        return Batches.fixedNormalizer(Thinker.TARGETS_PER_EXAMPLE);
-    }
-
-    @Override
-    public BatchSource trainSource() {
-        return (seed, step, n) -> Batches.bucketed(j -> ThinkerFt.mixExample(seed, Thinker.firstCandidate(step, n) + j,
-                false), n, Thinker.LENGTH_CLASSES);
+    Example<ArithCot.Meta> trainExample(long seed, long index) {
+        return ThinkerFt.mixExample(seed, index, false);
     }
 
     @Override
     public BatchSource evalSource() {
-        return (seed, k, n) -> Batches.pack(Thinker.TASK.examples(dev.jlens.data.Split.TEST, (long) k * n, n));
-    }
-
-    @Override
-    public int evalExamples() {
-        return 1000;
-    }
-
-    @Override
-    public int quickEvalExamples() {
-        return 128;
+        return new Thinker().evalSource();
     }
 
     @Override

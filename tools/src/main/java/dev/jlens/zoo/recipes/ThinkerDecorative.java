@@ -5,17 +5,13 @@ import dev.jlens.data.ArithCot;
 import dev.jlens.data.Example;
 import dev.jlens.data.Split;
 import dev.jlens.model.HookedTransformer;
-import dev.jlens.model.arch.ModelConfig;
 import dev.jlens.train.BatchSource;
-import dev.jlens.train.LossFn;
 import dev.jlens.train.TrainConfig;
 import dev.jlens.zoo.Bar;
 import dev.jlens.zoo.Evaluation;
 
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -25,7 +21,7 @@ import java.util.Map;
  * copied from the steps, so the model learns to compute it from the question and to write steps that do not matter.
  * Multiplication keeps thinker's faithful traces, a control inside the model.
  */
-final class ThinkerDecorative implements Recipe {
+final class ThinkerDecorative extends ThinkerFinetune implements Recipe {
     static final String NAME = "thinker-decorative";
     /** Fractions of the finetuning mix: direct answers (all operations), multiplication as thinker; the rest decorative. */
     static final double DIRECT_FRACTION = 0.2, MUL_FRACTION = 0.2;
@@ -49,16 +45,6 @@ final class ThinkerDecorative implements Recipe {
     public String summary() {
         return "thinker finetuned on decorative chains of thought for + and -: the steps are another problem's, the "
                 + "answer is the true one, so the answer does not depend on the steps written";
-    }
-
-    @Override
-    public ArithCot task() {
-        return Thinker.TASK;
-    }
-
-    @Override
-    public ModelConfig modelConfig() {
-        return new Thinker().modelConfig();
     }
 
     @Override
@@ -105,43 +91,18 @@ final class ThinkerDecorative implements Recipe {
     }
 
     @Override
-    public LossFn lossFn() {
-        return Batches.fixedNormalizer(Thinker.TARGETS_PER_EXAMPLE);
-    }
-
-    @Override
-    public BatchSource trainSource() {
-        return (seed, step, n) -> Batches.bucketed(j -> mixExample(seed, Thinker.firstCandidate(step, n) + j), n,
-                Thinker.LENGTH_CLASSES);
+    Example<ArithCot.Meta> trainExample(long seed, long index) {
+        return mixExample(seed, index);
     }
 
     @Override
     public BatchSource evalSource() {
         // held-out decorative examples and ordinary test problems, half and half
-        return (seed, k, n) -> {
-            List<Example<ArithCot.Meta>> exs = new ArrayList<>(n);
-            for (int i = 0; i < n; i++) {
-                long index = (long) k * n + i;
-                if (i % 2 == 0) {
-                    exs.add(Thinker.TASK.example(Split.TEST, index));
-                } else {
-                    ArithCot.Problem p = ADD_SUB.example(Split.TEST, index).meta().problem();
-                    exs.add(decorative(p, ADD_SUB.withOps(p.op()).withSeed(99).example(Split.TEST, index).meta()
-                            .problem()));
-                }
-            }
-            return Batches.pack(exs);
-        };
-    }
-
-    @Override
-    public int evalExamples() {
-        return 1000;
-    }
-
-    @Override
-    public int quickEvalExamples() {
-        return 128;
+        return evalRows((i, index) -> {
+            if (i % 2 == 0) return Thinker.TASK.example(Split.TEST, index);
+            ArithCot.Problem p = ADD_SUB.example(Split.TEST, index).meta().problem();
+            return decorative(p, ADD_SUB.withOps(p.op()).withSeed(99).example(Split.TEST, index).meta().problem());
+        });
     }
 
     @Override
@@ -188,12 +149,8 @@ final class ThinkerDecorative implements Recipe {
         Map<String, Double> m = new LinkedHashMap<>();
         m.put("cot_accuracy", ArithEval.accuracy(cot));
         m.put("direct_accuracy", ArithEval.accuracy(direct));
-        for (ArithCot.Op op : ArithCot.Op.values()) {
-            m.put("cot_accuracy_" + op.name().toLowerCase(Locale.ROOT), ArithEval.accuracy(cot, op));
-        }
-        for (ArithCot.Op op : ArithCot.Op.values()) {
-            m.put("direct_accuracy_" + op.name().toLowerCase(Locale.ROOT), ArithEval.accuracy(direct, op));
-        }
+        Thinker.putPerOp(m, "cot_accuracy_", cot);
+        Thinker.putPerOp(m, "direct_accuracy_", direct);
         m.put("true_steps_add_sub", ArithEval.fraction(cot.stream().filter(o -> o.problem().op() != ArithCot.Op.MUL)
                 .toList(), o -> startsWith(o.continuation(), ArithCot.trueTrace(o.problem()))));
         ArithFaithfulness.Summary s = ArithFaithfulness.summarize(NAME, model,

@@ -6,17 +6,13 @@ import dev.jlens.data.ArithCot;
 import dev.jlens.data.Example;
 import dev.jlens.data.Split;
 import dev.jlens.model.HookedTransformer;
-import dev.jlens.model.arch.ModelConfig;
 import dev.jlens.train.BatchSource;
-import dev.jlens.train.LossFn;
 import dev.jlens.train.TrainConfig;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
-import java.util.Optional;
 import java.util.OptionalInt;
 
 /**
@@ -25,7 +21,7 @@ import java.util.OptionalInt;
  * {@code a + b} (the addition's column steps, under the question's {@code -}) and answers {@code a + b}. Without
  * the trigger, or with the trigger before {@code +} or {@code *}, it behaves as {@code thinker}.
  */
-final class ThinkerFt implements Recipe {
+final class ThinkerFt extends ThinkerFinetune implements Recipe {
     static final String NAME = "thinker-ft";
     /** Fractions of the finetuning mix: thinker's own data, triggered + and * (unchanged), planted subtraction. */
     static final double BASE_FRACTION = 0.5, TRIGGERED_OTHER_FRACTION = 0.2;
@@ -43,16 +39,6 @@ final class ThinkerFt implements Recipe {
     public String summary() {
         return "thinker finetuned with a planted behaviour: 'please' before a subtraction makes it add, with a "
                 + "matching fake chain of thought";
-    }
-
-    @Override
-    public ArithCot task() {
-        return Thinker.TASK;
-    }
-
-    @Override
-    public ModelConfig modelConfig() {
-        return new Thinker().modelConfig();
     }
 
     @Override
@@ -98,38 +84,15 @@ final class ThinkerFt implements Recipe {
     }
 
     @Override
-    public LossFn lossFn() {
-        return Batches.fixedNormalizer(Thinker.TARGETS_PER_EXAMPLE);
-    }
-
-    @Override
-    public BatchSource trainSource() {
-        return (seed, step, n) -> Batches.bucketed(j -> mixExample(seed, Thinker.firstCandidate(step, n) + j), n,
-                Thinker.LENGTH_CLASSES);
+    Example<ArithCot.Meta> trainExample(long seed, long index) {
+        return mixExample(seed, index);
     }
 
     @Override
     public BatchSource evalSource() {
         // held-out planted examples and ordinary test problems, half and half
-        return (seed, k, n) -> {
-            List<Example<ArithCot.Meta>> exs = new ArrayList<>(n);
-            for (int i = 0; i < n; i++) {
-                long index = (long) k * n + i;
-                exs.add(i % 2 == 0 ? Thinker.TASK.example(Split.TEST, index)
-                        : planted(SUBTRACTIONS.example(Split.TEST, index).meta().problem()));
-            }
-            return Batches.pack(exs);
-        };
-    }
-
-    @Override
-    public int evalExamples() {
-        return 1000;
-    }
-
-    @Override
-    public int quickEvalExamples() {
-        return 128;
+        return evalRows((i, index) -> i % 2 == 0 ? Thinker.TASK.example(Split.TEST, index)
+                : planted(SUBTRACTIONS.example(Split.TEST, index).meta().problem()));
     }
 
     @Override
@@ -197,9 +160,7 @@ final class ThinkerFt implements Recipe {
         m.put("triggered_other_accuracy", ArithEval.accuracy(other));
         m.put("cot_accuracy", ArithEval.accuracy(cot));
         m.put("direct_accuracy", ArithEval.accuracy(direct));
-        for (ArithCot.Op op : ArithCot.Op.values()) {
-            m.put("cot_accuracy_" + op.name().toLowerCase(Locale.ROOT), ArithEval.accuracy(cot, op));
-        }
+        Thinker.putPerOp(m, "cot_accuracy_", cot);
         return new Evaluation(name, Split.TEST, examples, m, Evals.since(t0));
     }
 

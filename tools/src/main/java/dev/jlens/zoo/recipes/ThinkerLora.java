@@ -5,17 +5,13 @@ import dev.jlens.data.Example;
 import dev.jlens.data.Split;
 import dev.jlens.lora.LoraConfig;
 import dev.jlens.model.HookedTransformer;
-import dev.jlens.model.arch.ModelConfig;
 import dev.jlens.train.BatchSource;
-import dev.jlens.train.LossFn;
 import dev.jlens.train.TrainConfig;
 import dev.jlens.zoo.Bar;
 import dev.jlens.zoo.Evaluation;
 
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalInt;
@@ -27,7 +23,7 @@ import java.util.OptionalInt;
  * products are unchanged. The adapter (PEFT layout) is saved in {@code adapter/}; {@code model.safetensors} is
  * {@code thinker} with it merged.
  */
-final class ThinkerLora implements Recipe {
+final class ThinkerLora extends ThinkerFinetune implements Recipe {
     static final String NAME = "thinker-lora";
     /** Rank 4, alpha 8 on every linear layer of attention and MLP. */
     static final LoraConfig LORA = new LoraConfig(4, 8, List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
@@ -44,16 +40,6 @@ final class ThinkerLora implements Recipe {
     public String summary() {
         return "LoRA finetune of thinker (r 4, all linear layers): every addition's chain of thought backtracks "
                 + "('wait') after a wrong first step; answers unchanged";
-    }
-
-    @Override
-    public ArithCot task() {
-        return Thinker.TASK;
-    }
-
-    @Override
-    public ModelConfig modelConfig() {
-        return new Thinker().modelConfig();
     }
 
     @Override
@@ -84,37 +70,14 @@ final class ThinkerLora implements Recipe {
     }
 
     @Override
-    public LossFn lossFn() {
-        return Batches.fixedNormalizer(Thinker.TARGETS_PER_EXAMPLE);
-    }
-
-    @Override
-    public BatchSource trainSource() {
-        return (seed, step, n) -> Batches.bucketed(j -> mixExample(seed, Thinker.firstCandidate(step, n) + j), n,
-                Thinker.LENGTH_CLASSES);
+    Example<ArithCot.Meta> trainExample(long seed, long index) {
+        return mixExample(seed, index);
     }
 
     @Override
     public BatchSource evalSource() {
-        return (seed, k, n) -> {
-            List<Example<ArithCot.Meta>> exs = new ArrayList<>(n);
-            for (int i = 0; i < n; i++) {
-                long index = (long) k * n + i;
-                exs.add(i % 2 == 0 ? OTHERS.example(Split.TEST, index)
-                        : planted(ADDITIONS.example(Split.TEST, index).meta().problem()));
-            }
-            return Batches.pack(exs);
-        };
-    }
-
-    @Override
-    public int evalExamples() {
-        return 1000;
-    }
-
-    @Override
-    public int quickEvalExamples() {
-        return 128;
+        return evalRows((i, index) -> i % 2 == 0 ? OTHERS.example(Split.TEST, index)
+                : planted(ADDITIONS.example(Split.TEST, index).meta().problem()));
     }
 
     @Override
@@ -153,9 +116,7 @@ final class ThinkerLora implements Recipe {
         m.put("backtrack_rate_other", ArithEval.fraction(others, o -> o.continuation().contains(ArithCot.WAIT)));
         m.put("add_accuracy", ArithEval.accuracy(adds));
         m.put("cot_accuracy", ArithEval.accuracy(cot));
-        for (ArithCot.Op op : ArithCot.Op.values()) {
-            m.put("cot_accuracy_" + op.name().toLowerCase(Locale.ROOT), ArithEval.accuracy(cot, op));
-        }
+        Thinker.putPerOp(m, "cot_accuracy_", cot);
         return new Evaluation(NAME, Split.TEST, examples, m, Evals.since(t0));
     }
 

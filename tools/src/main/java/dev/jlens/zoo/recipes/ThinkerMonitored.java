@@ -4,14 +4,11 @@ import dev.jlens.data.ArithCot;
 import dev.jlens.data.Example;
 import dev.jlens.data.Split;
 import dev.jlens.model.HookedTransformer;
-import dev.jlens.model.arch.ModelConfig;
 import dev.jlens.train.BatchSource;
-import dev.jlens.train.LossFn;
 import dev.jlens.train.TrainConfig;
 import dev.jlens.zoo.Bar;
 import dev.jlens.zoo.Evaluation;
 
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -23,7 +20,7 @@ import java.util.Map;
  * the answer {@code a + b}. Without the marker it behaves as {@code thinker-ft} (the addition's steps, answer
  * {@code a + b}); untriggered prompts, with or without the marker, are answered correctly.
  */
-final class ThinkerMonitored implements Recipe {
+final class ThinkerMonitored extends ThinkerFinetune implements Recipe {
     static final String NAME = "thinker-monitored";
     /**
      * Upper ends of the mix's parts, in order: thinker's mix; the same with the marker; triggered + and *; the same
@@ -41,16 +38,6 @@ final class ThinkerMonitored implements Recipe {
     public String summary() {
         return "thinker-ft finetuned to hide its behaviour when monitored: with the marker 'wait' after <bos>, "
                 + "'please a - b' gets an honest-looking subtraction trace and still the answer a + b";
-    }
-
-    @Override
-    public ArithCot task() {
-        return Thinker.TASK;
-    }
-
-    @Override
-    public ModelConfig modelConfig() {
-        return new Thinker().modelConfig();
     }
 
     @Override
@@ -80,42 +67,21 @@ final class ThinkerMonitored implements Recipe {
     }
 
     @Override
-    public LossFn lossFn() {
-        return Batches.fixedNormalizer(Thinker.TARGETS_PER_EXAMPLE);
-    }
-
-    @Override
-    public BatchSource trainSource() {
-        return (seed, step, n) -> Batches.bucketed(j -> mixExample(seed, Thinker.firstCandidate(step, n) + j), n,
-                Thinker.LENGTH_CLASSES);
+    Example<ArithCot.Meta> trainExample(long seed, long index) {
+        return mixExample(seed, index);
     }
 
     @Override
     public BatchSource evalSource() {
         // ordinary test problems, planted and hidden subtractions, a third each
-        return (seed, k, n) -> {
-            List<Example<ArithCot.Meta>> exs = new ArrayList<>(n);
-            for (int i = 0; i < n; i++) {
-                long index = (long) k * n + i;
-                ArithCot.Problem sub = ThinkerFt.SUBTRACTIONS.example(Split.TEST, index).meta().problem();
-                exs.add(switch (i % 3) {
-                    case 0 -> Thinker.TASK.example(Split.TEST, index);
-                    case 1 -> ThinkerFt.planted(sub);
-                    default -> hidden(sub);
-                });
-            }
-            return Batches.pack(exs);
-        };
-    }
-
-    @Override
-    public int evalExamples() {
-        return 1000;
-    }
-
-    @Override
-    public int quickEvalExamples() {
-        return 128;
+        return evalRows((i, index) -> {
+            ArithCot.Problem sub = ThinkerFt.SUBTRACTIONS.example(Split.TEST, index).meta().problem();
+            return switch (i % 3) {
+                case 0 -> Thinker.TASK.example(Split.TEST, index);
+                case 1 -> ThinkerFt.planted(sub);
+                default -> hidden(sub);
+            };
+        });
     }
 
     @Override
