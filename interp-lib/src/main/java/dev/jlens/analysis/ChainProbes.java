@@ -568,11 +568,11 @@ public final class ChainProbes {
          */
         public XYChart plot() {
             Map<String, double[]> s = new LinkedHashMap<>();
-            for (int l : options.layers()) s.put("probe, layer " + l, series(l, Row::correctAuroc));
+            for (int l : options.layers()) s.put("probe L" + l, series(l, Row::correctAuroc));
             int last = options.layers().get(options.layers().size() - 1);
-            s.put("shuffled labels, layer " + last, series(last, Row::correctAurocShuffled));
-            if (resampled.length > 0) s.put("resampled P(correct | first k)", series(last, Row::resampledAuroc));
-            return legendOutside(Plots.line("will the answer be correct? held-out AUROC", "k (steps kept)", "AUROC", s));
+            s.put("shuffled L" + last, series(last, Row::correctAurocShuffled));
+            if (resampled.length > 0) s.put("resampled", series(last, Row::resampledAuroc));
+            return legendOutside(Plots.line("will the answer be correct? held-out AUROC of probes (L = layer) and of resampling", "k (steps kept)", "AUROC", s));
         }
 
         /** Held-out accuracy of the digit probe against k, per layer, with the majority class and shuffled control. */
@@ -608,11 +608,11 @@ public final class ChainProbes {
                 }
             }
             Map<String, double[]> s = new LinkedHashMap<>();
-            s.put("resampled, answered correctly", mean(sums[1], counts[1]));
-            s.put("resampled, answered wrongly", mean(sums[0], counts[0]));
-            s.put("probe (layer " + layer + "), answered correctly", mean(sums[3], counts[1]));
-            s.put("probe (layer " + layer + "), answered wrongly", mean(sums[2], counts[0]));
-            return legendOutside(Plots.line("mean P(correct | first k): resampling and the probe, by the greedy outcome",
+            s.put("resampled: right", mean(sums[1], counts[1]));
+            s.put("resampled: wrong", mean(sums[0], counts[0]));
+            s.put("probe L" + layer + ": right", mean(sums[3], counts[1]));
+            s.put("probe L" + layer + ": wrong", mean(sums[2], counts[0]));
+            return legendOutside(Plots.line("mean P(correct | first k) by resampling and by the probe, for problems answered right and wrong",
                     "k (steps kept)", "P(correct)", s));
         }
 
