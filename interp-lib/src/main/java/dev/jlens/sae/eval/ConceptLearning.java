@@ -36,8 +36,9 @@ import java.util.TreeMap;
  * against dictionary size (dictionaries of several widths trained in one {@link SaeTrainer} on the same batches) and
  * against the concept's token frequency. Concepts are tinylang's label values ({@code pos=NOUN}, {@code tense=PAST},
  * ...) and, for a wide spread of frequencies, every word ({@code word=dog}): the generator draws words from Zipf
- * distributions, so word frequencies span more than two decades (the generator's weights are constants, so the
- * natural spread is used rather than a varied one).
+ * distributions, so word frequencies span more than two decades. Here the frequencies are the natural ones; they are
+ * varied causally by {@link ConceptFrequency}, which subsamples (or repeats) the training rows on which one concept
+ * holds, keeps every other row, retrains the same dictionary recipe and scores it on the unchanged held-out rows.
  *
  * <p>Other decompositions of the same activations are scored the same way, each giving "latent activations" per
  * held-out token: PCA (projections on the top components, each as two latents {@code +p} and {@code -p}, since a
