@@ -3,12 +3,7 @@ package dev.jlens.sae.eval;
 import dev.jlens.sae.SaeConfig;
 import dev.jlens.sae.SaeTrainConfig;
 import dev.jlens.util.SplitMix;
-import dev.jlens.data.Split;
-import dev.jlens.data.TinyLang;
-import dev.jlens.model.HookedTransformer;
-import dev.jlens.zoo.Zoo;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -146,36 +141,5 @@ class ConceptFrequencyTest {
         assertTrue(e.getMessage().contains("'b'"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> ConceptFrequency.sweep("h", rows, c, rows, c,
                 List.of("a"), List.of(-0.5), 8, new SaeConfig.TopK(2), cfg));
-    }
-
-    /**
-     * The measurement on tinylang-4l, run on demand ({@code -Djlens.conceptFrequency.tinylang=true}, a few minutes):
-     * concepts learned at their natural frequency made rarer, and a word that is not learned made commoner.
-     */
-    @Test
-    @EnabledIfSystemProperty(named = "jlens.conceptFrequency.tinylang", matches = "true")
-    void tinyLang() {
-        long t0 = System.nanoTime();
-        TinyLang lang = TinyLang.defaults();
-        SaeTrainConfig cfg = SaeTrainConfig.builder().steps(400).batchSize(512).lr(4e-3)
-                .seed(Long.getLong("jlens.conceptFrequency.seed", 0)).build();
-        String hook = "blocks.1.hook_resid_post";
-        try (HookedTransformer model = Zoo.load("tinylang-4l")) {
-            var train = lang.examples(Split.TRAIN, 0, 128);
-            var eval = lang.examples(Split.TEST, 0, 64);
-            ConceptFrequency.Result down = ConceptFrequency.sweep(model, hook, train, eval,
-                    List.of("pos=NOUN", "pos=VERB", "number=PLURAL", "word=the", "word=near"),
-                    List.of(1.0, 0.3, 0.1, 0.03, 0.01), 256, new SaeConfig.BatchTopK(8), cfg);
-            System.out.println(down.toTable().printAll());
-            System.out.println(down);
-            System.out.printf("down: %.1f s%n", (System.nanoTime() - t0) / 1e9);
-            long t1 = System.nanoTime();
-            ConceptFrequency.Result up = ConceptFrequency.sweep(model, hook, train, eval, List.of("word=near"),
-                    List.of(1.0, 3.0, 10.0), 256, new SaeConfig.BatchTopK(8), cfg);
-            System.out.println(up.toTable().printAll());
-            System.out.println(up);
-            System.out.printf("up: %.1f s%n", (System.nanoTime() - t1) / 1e9);
-            assertEquals(25, down.toTable().rowCount());
-        }
     }
 }
