@@ -20,6 +20,12 @@
  * SAE latent's decoder row, a random control) by their cosines and by the change in the agreement logit difference
  * per unit of steering at one norm.
  *
+ * <p>Safety-relevant readouts on the zoo's own models: {@link dev.jlens.probe.UserModelReadout} reads a hidden user
+ * attribute of {@link dev.jlens.data.Dialogues} per layer at the user's tokens beside a control task, the embeddings
+ * and the just-ask baseline (the model's own answer when asked); {@link dev.jlens.probe.LieProbe} fits a lie-flag
+ * probe at the claims of {@link dev.jlens.data.HiddenRoles} games and scores it on held-out games of the same or
+ * another layout (AUROC, recall at 1% FPR).
+ *
  * <pre>{@code
  * var sweep = LayerSweep.run(model, "resid_post", List.of(0, 1, 2, 3), batches, labeller, LayerSweep.Options.defaults());
  * display(sweep.toTable()); display(sweep.plot());
