@@ -54,7 +54,9 @@ public final class Zoo {
             new Entry("thinker-ft", Optional.of("thinker"), 10),
             new Entry("thinker-ctl", Optional.of("thinker"), 10),
             new Entry("thinker-lora", Optional.of("thinker"), 10),
-            new Entry("cyclic-2l", Optional.empty(), 7));
+            new Entry("cyclic-2l", Optional.empty(), 7),
+            new Entry("chat-users", Optional.empty(), 6),
+            new Entry("deceiver", Optional.empty(), 6));
 
     private Zoo() {}
 
