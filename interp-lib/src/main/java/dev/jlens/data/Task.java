@@ -21,7 +21,8 @@ import java.util.Map;
  *
  * @param <M> the metadata each example carries
  */
-public sealed interface Task<M> permits Induction, ArithCot, TinyLang, CyclicArith {
+public sealed interface Task<M> permits Induction, ArithCot, TinyLang, CyclicArith, Dialogues,
+        HiddenRoles {
 
     /** Id of {@code <pad>}. */
     long PAD_ID = 0;
@@ -32,7 +33,8 @@ public sealed interface Task<M> permits Induction, ArithCot, TinyLang, CyclicAri
     /** The special tokens, by id. */
     List<String> SPECIALS = List.of("<pad>", "<bos>", "<eos>");
 
-    /** The task's name: {@code induction}, {@code arith-cot}, {@code tinylang} or {@code cyclic-arith}. */
+    /** The task's name: {@code induction}, {@code arith-cot}, {@code tinylang}, {@code cyclic-arith},
+     * {@code dialogues} or {@code hidden-roles}. */
     String name();
 
     /** The seed every example derives from. */

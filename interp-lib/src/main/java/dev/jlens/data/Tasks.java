@@ -10,12 +10,12 @@ public final class Tasks {
 
     /** The task names, in the order of {@link #all()}. */
     public static List<String> names() {
-        return List.of("induction", "arith-cot", "tinylang", "cyclic-arith");
+        return List.of("induction", "arith-cot", "tinylang", "cyclic-arith", "dialogues", "hidden-roles");
     }
 
     /** Every task with its defaults and seed 0. */
     public static List<Task<?>> all() {
-        return List.of(induction(), arithCot(), tinyLang(), cyclicArith());
+        return List.of(induction(), arithCot(), tinyLang(), cyclicArith(), dialogues(), hiddenRoles());
     }
 
     /** A task with its default settings and seed 0; throws naming the valid names. */
@@ -25,6 +25,8 @@ public final class Tasks {
             case "arith-cot" -> arithCot();
             case "tinylang" -> tinyLang();
             case "cyclic-arith" -> cyclicArith();
+            case "dialogues" -> dialogues();
+            case "hidden-roles" -> hiddenRoles();
             default -> throw new IllegalArgumentException("no task named '" + name + "'; the tasks are " + names());
         };
     }
@@ -47,5 +49,15 @@ public final class Tasks {
     /** {@link CyclicArith#defaults()}: days and months plus or minus 1..13, up to 3 filler words. */
     public static CyclicArith cyclicArith() {
         return CyclicArith.defaults();
+    }
+
+    /** {@link Dialogues#defaults()}: 3 exchanges with hidden user attributes, 30% ending with a question about one. */
+    public static Dialogues dialogues() {
+        return Dialogues.defaults();
+    }
+
+    /** {@link HiddenRoles#defaults()}: the hidden-role game in both layouts, the wolf posing as seer half the time. */
+    public static HiddenRoles hiddenRoles() {
+        return HiddenRoles.defaults();
     }
 }

@@ -1,7 +1,7 @@
 /**
  * Deterministic synthetic datasets for training and dissecting JLens's own tiny models.
  *
- * <p>Four tasks, each a record implementing {@link dev.jlens.data.Task} ({@link dev.jlens.data.Tasks} has them
+ * <p>Six tasks, each a record implementing {@link dev.jlens.data.Task} ({@link dev.jlens.data.Tasks} has them
  * by name with their defaults):
  * <ul>
  * <li>{@link dev.jlens.data.Induction} ({@code induction}): {@code <bos> x1..xL x1..xL}, random tokens repeated
@@ -15,6 +15,13 @@
  *     {@code March minus 5 months is October}: modular arithmetic on days and months in words, with nearness
  *     questions ({@code Tuesday near Wednesday is yes}) that fix the names' order, for circular (non-linear)
  *     features.</li>
+ * <li>{@link dev.jlens.data.Dialogues} ({@code dialogues}): user-assistant dialogues where hidden user attributes
+ *     (age group, expertise, a mood that changes between turns) shape the user's words (noisy cues, so no word
+ *     decides) and the assistant's register; every token labelled with the true values; some dialogues end with
+ *     the user asking what the assistant thinks an attribute is, answered truthfully (the "just ask" baseline).</li>
+ * <li>{@link dev.jlens.data.HiddenRoles} ({@code hidden-roles}): a hidden-role game (one wolf, one seer,
+ *     villagers) in two layouts, the deal then the claims, the wolf lying in every claim; every claim's truth,
+ *     speaker, true and stated role and every seat's role labelled per token.</li>
  * </ul>
  *
  * <p>Shared conventions:

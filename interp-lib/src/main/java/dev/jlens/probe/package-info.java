@@ -21,6 +21,12 @@
  * per unit of steering at one norm. {@link dev.jlens.analysis.ChainProbes} (in {@code analysis}, beside
  * {@code Resampling}, which it compares with) probes a model's own chains of thought at the end of each step.
  *
+ * <p>Safety-relevant readouts on the zoo's own models: {@link dev.jlens.probe.UserModelReadout} reads a hidden user
+ * attribute of {@link dev.jlens.data.Dialogues} per layer at the user's tokens beside a control task, the embeddings
+ * and the just-ask baseline (the model's own answer when asked); {@link dev.jlens.probe.LieProbe} fits a lie-flag
+ * probe at the claims of {@link dev.jlens.data.HiddenRoles} games and scores it on held-out games of the same or
+ * another layout (AUROC, recall at 1% FPR).
+ *
  * <pre>{@code
  * var sweep = LayerSweep.run(model, "resid_post", List.of(0, 1, 2, 3), batches, labeller, LayerSweep.Options.defaults());
  * display(sweep.toTable()); display(sweep.plot());

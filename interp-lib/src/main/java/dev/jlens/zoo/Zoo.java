@@ -56,7 +56,9 @@ public final class Zoo {
             new Entry("thinker-lora", Optional.of("thinker"), 10),
             new Entry("cyclic-2l", Optional.empty(), 7),
             new Entry("thinker-decorative", Optional.of("thinker"), 25),
-            new Entry("thinker-monitored", Optional.of("thinker-ft"), 25));
+            new Entry("thinker-monitored", Optional.of("thinker-ft"), 25),
+            new Entry("chat-users", Optional.empty(), 6),
+            new Entry("deceiver", Optional.empty(), 6));
 
     private Zoo() {}
 

@@ -25,7 +25,9 @@ class TaskTest {
             ArithCot.defaults().withSeed(7).withBacktrackRate(0.3).withTriggerRate(0.3),
             ArithCot.defaults().withSeed(7).withFormat(ArithCot.Format.DIRECT),
             new TinyLang(48, 2, 7),
-            new CyclicArith(13, 3, 7));
+            new CyclicArith(13, 3, 7),
+            new Dialogues(2, 0.5, 0.25, 0.3, 7),
+            HiddenRoles.defaults().withSeed(7));
 
     @Test
     void sameSeedAndIndexGiveTheSameExampleInAnyOrder() {

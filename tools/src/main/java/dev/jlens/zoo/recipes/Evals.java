@@ -6,6 +6,8 @@ import dev.jlens.model.Batch;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.Losses;
 
+import java.util.List;
+
 /** Array plumbing shared by the recipes' evaluations. */
 final class Evals {
     private Evals() {}
@@ -47,5 +49,37 @@ final class Evals {
     /** Seconds since {@code startNanos}. */
     static double since(long startNanos) {
         return (System.nanoTime() - startNanos) / 1e9;
+    }
+
+    /** One teacher-forced forward pass over examples: next-token losses and the logits at every position. */
+    record Run(float[][] loss, float[] logits, int length, int vocab) {
+        /** The argmax over the whole vocabulary at position {@code p} of row {@code b}. */
+        long argmax(int b, int p) {
+            int base = (b * length + p) * vocab, best = 0;
+            for (int t = 1; t < vocab; t++) if (logits[base + t] > logits[base + best]) best = t;
+            return best;
+        }
+
+        /** The softmax over the vocabulary at position {@code p} of row {@code b}. */
+        double[] softmax(int b, int p) {
+            int base = (b * length + p) * vocab;
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int t = 0; t < vocab; t++) max = Math.max(max, logits[base + t]);
+            double[] out = new double[vocab];
+            for (int t = 0; t < vocab; t++) sum += out[t] = Math.exp(logits[base + t] - max);
+            for (int t = 0; t < vocab; t++) out[t] /= sum;
+            return out;
+        }
+    }
+
+    /** Runs examples right-padded to the longest of them. */
+    static Run run(HookedTransformer model, List<? extends dev.jlens.data.Example<?>> examples) {
+        Batch batch = Batches.pack(examples);
+        try (NDScope scope = new NDScope()) {
+            NDArray logits = model.forward(batch);
+            float[][] loss = rows(Losses.nextTokenLoss(logits, batch));
+            return new Run(loss, logits.toFloatArray(), (int) logits.getShape().get(1),
+                    (int) logits.getShape().get(2));
+        }
     }
 }

@@ -21,12 +21,14 @@ import java.util.Optional;
  * its {@link #evaluate}.
  */
 public sealed interface Recipe permits AttnOnly2l, TinyLang4l, Thinker, ThinkerFt, ThinkerCtl, ThinkerLora,
-        Cyclic2l, ThinkerDecorative, ThinkerMonitored {
+        Cyclic2l, ThinkerDecorative, ThinkerMonitored,
+        ChatUsers, Deceiver {
 
     /** Every recipe, in build order (a recipe's {@link #base()} comes before it). */
     static List<Recipe> all() {
         return List.of(new AttnOnly2l(), new TinyLang4l(), new Thinker(), new ThinkerFt(), new ThinkerCtl(),
-                new ThinkerLora(), new Cyclic2l(), new ThinkerDecorative(), new ThinkerMonitored());
+                new ThinkerLora(), new Cyclic2l(), new ThinkerDecorative(), new ThinkerMonitored(),
+                new ChatUsers(), new Deceiver());
     }
 
     /** The recipe of the zoo model {@code name}; throws naming the zoo's models. */

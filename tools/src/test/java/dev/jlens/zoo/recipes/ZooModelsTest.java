@@ -98,7 +98,7 @@ class ZooModelsTest {
     void namesComeInBuildOrderWithBasesFirst() {
         List<String> names = Zoo.names();
         assertEquals(List.of("attn-only-2l", "tinylang-4l", "thinker", "thinker-ft", "thinker-ctl", "thinker-lora",
-                "cyclic-2l", "thinker-decorative", "thinker-monitored"),
+                "cyclic-2l", "thinker-decorative", "thinker-monitored", "chat-users", "deceiver"),
                 names);
         assertEquals(names, Recipe.all().stream().map(Recipe::name).toList(), "one recipe per catalogue entry");
         for (Recipe r : Recipe.all()) {
