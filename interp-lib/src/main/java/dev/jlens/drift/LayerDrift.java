@@ -1,5 +1,7 @@
 package dev.jlens.drift;
 
+import static dev.jlens.util.Vectors.median;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -242,14 +244,6 @@ public final class LayerDrift {
         float[] o = new float[v.length];
         for (int i = 0; i < v.length; i++) o[i] = (float) (v[i] * s);
         return o;
-    }
-
-    private static double median(double[] v) {
-        if (v.length == 0) return Double.NaN;
-        double[] s = v.clone();
-        java.util.Arrays.sort(s);
-        int n = s.length;
-        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
     }
 
     public String label() {

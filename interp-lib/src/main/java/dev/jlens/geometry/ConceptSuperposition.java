@@ -1,5 +1,7 @@
 package dev.jlens.geometry;
 
+import static dev.jlens.util.Vectors.dot;
+
 import dev.jlens.probe.Metrics;
 import dev.jlens.probe.ProbeData;
 import dev.jlens.probe.ProbeTask;
@@ -548,12 +550,6 @@ public final class ConceptSuperposition {
         double[] u = new double[v.length];
         if (n > 0) for (int j = 0; j < v.length; j++) u[j] = v[j] / n;
         return u;
-    }
-
-    private static double dot(double[] a, double[] b) {
-        double s = 0;
-        for (int j = 0; j < a.length; j++) s += a[j] * b[j];
-        return s;
     }
 
     private static double gaussian(SplittableRandom r) {

@@ -1,5 +1,7 @@
 package dev.jlens.geometry;
 
+import static dev.jlens.util.Vectors.dot;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -176,12 +178,6 @@ public final class FeatureClusters {
         if (idx < 0 || idx >= decoderFD.length) {
             throw new IllegalArgumentException("latent " + idx + " is outside the decoder's 0.." + (decoderFD.length - 1));
         }
-    }
-
-    private static double dot(double[] a, double[] b) {
-        double s = 0;
-        for (int k = 0; k < a.length; k++) s += a[k] * b[k];
-        return s;
     }
 
     private static int find(int[] parent, int i) {

@@ -1,5 +1,7 @@
 package dev.jlens.sae;
 
+import static dev.jlens.util.Vectors.median;
+
 import ai.djl.ndarray.NDArray;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
@@ -286,14 +288,6 @@ public final class DictionaryMatch {
             s += d * d;
         }
         return s;
-    }
-
-    static double median(double[] v) {
-        if (v.length == 0) return Double.NaN;
-        double[] s = v.clone();
-        Arrays.sort(s);
-        int n = s.length;
-        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
     }
 
     // ---------------------------------------------------------------- assignment
