@@ -228,7 +228,10 @@ public final class Patching {
         for (int l : layers) hooks.put(l, hookName(site, l));
         List<String> cached = new ArrayList<>(hooks.values());
         for (int l : layers) if (l > 0) cached.add(dev.jlens.hook.HookNames.actName("resid_pre", l));
-        try (ActivationCache base = model.runWithCache(base(direction), filter(cached));
+        // resuming with a metric of the last position, passes continue from the base run's keys and values
+        boolean suffixes = resume && metric.lastPositionOnly();
+        try (KvCache baseKv = suffixes ? model.newKvCache() : null;
+             ActivationCache base = model.runWithCache(Batch.of(base(direction)), filter(cached), baseKv);
              ActivationCache other = model.runWithCache(source(direction), filter(hooks.values()))) {
             rememberBaseMetrics(direction, base, other);
             Map<Integer, NDArray> residPre = new LinkedHashMap<>();
@@ -281,10 +284,11 @@ public final class Patching {
                     sorted.add(todo.get(order[i]));
                     sortedFrom[i] = fromPos.get(order[i]);
                 }
-                double[] v = runPatches(site, direction, sorted, hooks, sources, maskShape, residPre, sortedFrom);
+                double[] v = runPatches(site, direction, sorted, hooks, sources, maskShape, residPre, sortedFrom,
+                        baseKv);
                 for (int i = 0; i < order.length; i++) ran[order[i]] = v[i];
             } else if (!todo.isEmpty()) {
-                ran = runPatches(site, direction, todo, hooks, sources, maskShape, residPre, null);
+                ran = runPatches(site, direction, todo, hooks, sources, maskShape, residPre, null, null);
             }
             double unchanged = direction == Direction.DENOISE ? metricCorrupt() : metricClean();
             double[] values = new double[indices.size()];
@@ -301,7 +305,7 @@ public final class Patching {
      */
     private double[] runPatches(PatchSite site, Direction direction, List<PatchIndex> indices,
                                 Map<Integer, String> hooks, Map<Integer, NDArray> sources, long[] maskShape,
-                                Map<Integer, NDArray> residPre, int[] fromPos) {
+                                Map<Integer, NDArray> residPre, int[] fromPos, KvCache baseKv) {
         int[] start = resume ? indices.stream().mapToInt(PatchIndex::layer).toArray() : null;
         return runBlocks(base(direction), indices.size(), "patch " + site, (first, count, offset) -> {
             long[] shape = offset == 0 ? maskShape : suffixShape(site, maskShape, offset);
@@ -326,7 +330,7 @@ public final class Patching {
                 out.add(replaceWhere(e.getValue(), src, masks, shape));
             }
             return out;
-        }, start, residPre, fromPos);
+        }, start, residPre, fromPos, baseKv);
     }
 
     /** The position of entry {@code e} of a site's mask layout ({@link #maskShape}). */
@@ -550,7 +554,7 @@ public final class Patching {
     double[] runBlocks(long[][] base, int blocks, String what, ChunkHooks hooks, int[] startLayer,
                        Map<Integer, NDArray> residPre) {
         return runBlocks(base, blocks, what, (first, count, offset) -> hooks.hooks(first, count), startLayer,
-                residPre, null);
+                residPre, null, null);
     }
 
     /** Hooks for the blocks {@code first .. first + count - 1} of a pass that runs positions {@code offset} and up. */
@@ -566,7 +570,7 @@ public final class Patching {
      */
     @SuppressWarnings("unchecked")
     double[] runBlocks(long[][] base, int blocks, String what, SuffixHooks hooks, int[] startLayer,
-                       Map<Integer, NDArray> residPre, int[] fromPos) {
+                       Map<Integer, NDArray> residPre, int[] fromPos, KvCache baseKv) {
         int n = base.length;
         int perPass = Math.max(1, rowsPerPass / n);
         boolean suffixes = fromPos != null && metric.lastPositionOnly();
@@ -574,23 +578,30 @@ public final class Patching {
                 ? costChunks(startLayer, fromPos, n, perPass, base[0].length, model.cfg())
                 : greedyChunks(blocks, perPass, startLayer);
         double[] out = new double[blocks];
-        Map<Integer, KvCache> prefixes = new LinkedHashMap<>();   // the base run's keys and values, by length
+        int[] offsets = new int[chunks.size()];   // the first position each pass runs
+        int longest = 0;
+        for (int c = 0; c < chunks.size() && suffixes; c++) {
+            int first = chunks.get(c)[0], offset = Integer.MAX_VALUE;
+            for (int j = first; j < first + chunks.get(c)[1]; j++) offset = Math.min(offset, fromPos[j]);
+            offsets[c] = offset;
+            longest = Math.max(longest, offset);
+        }
+        // the base run's keys and values, by length, cut from those of the whole base run (baseKv), else
+        // one run of the longest prefix)
+        Map<Integer, KvCache> prefixes = new LinkedHashMap<>();
+        int longestOff = longest;
         Progress progress = chunks.size() >= 8 ? Progress.start(chunks.size(), what) : null;
         try {
-            for (int[] chunk : chunks) {
-                int first = chunk[0], k = chunk[1];
-                int offset = 0;
-                if (suffixes) {
-                    offset = Integer.MAX_VALUE;
-                    for (int j = first; j < first + k; j++) offset = Math.min(offset, fromPos[j]);
-                }
-                int off = offset;
+            if (longest > 0) prefixes.put(longest, baseKv != null ? baseKv.prefix(longest) : prefixCache(base, longest));
+            for (int c = 0; c < chunks.size(); c++) {
+                int first = chunks.get(c)[0], k = chunks.get(c)[1];
+                int off = offsets[c];
                 try (NDScope scope = new NDScope()) {
                     Object h = hooks.hooks(first, k, off);
                     NDArray logits;
                     int start = startLayer == null ? 0 : startLayer[first];
                     if (off > 0) {
-                        KvCache prefix = prefixes.computeIfAbsent(off, o -> prefixCache(base, o));
+                        KvCache prefix = prefixes.computeIfAbsent(off, o -> prefixes.get(longestOff).prefix(o));
                         Batch batch = Batch.of(tile(suffix(base, off), k));
                         try (KvCache kv = prefix.repeat(k, start);
                              dev.jlens.hook.HookScope hs = model.hooks(((List<Hook>) h).toArray(Hook[]::new))) {
@@ -653,11 +664,12 @@ public final class Patching {
 
     /**
      * The cheapest split of consecutive blocks into passes when a pass runs only positions from the smallest first
-     * change of its blocks, from their common start layer: blocks must come sorted by start layer, then first change.
-     * A pass costs, per layer it runs, a fixed overhead plus the arithmetic of its rows times its positions; passes
-     * hold at most {@code perPass} blocks of one start layer. Found by dynamic programming over the sorted blocks
-     * (few blocks per pass: many small passes when starting later saves much, few large ones when the overhead
-     * dominates, as on small models).
+     * change of its blocks, from the start layer of its first block: blocks must come sorted by start layer, then
+     * first change. A pass costs, per layer it runs, a fixed overhead plus the arithmetic of its rows times its
+     * positions; it holds at most {@code perPass} blocks, and may hold blocks of several start layers (those that
+     * start later run the layers below theirs unpatched, which is exact). Found by dynamic programming over the
+     * sorted blocks: on small models, where the overhead dominates, a whole sweep can be one pass; on wide ones,
+     * starting each pass at its own layer and first change saves more than a pass costs.
      */
     static List<int[]> costChunks(int[] startLayer, int[] fromPos, int prompts, int perPass, int positions,
                                   ModelConfig cfg) {
@@ -672,10 +684,12 @@ public final class Patching {
         int[] from = new int[blocks + 1];
         for (int i = 1; i <= blocks; i++) {
             best[i] = Double.POSITIVE_INFINITY;
-            for (int j = i - 1; j >= Math.max(0, i - perPass) && startLayer[j] == startLayer[i - 1]; j--) {
+            int minFrom = Integer.MAX_VALUE;
+            for (int j = i - 1; j >= Math.max(0, i - perPass); j--) {
+                minFrom = Math.min(minFrom, fromPos[j]);
                 int layers = cfg.nLayers() - startLayer[j];
                 double cost = layers * (PASS_OVERHEAD_FLOPS_PER_LAYER
-                        + perToken * (double) (i - j) * prompts * (positions - fromPos[j]));
+                        + perToken * (double) (i - j) * prompts * (positions - minFrom));
                 if (best[j] + cost < best[i]) {
                     best[i] = best[j] + cost;
                     from[i] = j;

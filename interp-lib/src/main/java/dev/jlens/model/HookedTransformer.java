@@ -874,6 +874,14 @@ public final class HookedTransformer implements AutoCloseable {
 
     /** Runs a batch and records the selected activations; the cache also holds the logits. */
     public ActivationCache runWithCache(Batch batch, NameFilter filter) {
+        return runWithCache(batch, filter, null);
+    }
+
+    /**
+     * {@link #runWithCache(Batch, NameFilter)} that also appends the batch's keys and values to {@code kv} (null:
+     * none), as {@link #forward(Batch, KvCache)} does: one pass gives the activations and a cache to continue from.
+     */
+    public ActivationCache runWithCache(Batch batch, NameFilter filter, KvCache kv) {
         ActivationCache cache = new ActivationCache(manager, this);
         List<Hook> recorders = new ArrayList<>();
         for (String n : hooks.select(filter)) recorders.add(Hook.fwd(n, (act, hp) -> {
@@ -881,7 +889,7 @@ public final class HookedTransformer implements AutoCloseable {
             return null;
         }));
         try (HookScope s = hooks.attach(recorders)) {
-            cache.putLogits(run(batch, Optional.empty(), OptionalInt.empty(), cache.manager()));
+            cache.putLogits(run(batch, Optional.ofNullable(kv), OptionalInt.empty(), cache.manager()));
         } catch (RuntimeException e) {
             cache.close();
             throw e;

@@ -130,6 +130,33 @@ public final class KvCache implements AutoCloseable {
         return out;
     }
 
+    /**
+     * A new cache holding this one's first {@code length} positions (copies), every layer: the keys and values of a
+     * prefix of the tokens, which under a causal mask are those a run of that prefix alone computes.
+     */
+    public KvCache prefix(int length) {
+        if (length < 1 || length > this.length) {
+            throw new IllegalArgumentException("prefix length must be in 1.." + this.length + ", got " + length);
+        }
+        KvCache out = new KvCache(manager.getParentManager(), keys.length);
+        for (int l = 0; l < keys.length; l++) {
+            if (keys[l] == null) continue;
+            NDArray kk = keys[l].get(":, 0:" + length).duplicate();
+            NDArray vv = values[l].get(":, 0:" + length).duplicate();
+            kk.attach(out.manager);
+            vv.attach(out.manager);
+            ai.djl.ndarray.NDScope.unregister(kk, vv);
+            out.keys[l] = kk;
+            out.values[l] = vv;
+            out.stored[l] = length;
+        }
+        boolean[][] v = new boolean[valid.length][];
+        for (int b = 0; b < valid.length; b++) v[b] = Arrays.copyOf(valid[b], length);
+        out.valid = v;
+        out.length = length;
+        return out;
+    }
+
     private static NDArray tileBatch(NDArray x, int k) {
         if (k == 1) return x.duplicate();
         long[] reps = new long[x.getShape().dimension()];

@@ -50,4 +50,34 @@ class KvCacheTest {
             }
         }
     }
+
+    @Test
+    void aPrefixCutFromALongerRunEqualsARunOfThePrefixAndNamesItsRange() {
+        for (ModelConfig cfg : new ModelConfig[] {ModelConfig.gpt2(32, 2, 2, 64, 50, 256),
+                ModelConfig.llama(32, 2, 4, 2, 64, 50, 256)}) {
+            try (HookedTransformer m = HookedTransformer.random(cfg, 4);
+                 KvCache full = m.newKvCache(); KvCache short4 = m.newKvCache()) {
+                long[][] ids = {{3, 9, 27, 31, 13, 8, 2}, {7, 7, 1, 2, 0, 44, 5}};
+                m.forward(Batch.of(ids), full).close();
+                m.forward(Batch.of(new long[][] {java.util.Arrays.copyOf(ids[0], 4), java.util.Arrays.copyOf(ids[1], 4)}),
+                        short4).close();
+                try (KvCache cut = full.prefix(4)) {
+                    assertEquals(4, cut.length());
+                    assertEquals(2, cut.validMask().length);
+                    assertEquals(4, cut.validMask()[0].length);
+                    for (int l = 0; l < 2; l++) {
+                        float dk = cut.keys(l).sub(short4.keys(l)).abs().max().getFloat();
+                        float dv = cut.values(l).sub(short4.values(l)).abs().max().getFloat();
+                        assertTrue(dk < 1e-5 && dv < 1e-5, cfg.family() + " layer " + l + ": " + dk + ", " + dv);
+                    }
+                    // the cut is a copy: continuing it leaves the longer cache as it was
+                    m.forward(Batch.of(new long[][] {{1}, {1}}), cut).close();
+                    assertEquals(7, full.length());
+                }
+                IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
+                        IllegalArgumentException.class, () -> full.prefix(8));
+                assertTrue(e.getMessage().contains("1..7"), e.getMessage());
+            }
+        }
+    }
 }
