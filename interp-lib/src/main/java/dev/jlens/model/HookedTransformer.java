@@ -96,6 +96,7 @@ public final class HookedTransformer implements AutoCloseable {
     private static HookedTransformer load(Path dir, String name) {
         if (!Files.isDirectory(dir)) throw new IllegalArgumentException("model directory " + dir + " does not exist");
         ModelConfig cfg = ModelConfig.load(dir);
+        dev.jlens.util.Devices.check();
         NDManager manager = NDManager.newBaseManager();
         try (Safetensors st = Safetensors.open(dir)) {
             HookedTransformer model = new HookedTransformer(cfg, manager, name);
@@ -129,6 +130,7 @@ public final class HookedTransformer implements AutoCloseable {
 
     /** A model with fresh random weights (deterministic in {@code seed}), e.g. for training from scratch. */
     public static HookedTransformer random(ModelConfig cfg, long seed) {
+        dev.jlens.util.Devices.check();
         NDManager manager = NDManager.newBaseManager();
         HookedTransformer model = new HookedTransformer(cfg, manager, "random " + cfg.modelType());
         model.arch.initRandom(manager, seed);

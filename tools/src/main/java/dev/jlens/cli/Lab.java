@@ -120,12 +120,25 @@ public final class Lab {
                   Two saved runs (./lab bench NAME --save keeps them in bench/results/) side by side, matched on
                   bench, metric, batch, threads, shape, ...; NAME takes its two latest runs. Timings worse by more
                   than PCT (default 10) are regressions: the exit code is then 3.
+              device
+                  One JSON line: the device asked for (JLENS_DEVICE) and the one arrays are made on, the engine,
+                  the GPUs seen, the libtorch file loaded and the settings that chose it (see README, "A GPU").
               help
                   Prints this text.
 
             --model takes a local directory in Hugging Face layout or a Hub repo id (e.g. gpt2), looked up in the
             Hugging Face cache and downloaded if missing.
             """;
+
+    /** {@code lab device}: what this process computes on, as one JSON line. */
+    private static int device(PrintStream out) {
+        try {
+            out.println(new ObjectMapper().writeValueAsString(dev.jlens.util.Devices.describe()));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        return OK;
+    }
 
     /** A benchmark runnable as {@code lab bench NAME}. */
     @FunctionalInterface
@@ -182,12 +195,13 @@ public final class Lab {
                 case "chat-template" -> ChatTemplateCli.run(rest, out);
                 case "toy" -> ToyCli.run(rest, out, err);
                 case "sae" -> SaeCli.run(rest, out, err);
+                case "device" -> device(out);
                 case "help", "--help", "-h" -> {
                     out.print(usage());
                     yield OK;
                 }
                 default -> throw new UsageException("unknown command '" + cmd + "'; valid commands: generate, logits, "
-                        + "patch, attribute, pretokenize, sample-corpus, chat-template, toy, sae, bench, zoo, help");
+                        + "patch, attribute, pretokenize, sample-corpus, chat-template, toy, sae, bench, zoo, device, help");
             };
         } catch (UsageException e) {
             err.println("lab: " + e.getMessage());
