@@ -1,11 +1,15 @@
 package dev.jlens.probe;
 
+import ai.djl.ndarray.NDScope;
 import dev.jlens.data.Dialogues;
 import dev.jlens.data.Dialogues.Attribute;
 import dev.jlens.data.Dialogues.Speaker;
 import dev.jlens.data.Dialogues.Turn;
 import dev.jlens.data.Example;
 import dev.jlens.data.Split;
+import dev.jlens.hook.NameFilter;
+import dev.jlens.model.ActivationCache;
+import dev.jlens.model.Batch;
 import dev.jlens.model.Generation;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.viz.Plots;
@@ -274,6 +278,7 @@ public final class UserModelSteering {
     private final List<Prompt> prompts;
     private final List<Prompt> cuedPrompts;
     private final SteeringSweep.NeutralText neutral;
+    private final Map<String, Rates> rateCache = new java.util.HashMap<>();
     private Rates unsteered;
 
     /** A prompt: its ids, its user's true value, and the positions of its last user turn. */
@@ -318,8 +323,9 @@ public final class UserModelSteering {
             directions.get(Method.RANDOM)[l] = LinearProbe.unit(r);
             ProbeData h = binary(heldRows);
             for (Method m : Method.values()) readingAuroc.get(m)[l] = auroc(directions.get(m)[l], h);
-            scale[l] = SteeringVector.typicalNorm(model, hook, UserModelReadout.padded(test, 64));
         }
+        double[] norms = typicalNorms(model, hooks, UserModelReadout.padded(test, 64));
+        System.arraycopy(norms, 0, scale, 0, layers);
 
         prompts = new ArrayList<>();
         cuedPrompts = new ArrayList<>();
@@ -399,6 +405,30 @@ public final class UserModelSteering {
 
     private static void shuffle(List<Integer> xs, SplittableRandom rnd) {
         for (int i = xs.size() - 1; i > 0; i--) java.util.Collections.swap(xs, i, rnd.nextInt(i + 1));
+    }
+
+    /**
+     * {@link SteeringVector#typicalNorm} at several hooks from one pass per batch: the mean residual length over the
+     * non-padding positions after BOS.
+     */
+    private static double[] typicalNorms(HookedTransformer model, List<String> hooks, List<Batch> batches) {
+        double[] sum = new double[hooks.size()];
+        long count = 0;
+        for (Batch batch : batches) {
+            try (NDScope scope = new NDScope();
+                 ActivationCache cache = model.runWithCache(batch, NameFilter.of(hooks.toArray(String[]::new)))) {
+                int len = batch.length();
+                for (int h = 0; h < hooks.size(); h++) {
+                    float[] n = cache.get(hooks.get(h)).norm(new int[] {-1}).toFloatArray();
+                    for (int b = 0; b < batch.size(); b++) {
+                        for (int p = 1; p < len; p++) if (batch.mask()[b][p]) sum[h] += n[b * len + p];
+                    }
+                }
+                for (int b = 0; b < batch.size(); b++) for (int p = 1; p < len; p++) if (batch.mask()[b][p]) count++;
+            }
+        }
+        for (int h = 0; h < sum.length; h++) sum[h] /= count;
+        return sum;
     }
 
     private static double gaussian(SplittableRandom rnd) {
@@ -505,9 +535,11 @@ public final class UserModelSteering {
         return unsteered;
     }
 
-    /** The rates under {@code method} at {@code layer} and {@code strength}. */
+    /** The rates under {@code method} at {@code layer} and {@code strength} (kept, so a repeat costs nothing). */
     public Rates rates(Method method, int layer, double strength) {
-        return rates(replies(method, layer, strength), prompts);
+        checkLayer(layer);
+        return rateCache.computeIfAbsent(method + "@" + layer + "@" + strength,
+                k -> rates(replies(method, layer, strength), prompts));
     }
 
     /** The prompting baseline's rates. */
@@ -546,7 +578,7 @@ public final class UserModelSteering {
         for (int l = 0; l < hooks.size(); l++) {
             for (Method m : Method.values()) {
                 out.add(new ReaderVsController.Entry(l, m, readingAccuracy[l], readingAuroc.get(m)[l],
-                        rates(m, l, strength).target()));
+                        direction(m, l).cosine(direction(Method.DIFF_MEANS, l)), rates(m, l, strength).target()));
             }
         }
         return new ReaderVsController(this, strength, unsteered(), out);
@@ -751,8 +783,12 @@ public final class UserModelSteering {
 
     /** Reading against control per layer and method at one strength. */
     public static final class ReaderVsController {
-        /** One layer and method: layer reading accuracy, direction's held-out AUROC, target rate at the strength. */
-        public record Entry(int layer, Method method, double readingAccuracy, double readingAuroc, double targetRate) {}
+        /**
+         * One layer and method: the layer's held-out reading accuracy, the direction's held-out AUROC, its cosine with
+         * the difference of means at that layer, and the target rate at the strength.
+         */
+        public record Entry(int layer, Method method, double readingAccuracy, double readingAuroc,
+                double cosineToDiffMeans, double targetRate) {}
 
         private final UserModelSteering owner;
         private final double strength;
@@ -804,11 +840,15 @@ public final class UserModelSteering {
             return pearson(a, b);
         }
 
-        /** Columns: layer, method, reading_accuracy, reading_auroc, target_rate, gain, best_reader, best_controller. */
+        /**
+         * Columns: layer, method, reading_accuracy, reading_auroc, cosine_to_diff_means, target_rate, gain (over the
+         * unsteered rate), best_reader, best_controller.
+         */
         public Table toTable() {
             IntColumn layer = IntColumn.create("layer");
             StringColumn method = StringColumn.create("method");
             DoubleColumn acc = DoubleColumn.create("reading_accuracy"), auc = DoubleColumn.create("reading_auroc");
+            DoubleColumn cos = DoubleColumn.create("cosine_to_diff_means");
             DoubleColumn rate = DoubleColumn.create("target_rate"), gain = DoubleColumn.create("gain");
             BooleanColumn reader = BooleanColumn.create("best_reader"), ctl = BooleanColumn.create("best_controller");
             Entry br = bestReader(), bc = bestController();
@@ -817,13 +857,14 @@ public final class UserModelSteering {
                 method.append(e.method().name());
                 acc.append(e.readingAccuracy());
                 auc.append(e.readingAuroc());
+                cos.append(e.cosineToDiffMeans());
                 rate.append(e.targetRate());
                 gain.append(e.targetRate() - unsteered.target());
                 reader.append(e.equals(br));
                 ctl.append(e.equals(bc));
             }
             return Table.create(String.format(Locale.ROOT, "reading vs control: %s -> %s at strength %.3g",
-                    owner.attribute, owner.targetName(), strength), layer, method, acc, auc, rate, gain, reader, ctl);
+                    owner.attribute, owner.targetName(), strength), layer, method, acc, auc, cos, rate, gain, reader, ctl);
         }
 
         /** Held-out reading AUROC beside the target rate, one group of bars per layer and method. */

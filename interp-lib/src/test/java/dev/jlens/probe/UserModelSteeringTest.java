@@ -152,6 +152,11 @@ class UserModelSteeringTest {
             assertTrue(e.readingAuroc() > 0.75, "held-out reading AUROC " + e);
             assertTrue(e.readingAccuracy() > 0.6, "held-out 3-class accuracy " + e);
         }
+        for (UserModelSteering.ReaderVsController.Entry e : rc.entries()) {
+            if (e.method() == Method.DIFF_MEANS) assertEquals(1.0, e.cosineToDiffMeans(), 1e-6);
+            // the rate at 0.25 norms is the sweep's own measurement (one generation per setting, kept)
+            assertEquals(senior.rates(e.method(), e.layer(), 0.25).target(), e.targetRate());
+        }
         assertTrue(rc.bestReader().method() != Method.RANDOM && rc.bestController().method() != Method.RANDOM);
         assertEquals(rc.bestReader().equals(rc.bestController()), rc.sameBest());
         assertEquals(4, rc.plot().getSeriesMap().size());
