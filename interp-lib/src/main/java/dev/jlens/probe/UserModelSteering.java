@@ -66,9 +66,9 @@ import java.util.SplittableRandom;
  * <pre>{@code
  * HookedTransformer model = Zoo.load("chat-users");
  * UserModelSteering s = UserModelSteering.fit(model, Dialogues.defaults(), Attribute.AGE, "senior");
- * UserModelSteering.Sweep sweep = s.sweep(1, 0, 0.5, 1, 2);      // layer 1, strengths in residual norms
+ * UserModelSteering.Sweep sweep = s.sweep(1, 0, 0.25, 0.5, 1, 2);   // layer 1, strengths in residual norms
  * sweep.toTable(); sweep.plot(); sweep.plotSideEffects();
- * UserModelSteering.ReaderVsController rc = s.readerVsController(1);
+ * UserModelSteering.ReaderVsController rc = s.readerVsController(0.25);
  * rc.toTable(); rc.plot(); rc.sameBest();
  * }</pre>
  */
