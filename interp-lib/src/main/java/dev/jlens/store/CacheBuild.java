@@ -88,8 +88,7 @@ final class CacheBuild {
                 // A shard can hold the whole cache: the bar moves as its rows arrive, not only when it is written.
                 int got = readFully(stream, buf, want, n -> progress.update(before + n, writing));
                 if (got > 0) {
-                    String name = String.format(Locale.ROOT, "shard_%05d.safetensors", shards.size());
-                    shards.add(writeShard(dir, name, buf, got, width, stream.cursor()));
+                    shards.add(writeShard(dir, shardName(shards.size()), buf, got, width, stream.cursor()));
                     rows += got;
                 }
                 if (got < want) {
@@ -113,7 +112,13 @@ final class CacheBuild {
         return m;
     }
 
-    private static int readFully(RowStream stream, float[] buf, int want) {
+    /** The file name of shard number {@code index}. */
+    static String shardName(int index) {
+        return String.format(Locale.ROOT, "shard_%05d.safetensors", index);
+    }
+
+    /** Reads up to {@code want} rows; fewer only at the end of the token source. */
+    static int readFully(RowStream stream, float[] buf, int want) {
         return readFully(stream, buf, want, n -> { });
     }
 
@@ -133,7 +138,11 @@ final class CacheBuild {
         return shards + (shards == 1 ? " shard" : " shards");
     }
 
-    private static ShardEntry writeShard(Path dir, String name, float[] buf, int rows, int width, RowStream.Cursor end) {
+    /**
+     * Writes the first {@code rows} rows of {@code buf} as shard {@code name} (temporary file, flushed, renamed) and
+     * returns its manifest entry; {@link PartitionedCache} writes its shards through here too.
+     */
+    static ShardEntry writeShard(Path dir, String name, float[] buf, int rows, int width, RowStream.Cursor end) {
         Path file = dir.resolve(name);
         float[] values = rows * width == buf.length ? buf : Arrays.copyOf(buf, rows * width);
         // writeFloats writes a temporary file, flushes it and renames it over the target.
@@ -143,7 +152,7 @@ final class CacheBuild {
     }
 
     /** Removes temporary files a killed build left behind (they never hold anything recorded). */
-    private static void deleteTemporaries(Path dir) throws IOException {
+    static void deleteTemporaries(Path dir) throws IOException {
         try (Stream<Path> files = Files.list(dir)) {
             for (Path f : (Iterable<Path>) files::iterator) {
                 String n = f.getFileName().toString();

@@ -64,14 +64,31 @@ public final class StreamingStore extends ActivationStore {
     public CachedStore cache(Path dir, long nRows) {
         Objects.requireNonNull(dir, "dir");
         ensureOpen();
+        CacheBuild.run(dir, nRows, header(nRows), this::stream);
+        return open(dir, seed);
+    }
+
+    /** The manifest of a cache of {@code nRows} rows of this store, with no shards yet. */
+    CacheManifest header(long nRows) {
         double scale = normalizationScale();
         List<Double> scales = new ArrayList<>();
         for (int s = 0; s < dims.length; s++) scales.add(sourceScale(s));
-        CacheManifest header = new CacheManifest(CacheManifest.FORMAT, CacheManifest.VERSION, labels, hooks,
-                sourceWidths(), width, options.excludeBos(), options.shardRows(width), nRows, false, false, scale,
-                scales, options.normSamples(), Arrays.stream(probe).boxed().toList(), tokensCrc(), List.of());
-        CacheBuild.run(dir, nRows, header, this::stream);
-        return open(dir, seed);
+        return new CacheManifest(CacheManifest.FORMAT, CacheManifest.VERSION, labels, hooks, sourceWidths(), width,
+                options.excludeBos(), options.shardRows(width), nRows, false, false, scale, scales,
+                options.normSamples(), Arrays.stream(probe).boxed().toList(), tokensCrc(), List.of());
+    }
+
+    /** The token batches this store runs its models on. */
+    TokenBatches tokens() {
+        return tokens;
+    }
+
+    /**
+     * Takes per-source sums of squared row norms over the first {@code count} rows, summed in data order as
+     * {@link #estimateMeanSquares()} sums them, instead of estimating them (a partitioned build has the rows already).
+     */
+    void adoptSquaredNormSums(double[] sums, long count) {
+        meanSquares = Optional.of(meansOf(sums, count));
     }
 
     /** The settings this store was built with. */
@@ -116,17 +133,26 @@ public final class StreamingStore extends ActivationStore {
             for (int r = 0; r < got; r++) {
                 int at = r * width;
                 for (int src = 0; src < dims.length; src++) {
-                    double sq = 0;
-                    for (int i = 0; i < dims[src]; i++) {
-                        float v = buf[at + i];
-                        sq += (double) v * v;
-                    }
-                    sums[src] += sq;
+                    sums[src] += squaredNorm(buf, at, dims[src]);
                     at += dims[src];
                 }
             }
             count += got;
         }
+        return meansOf(sums, count);
+    }
+
+    /** The squared norm of {@code buf[at .. at + dim)}, summed in doubles in index order. */
+    static double squaredNorm(float[] buf, int at, int dim) {
+        double sq = 0;
+        for (int i = 0; i < dim; i++) {
+            float v = buf[at + i];
+            sq += (double) v * v;
+        }
+        return sq;
+    }
+
+    private double[] meansOf(double[] sums, long count) {
         if (count == 0) {
             throw new IllegalStateException("the token source gives no activation rows: it is empty, or every "
                     + "position is padding or BOS");
@@ -157,7 +183,7 @@ public final class StreamingStore extends ActivationStore {
                 buffer == null ? "" : String.format(Locale.ROOT, ", %,d rows served", buffer.served()));
     }
 
-    private RowStream stream(RowStream.Cursor start) {
+    RowStream stream(RowStream.Cursor start) {
         return new RowStream(sources, dims, tokens, options.excludeBos(), start);
     }
 
