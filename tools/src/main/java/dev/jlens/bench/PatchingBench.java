@@ -29,10 +29,11 @@ public final class PatchingBench {
     /** The goal on the zoo model. */
     public static final double GOAL = 5.0;
 
-    /** Options: runs per arm, warmup runs, whether to add the GPT-2-small shape. */
-    public record Options(int runs, int warmup, boolean small) {
+    /** Options: runs per arm, warmup runs, prompt pairs on the zoo model, whether to add the GPT-2-small shape. */
+    public record Options(int runs, int warmup, int pairs, boolean small) {
         public Options {
             if (runs < 1 || warmup < 0) throw new IllegalArgumentException("runs must be >= 1 and warmup >= 0");
+            if (pairs < 1) throw new IllegalArgumentException("pairs must be >= 1, got " + pairs);
         }
     }
 
@@ -42,7 +43,7 @@ public final class PatchingBench {
     public static void run(Options o, PrintStream out, PrintStream log) {
         BenchReport report = new BenchReport(NAME, out);
         try (HookedTransformer tiny = Zoo.load("tinylang-4l")) {
-            List<Agreement.Pair> pairs = new Agreement(Agreement.Template.OBJECT_GAP, 0).pairs(0, 8);
+            List<Agreement.Pair> pairs = new Agreement(Agreement.Template.OBJECT_GAP, 0).pairs(0, o.pairs());
             Patching p = Patching.of(tiny, Agreement.clean(pairs), Agreement.corrupt(pairs),
                     Metric.logitDiff(Agreement.singularVerbs(pairs), Agreement.pluralVerbs(pairs)));
             sweep(report, log, "tinylang-4l", p, PatchSite.RESID_PRE, false, o, true);

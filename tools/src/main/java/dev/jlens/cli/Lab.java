@@ -340,10 +340,10 @@ public final class Lab {
     }
 
     private static int benchPatching(String[] argv, PrintStream out, PrintStream err) {
-        Args a = Args.parse("bench patching", argv, Set.of("runs", "warmup"), Set.of("small"));
+        Args a = Args.parse("bench patching", argv, Set.of("runs", "warmup", "pairs"), Set.of("small"));
         noPositional(a);
         dev.jlens.bench.PatchingBench.run(new dev.jlens.bench.PatchingBench.Options(a.intOpt("runs", 5, 1, 1000),
-                a.intOpt("warmup", 1, 0, 100), a.flag("small")), out, err);
+                a.intOpt("warmup", 1, 0, 100), a.intOpt("pairs", 8, 1, 256), a.flag("small")), out, err);
         return OK;
     }
 
