@@ -33,7 +33,7 @@ import java.util.Optional;
  *
  * <pre>{@code
  * HookedTransformer model = Zoo.load("deceiver");
- * RoleProbes roles = RoleProbes.run(model, HiddenRoles.defaults(), 400);
+ * RoleProbes roles = RoleProbes.run(model, HiddenRoles.defaults(), 150);   // ~10-30 s
  * roles.toTable();          // at, target, hook: accuracy, control, selectivity, majority, accuracy on wolf claims
  * roles.wolfTable();        // the wolf's claims: true role read vs the claim read, per hook
  * roles.plot(RoleProbes.At.BEFORE_ROLE);  roles.wolfPlot();
