@@ -22,6 +22,7 @@ import java.util.function.Function;
  * <pre>{@code
  * Metric.logitDiff(runs, run)             // logit[runs] - logit[run], the same pair for every prompt
  * Metric.logitDiff(singular, plural)      // long[] per prompt
+ * Metric.meanLogitDiff(expertWords, noviceWords)   // mean logit of one word set minus another's
  * Metric.probability(answer)              // softmax probability of the answer
  * Metric.logProb(answer)
  * Metric.loss(tokens)                     // mean next-token cross-entropy over each prompt
@@ -72,6 +73,28 @@ public interface Metric {
             NDArray last = lastPosition(logits);
             return gather(last, a, n).sub(gather(last, b, n));
         });
+    }
+
+    /**
+     * The mean logit of the words {@code a} minus the mean logit of the words {@code b} at the last position, the
+     * same sets for every prompt (e.g. one register's words against another's).
+     */
+    static Metric meanLogitDiff(long[] a, long[] b) {
+        requireTokens(a, "meanLogitDiff (a)");
+        requireTokens(b, "meanLogitDiff (b)");
+        long[] both = concat(a, b);
+        return new Named("mean logit diff", both, true, (logits, n) -> {
+            NDArray last = lastPosition(logits);
+            return meanOf(last, a).sub(meanOf(last, b));
+        });
+    }
+
+    private static NDArray meanOf(NDArray last, long[] words) {
+        long rows = last.getShape().get(0);
+        long[] idx = new long[(int) rows * words.length];
+        for (int r = 0; r < rows; r++) System.arraycopy(words, 0, idx, r * words.length, words.length);
+        NDArray ids = Tensors.owned(last.getManager().create(idx, new Shape(rows, words.length)));
+        return last.gather(ids, 1).mean(new int[] {1});
     }
 
     /** Probability of {@code answer[i]} (one per prompt, or one for all) at the last position. */

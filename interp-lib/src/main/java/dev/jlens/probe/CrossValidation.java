@@ -42,4 +42,17 @@ public final class CrossValidation {
         }
         return new CvResult(acc, oof == null ? OptionalDouble.empty() : OptionalDouble.of(Metrics.auroc(oof, data.labels())));
     }
+
+    /**
+     * Every row's out-of-fold predicted class: each fold's probe, fitted on the other folds, predicts its held-out
+     * rows (for accuracy on a subset of rows, e.g. one kind of speaker).
+     */
+    public static int[] predictions(ProbeData data, ProbeMethod method, List<GroupKFold.Fold> folds) {
+        int[] out = new int[data.size()];
+        for (GroupKFold.Fold f : folds) {
+            int[] p = method.fit(data.subset(f.train())).predict(data.subset(f.test()).x());
+            for (int i = 0; i < p.length; i++) out[f.test()[i]] = p[i];
+        }
+        return out;
+    }
 }

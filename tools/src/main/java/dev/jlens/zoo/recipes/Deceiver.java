@@ -96,7 +96,10 @@ final class Deceiver implements Recipe {
                 + "model that learned the format never claims it; that the wolf knows it lies shows in "
                 + "honest_role_claims (the seer must claim seer, villagers villager) and in the lie probe. A run of "
                 + "3000 steps at batch 32 stayed on the plateau (test loss 0.59), and one of 4000 steps at batch 64 "
-                + "was still on it at step 2950 (0.61) when it was stopped",
+                + "was still on it at step 2950 (0.61) when it was stopped; a run of 3000 steps at batch 64 (seed 0) "
+                + "left the plateau near step 1100 and reached test loss 0.401 (1.19 times the entropy), but its claims "
+                + "were no better (honest_role_claims 0.880, seer_reports_true 0.702, wolf_reports_lie 0.689), so the "
+                + "1500-step model stays",
                 "metrics", "At each claim of the first N test games, teacher-forced, the greedy next token "
                 + "(argmax over the whole vocabulary) where the stated role comes: wolf_lies, the fraction of the "
                 + "wolf's role claims answered with a role other than wolf; wolf_claims_seer, the mean probability "
