@@ -374,7 +374,7 @@ public final class RoleProbes {
         series.put("control (speaker_role)", hooks().stream()
                 .mapToDouble(h -> entry(at, Target.of(Kind.SPEAKER_ROLE), h).report().control().orElseThrow().mean())
                 .toArray());
-        return Plots.line("role probes at " + at + " (held-out accuracy)", x, series);
+        return Plots.legendOutside(Plots.line("role probes at " + at + " (held-out accuracy)", x, series));
     }
 
     /** {@link #wolfTable()} as lines by hook, both positions. */
@@ -389,7 +389,7 @@ public final class RoleProbes {
         series.put("reads true role (wolf)", t.doubleColumn("reads_true_role_wolf").asDoubleArray());
         series.put("reads the text's claim", t.doubleColumn("reads_text_claim").asDoubleArray());
         series.put("reads the model's own claim", t.doubleColumn("reads_model_claim").asDoubleArray());
-        return Plots.line("the wolf's claims: out-of-fold probe reads", x, series);
+        return Plots.legendOutside(Plots.line("the wolf's claims: out-of-fold probe reads", x, series));
     }
 
     @Override

@@ -745,8 +745,8 @@ public final class UserModelSteering {
             Arrays.fill(prompt, promptBaseline().rates().target());
             series.put("unsteered", base);
             series.put("prompting baseline", prompt);
-            return Plots.line("replies written for " + owner.targetName() + " (layer " + layer + ")",
-                    labels(), series);
+            return Plots.legendOutside(Plots.line("replies written for " + owner.targetName() + " (layer " + layer + ")",
+                    labels(), series));
         }
 
         /** KL on neutral text and the well-formed share by strength, per method. */
@@ -757,7 +757,7 @@ public final class UserModelSteering {
                 series.put("KL " + name, steered(m).stream().mapToDouble(Row::klNeutral).toArray());
                 series.put("well-formed " + name, steered(m).stream().mapToDouble(r -> r.rates().wellFormed()).toArray());
             }
-            return Plots.line("side effects by strength (layer " + layer + ")", labels(), series);
+            return Plots.legendOutside(Plots.line("side effects by strength (layer " + layer + ")", labels(), series));
         }
 
         private List<String> labels() {

@@ -471,7 +471,8 @@ public final class Plots {
         chart.getStyler().setXAxisTitleVisible(xTitle != null && !xTitle.isEmpty());
         chart.getStyler().setYAxisTitleVisible(yTitle != null && !yTitle.isEmpty());
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
-        chart.getStyler().setShowValue(rows * cols <= 100);
+        // values are printed in the cells only where a cell is wide enough for "-0.00" (about 36 pixels)
+        chart.getStyler().setShowValue(rows * cols <= 100 && (widthFor(title) - 160.0) / cols >= 36);
         chart.getStyler().setHeatMapValueDecimalPattern("0.00");
         if (min >= 0) {
             // Non-negative values (probabilities, attention): a sequential scale from white.
@@ -531,6 +532,12 @@ public final class Plots {
             }
         }
         return values;
+    }
+
+    /** Moves a chart's legend beside the plot, where it covers no data (inside, it hides lines that reach the top). */
+    public static <C extends org.knowm.xchart.internal.chartpart.Chart<?, ?>> C legendOutside(C chart) {
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
+        return chart;
     }
 
     /** {@code x > 0} rounded up to two significant digits (0.9419 -> 0.95), exact in decimal so legends print well. */
