@@ -261,6 +261,13 @@ class PlotsTest {
         assertTrue(chart.getStyler().isShowValue(), "painting must leave the styler's setting as it was");
     }
 
+    @Test
+    void valuesArePrintedOnlyInCellsWideEnoughForThem() {
+        double[][] narrow = new double[3][25], wide = new double[3][7];
+        assertTrue(!Plots.heatmap("patching", narrow).getStyler().isShowValue(), "25 columns: cells too narrow for values");
+        assertTrue(Plots.heatmap("patching", wide).getStyler().isShowValue(), "7 columns: values fit");
+    }
+
     /** Bounding box {x0, y0, x1, y1} of the pixels of exactly {@code rgb} in the left 70% of the image. */
     private static int[] box(BufferedImage img, int rgb) {
         int x0 = Integer.MAX_VALUE, y0 = Integer.MAX_VALUE, x1 = -1, y1 = -1;
