@@ -230,9 +230,20 @@ public final class Patching {
         for (int l : layers) if (l > 0) cached.add(dev.jlens.hook.HookNames.actName("resid_pre", l));
         // resuming with a metric of the last position, passes continue from the base run's keys and values
         boolean suffixes = resume && metric.lastPositionOnly();
-        try (KvCache baseKv = suffixes ? model.newKvCache() : null;
-             ActivationCache base = model.runWithCache(Batch.of(base(direction)), filter(cached), baseKv);
-             ActivationCache other = model.runWithCache(source(direction), filter(hooks.values()))) {
+        List<ActivationCache> runs;
+        KvCache kvOfBase = null;
+        if (resume) {
+            // both runs in one pass (one pass's fixed cost, not two); without the shortcuts each is its own pass, as
+            // a hand-written loop runs them, so that results stay equal to it bit for bit
+            try (KvCache kvOfBoth = suffixes ? model.newKvCache() : null) {
+                runs = model.runWithCaches(List.of(base(direction), source(direction)), filter(cached), kvOfBoth);
+                if (kvOfBoth != null) kvOfBase = kvOfBoth.rows(0, prompts());
+            }
+        } else {
+            runs = List.of(model.runWithCache(base(direction), filter(cached)),
+                    model.runWithCache(source(direction), filter(hooks.values())));
+        }
+        try (KvCache baseKv = kvOfBase; ActivationCache base = runs.get(0); ActivationCache other = runs.get(1)) {
             rememberBaseMetrics(direction, base, other);
             Map<Integer, NDArray> residPre = new LinkedHashMap<>();
             for (int l : layers) if (l > 0) residPre.put(l, base.get(dev.jlens.hook.HookNames.actName("resid_pre", l)));

@@ -899,6 +899,53 @@ public final class HookedTransformer implements AutoCloseable {
         return cache;
     }
 
+    /**
+     * Several runs of equal length in one forward pass, their sequences stacked along the batch, each returned as its
+     * own cache of the selected activations and logits, as {@link #runWithCache(long[][], NameFilter)} would give it
+     * (to float rounding of the larger matrix products): one pass's fixed cost instead of one per run, e.g. the clean
+     * and corrupt runs of a patching experiment. {@code kv} (null: none) receives the keys and values of every row,
+     * runs in order ({@link KvCache#rows} cuts one run's rows out). Close every returned cache.
+     */
+    public List<ActivationCache> runWithCaches(List<long[][]> runs, NameFilter filter, KvCache kv) {
+        if (runs.isEmpty()) throw new IllegalArgumentException("no runs to cache");
+        int length = runs.get(0).length == 0 ? 0 : runs.get(0)[0].length;
+        List<long[]> rows = new ArrayList<>();
+        int[] start = new int[runs.size() + 1];
+        for (int r = 0; r < runs.size(); r++) {
+            for (long[] seq : runs.get(r)) {
+                if (seq.length != length) {
+                    throw new IllegalArgumentException("runs cached in one pass must be of one length: run 0 has "
+                            + length + " tokens, run " + r + " has a sequence of " + seq.length);
+                }
+                rows.add(seq);
+            }
+            start[r + 1] = rows.size();
+            if (start[r + 1] == start[r]) throw new IllegalArgumentException("run " + r + " has no sequences");
+        }
+        List<ActivationCache> caches = new ArrayList<>();
+        try {
+            for (int r = 0; r < runs.size(); r++) caches.add(new ActivationCache(manager, this));
+            List<Hook> recorders = new ArrayList<>();
+            for (String n : hooks.select(filter)) recorders.add(Hook.fwd(n, (act, hp) -> {
+                for (int r = 0; r < caches.size(); r++) {
+                    caches.get(r).put(hp.name(), act.get(new ai.djl.ndarray.index.NDIndex("{}:{}", start[r], start[r + 1])));
+                }
+                return null;
+            }));
+            try (HookScope s = hooks.attach(recorders); NDScope scope = new NDScope()) {
+                NDArray logits = run(Batch.of(rows.toArray(long[][]::new)), Optional.ofNullable(kv), OptionalInt.empty(),
+                        manager);
+                for (int r = 0; r < caches.size(); r++) {
+                    caches.get(r).putLogits(logits.get(new ai.djl.ndarray.index.NDIndex("{}:{}", start[r], start[r + 1])));
+                }
+            }
+        } catch (RuntimeException e) {
+            caches.forEach(ActivationCache::close);
+            throw e;
+        }
+        return caches;
+    }
+
     /** {@link #runWithGradients(Batch, NameFilter, Function)} for a text (tokenized with BOS). */
     public ActivationCache runWithGradients(String text, NameFilter filter, Function<NDArray, NDArray> lossFn) {
         return runWithGradients(toTokens(text), filter, lossFn);

@@ -320,4 +320,37 @@ class ActivationCacheTest {
             assertSame(c.get("ln_final.hook_scale"), c.get(ActivationCache.actName("scale")));
         }
     }
+
+    @Test
+    void severalRunsCachedInOnePassEqualEachRunCachedAlone() {
+        for (HookedTransformer m : List.of(gpt2, llama)) {
+            long[][] a = {{1, 5, 9, 2, 7}, {3, 3, 8, 1, 4}}, b = {{2, 6, 9, 2, 7}};
+            NameFilter f = n -> n.contains("resid_pre") || n.contains("hook_z");
+            try (dev.jlens.model.arch.KvCache kv = m.newKvCache();
+                 ActivationCache aloneA = m.runWithCache(a, f); ActivationCache aloneB = m.runWithCache(b, f)) {
+                List<ActivationCache> both = m.runWithCaches(List.of(a, b), f, kv);
+                try (ActivationCache ca = both.get(0); ActivationCache cb = both.get(1);
+                     dev.jlens.model.arch.KvCache kvA = kv.rows(0, 2)) {
+                    assertEquals(aloneA.names(), ca.names());
+                    for (String k : aloneA.names()) {
+                        assertEquals(aloneA.get(k).getShape(), ca.get(k).getShape(), k);
+                        assertTrue(maxAbsDiff(aloneA.get(k), ca.get(k)) < 1e-5, k);
+                        assertTrue(maxAbsDiff(aloneB.get(k), cb.get(k)) < 1e-5, k);
+                    }
+                    assertTrue(maxAbsDiff(aloneA.logits(), ca.logits()) < 1e-4);
+                    assertTrue(maxAbsDiff(aloneB.logits(), cb.logits()) < 1e-4);
+                    // the keys and values of every row, in run order; rows cuts the first run's out
+                    assertEquals(3, kv.validMask().length);
+                    assertEquals(2, kvA.validMask().length);
+                    assertEquals(5, kvA.length());
+                    assertEquals(new Shape(2, 5, m.cfg().nKvHeads(), m.cfg().dHead()), kvA.keys(0).getShape());
+                    assertTrue(maxAbsDiff(kv.keys(1).get("0:2"), kvA.keys(1)) == 0);
+                }
+            }
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> gpt2.runWithCaches(List.of(new long[][] {{1, 2, 3}}, new long[][] {{1, 2}}), n -> true, null));
+        assertTrue(e.getMessage().contains("one length"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> gpt2.runWithCaches(List.of(), n -> true, null));
+    }
 }

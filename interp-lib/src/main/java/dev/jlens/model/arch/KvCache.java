@@ -157,6 +157,34 @@ public final class KvCache implements AutoCloseable {
         return out;
     }
 
+    /** A new cache holding rows {@code from .. to - 1} of this one's keys and values (copies), every layer. */
+    public KvCache rows(int from, int to) {
+        if (from < 0 || to > valid.length || from >= to) {
+            throw new IllegalArgumentException("rows must satisfy 0 <= from < to <= " + valid.length + ", got " + from
+                    + ".." + to);
+        }
+        KvCache out = new KvCache(manager.getParentManager(), keys.length);
+        for (int l = 0; l < keys.length; l++) {
+            if (keys[l] == null) continue;
+            NDArray kk, vv;
+            try (NDArray key = keys(l); NDArray value = values(l)) {
+                kk = key.get(from + ":" + to).duplicate();
+                vv = value.get(from + ":" + to).duplicate();
+            }
+            kk.attach(out.manager);
+            vv.attach(out.manager);
+            ai.djl.ndarray.NDScope.unregister(kk, vv);
+            out.keys[l] = kk;
+            out.values[l] = vv;
+            out.stored[l] = stored[l];
+        }
+        boolean[][] v = new boolean[to - from][];
+        for (int b = from; b < to; b++) v[b - from] = valid[b].clone();
+        out.valid = v;
+        out.length = length;
+        return out;
+    }
+
     private static NDArray tileBatch(NDArray x, int k) {
         if (k == 1) return x.duplicate();
         long[] reps = new long[x.getShape().dimension()];
