@@ -614,12 +614,14 @@ public final class Patching {
                     if (off > 0) {
                         KvCache prefix = prefixes.computeIfAbsent(off, o -> prefixes.get(longestOff).prefix(o));
                         Batch batch = Batch.of(tile(suffix(base, off), k));
+                        // the metric reads the last position: the last block runs its query onwards for it alone
+                        boolean last = lastBlockUntouched((List<Hook>) h, model.nLayers());
                         try (KvCache kv = prefix.repeat(k, start);
                              dev.jlens.hook.HookScope hs = model.hooks(((List<Hook>) h).toArray(Hook[]::new))) {
                             logits = start > 0
                                     ? model.forwardFrom(batch, start,
-                                            tile(residPre.get(start).get(new NDIndex(":, {}:", off)), k), kv)
-                                    : model.forward(batch, kv);
+                                            tile(residPre.get(start).get(new NDIndex(":, {}:", off)), k), kv, last)
+                                    : model.forward(batch, kv, last);
                         }
                     } else if (start > 0) {
                         Batch batch = Batch.of(tile(base, k));
@@ -649,6 +651,27 @@ public final class Patching {
             for (KvCache c : prefixes.values()) c.close();
         }
         return out;
+    }
+
+    /**
+     * Whether {@code hooks} leave the last block's computation after its queries, keys and values alone, so that it
+     * may run for the last position only: every hook is in an earlier block or is the last block's {@code resid_pre},
+     * {@code q}, {@code k} or {@code v} (which still see every position).
+     */
+    static boolean lastBlockUntouched(List<Hook> hooks, int nLayers) {
+        String last = "blocks." + (nLayers - 1) + ".";
+        for (Hook hook : hooks) {
+            String n = hook.name();
+            if (n.startsWith(last)) {
+                if (!(n.endsWith(".hook_resid_pre") || n.endsWith(".hook_q") || n.endsWith(".hook_k")
+                        || n.endsWith(".hook_v"))) {
+                    return false;
+                }
+            } else if (!n.startsWith("blocks.") && !n.equals("hook_embed") && !n.equals("hook_pos_embed")) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Up to {@code perPass} consecutive blocks a pass ({@code {first, count}}), never two start layers in one. */

@@ -574,10 +574,26 @@ public final class HookedTransformer implements AutoCloseable {
      * needs those of blocks {@code layer} and up; it is extended as a generation step extends it).
      */
     public NDArray forwardFrom(Batch batch, int layer, NDArray residPre, KvCache prefix) {
-        return forwardFrom(batch, layer, residPre, Optional.of(Objects.requireNonNull(prefix, "prefix")));
+        return forwardFrom(batch, layer, residPre, Optional.of(Objects.requireNonNull(prefix, "prefix")), false);
+    }
+
+    /**
+     * {@link #forwardFrom(Batch, int, NDArray, KvCache)} returning the last position's logits only
+     * {@code [batch, 1, d_vocab]} when {@code lastPositionOnly}: the last block then runs its query, attention output
+     * and MLP for that position alone (its keys and values still for every position), so its hooks from the
+     * attention scores on see one position. The logits equal the last position of a full pass's.
+     */
+    public NDArray forwardFrom(Batch batch, int layer, NDArray residPre, KvCache prefix, boolean lastPositionOnly) {
+        return forwardFrom(batch, layer, residPre, Optional.of(Objects.requireNonNull(prefix, "prefix")),
+                lastPositionOnly);
     }
 
     private NDArray forwardFrom(Batch batch, int layer, NDArray residPre, Optional<KvCache> prefix) {
+        return forwardFrom(batch, layer, residPre, prefix, false);
+    }
+
+    private NDArray forwardFrom(Batch batch, int layer, NDArray residPre, Optional<KvCache> prefix,
+                                boolean lastPositionOnly) {
         if (layer < 0 || layer > cfg.nLayers()) {
             throw new IllegalArgumentException("start layer " + layer + " is out of range: valid layers are 0.."
                     + cfg.nLayers());
@@ -591,7 +607,7 @@ public final class HookedTransformer implements AutoCloseable {
         try (NDScope scope = new NDScope()) {
             ForwardInputs full = inputs(batch, prefix);
             ForwardInputs in = new ForwardInputs(full.tokens(), full.positions(), full.mask(), prefix,
-                    Optional.of(new ForwardInputs.Start(layer, residPre)));
+                    Optional.of(new ForwardInputs.Start(layer, residPre)), lastPositionOnly);
             try (Bound b = bindDeltas()) {
                 result = arch.forward(in, OptionalInt.empty());
             }
@@ -608,6 +624,14 @@ public final class HookedTransformer implements AutoCloseable {
      */
     public NDArray forward(Batch batch, KvCache cache) {
         return run(batch, Optional.of(cache), OptionalInt.empty(), outputs);
+    }
+
+    /**
+     * {@link #forward(Batch, KvCache)} returning the last position's logits only {@code [batch, 1, d_vocab]} when
+     * {@code lastPositionOnly} (see {@link #forwardFrom(Batch, int, NDArray, KvCache, boolean)}).
+     */
+    public NDArray forward(Batch batch, KvCache cache, boolean lastPositionOnly) {
+        return run(batch, Optional.of(cache), OptionalInt.empty(), outputs, lastPositionOnly);
     }
 
     // ------------------------------------------------------------------ weight deltas (adapters)
@@ -665,9 +689,16 @@ public final class HookedTransformer implements AutoCloseable {
      * caller's scope.
      */
     private NDArray run(Batch batch, Optional<KvCache> cache, OptionalInt stopAtLayer, NDManager out) {
+        return run(batch, cache, stopAtLayer, out, false);
+    }
+
+    private NDArray run(Batch batch, Optional<KvCache> cache, OptionalInt stopAtLayer, NDManager out,
+                        boolean lastPositionOnly) {
         NDArray result;
         try (NDScope scope = new NDScope()) {
-            ForwardInputs in = inputs(batch, cache);
+            ForwardInputs full = inputs(batch, cache);
+            ForwardInputs in = lastPositionOnly ? new ForwardInputs(full.tokens(), full.positions(), full.mask(),
+                    full.cache(), full.start(), true) : full;
             try (Bound b = bindDeltas()) {
                 result = arch.forward(in, stopAtLayer);
             }

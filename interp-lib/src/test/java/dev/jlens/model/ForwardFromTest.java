@@ -70,4 +70,43 @@ class ForwardFromTest {
             }
         }
     }
+
+    @Test
+    void theLastBlockRunForTheLastPositionAloneGivesAFullPasssLastLogits() {
+        for (var cfg : java.util.List.of(dev.jlens.model.arch.ModelConfig.gpt2(32, 3, 4, 64, 50, 16),
+                dev.jlens.model.arch.ModelConfig.llama(32, 3, 4, 2, 64, 50, 16))) {
+            try (HookedTransformer m = HookedTransformer.random(cfg, 7)) {
+                long[][] ids = {{1, 5, 40, 3, 5, 7, 12, 9}, {1, 6, 41, 3, 9, 7, 2, 11}};
+                try (ActivationCache c = m.runWithCache(Batch.of(ids), NameFilter.of("resid_pre"))) {
+                    float[] full = c.logits().get(":, -1, :").toFloatArray();
+                    try (var kv = m.newKvCache()) {
+                        NDArray got = m.forward(Batch.of(ids), kv, true);
+                        assertTrue(got.getShape().equals(new ai.djl.ndarray.types.Shape(2, 1, 50)), got.getShape().toString());
+                        assertArrayEquals(full, got.toFloatArray(), 1e-5f, cfg.family() + " from the start");
+                        // the keys and values still cover every position
+                        assertTrue(kv.length() == 8 && kv.keys(2).getShape().get(1) == 8, kv.toString());
+                    }
+                    // resumed at a layer after a prefix, as patching runs it; the last block's z sees one position
+                    long[][] head = {java.util.Arrays.copyOf(ids[0], 3), java.util.Arrays.copyOf(ids[1], 3)};
+                    long[][] tail = {java.util.Arrays.copyOfRange(ids[0], 3, 8), java.util.Arrays.copyOfRange(ids[1], 3, 8)};
+                    try (var prefix = m.newKvCache()) {
+                        m.forward(Batch.of(head), prefix).close();
+                        for (int l = 0; l < m.nLayers(); l++) {
+                            java.util.List<long[]> zShapes = new java.util.ArrayList<>();
+                            try (var kv = prefix.repeat(1, l);
+                                 var hs = m.hooks(dev.jlens.hook.Hook.fwd("blocks.2.attn.hook_z", (act, hp) -> {
+                                     zShapes.add(act.getShape().getShape());
+                                     return null;
+                                 }))) {
+                                NDArray got = m.forwardFrom(Batch.of(tail), l, c.get("resid_pre", l).get(":, 3:"), kv, true);
+                                assertArrayEquals(full, got.toFloatArray(), 1e-4f, cfg.family() + " layer " + l);
+                            }
+                            assertTrue(zShapes.size() == 1 && zShapes.get(0)[1] == 1, "z of the last block at one position");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
+

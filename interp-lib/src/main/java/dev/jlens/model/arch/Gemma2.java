@@ -242,6 +242,12 @@ public final class Gemma2 extends TabledArchitecture<Gemma2> {
                 if (slidingMask == null) slidingMask = slidingMask(in.mask(), opts.slidingWindow().getAsInt());
                 mask = slidingMask;
             }
+            if (in.lastOnlyAt(l, blocks.length)) {   // only the last position's output is wanted
+                q = q.get(":, -1:");
+                resid = resid.get(":, -1:");
+                mask = mask.get(":, :, -1:, :");
+                pos = 1;
+            }
             NDArray z = Ops.attention(q, k, v, mask, scale, attnCap, b.attnScores, b.pattern, b.z);
             NDArray attnOut = adapters.linear(z.reshape(batch, pos, (long) h * dh), b.oW, b.oB);
             if (b.result.isActive()) {

@@ -155,7 +155,14 @@ public final class Llama extends TabledArchitecture<Llama> {
                 k = kv[0];
                 v = kv[1];
             }
-            NDArray z = Ops.attention(q, k, v, in.mask(), b.attnScores, b.pattern, b.z);
+            NDArray mask = in.mask();
+            if (in.lastOnlyAt(l, blocks.length)) {   // only the last position's output is wanted
+                q = q.get(":, -1:");
+                resid = resid.get(":, -1:");
+                mask = mask.get(":, :, -1:, :");
+                pos = 1;
+            }
+            NDArray z = Ops.attention(q, k, v, mask, b.attnScores, b.pattern, b.z);
             NDArray attnOut = adapters.linear(z.reshape(batch, pos, (long) h * dh), b.oW, b.oB);
             if (b.result.isActive()) {
                 // Per-head outputs only when hooked; a hook that replaces them redefines attn_out as their sum.

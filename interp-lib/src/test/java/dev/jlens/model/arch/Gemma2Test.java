@@ -67,6 +67,19 @@ class Gemma2Test {
     }
 
     @Test
+    void theLastBlockForTheLastPositionAloneMatchesAFullPass(@TempDir Path dir) throws Exception {
+        PlainForward ref = new PlainForward(SHAPE, 7, 1.0);
+        long[][] ids = {{2, 17, 5, 33, 9, 9, 21, 0, 38}};   // longer than the sliding window of 3
+        try (HookedTransformer m = tiny(dir, ref); dev.jlens.model.arch.KvCache kv = m.newKvCache()) {
+            float[] full = m.forward(dev.jlens.model.Batch.of(ids)).get(":, -1, :").toFloatArray();
+            NDArray got = m.forward(dev.jlens.model.Batch.of(ids), kv, true);
+            assertEquals(new Shape(1, 1, 40), got.getShape());
+            float[] last = got.toFloatArray();
+            for (int i = 0; i < full.length; i++) assertEquals(full[i], last[i], 1e-5, "logit " + i);
+        }
+    }
+
+    @Test
     void softCapsBoundTheLogitsAndTheAttentionScores(@TempDir Path dir) throws Exception {
         PlainForward ref = new PlainForward(SHAPE, 11, 3.0);   // a large unembedding: uncapped logits would be ~12
         try (HookedTransformer m = tiny(dir, ref); ActivationCache cache = m.runWithCache(new long[] {3, 1, 4, 1, 5,
