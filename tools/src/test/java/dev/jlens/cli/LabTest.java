@@ -97,7 +97,7 @@ class LabTest {
     @Test
     void badArgumentsExitWith2AndNameTheValidChoices() {
         String m = stories();
-        assertUsage(lab("frobnicate"), "valid commands: generate, logits, patch, attribute, pretokenize, sample-corpus, chat-template, toy, sae, bench, zoo, help");
+        assertUsage(lab("frobnicate"), "valid commands: generate, logits, patch, attribute, pretokenize, sample-corpus, chat-template, toy, sae, bench, zoo, device, help");
         assertUsage(lab("generate", "--ids", "1", "--max-new-tokens", "3"), "--model is required");
         assertUsage(lab("generate", "--model", m, "--ids", "1"), "--max-new-tokens is required");
         assertUsage(lab("generate", "--model", m, "--ids", "1", "--max-new-tokens", "3", "--temprature", "1"),
