@@ -108,26 +108,9 @@ public final class KvCache implements AutoCloseable {
      */
     public KvCache repeat(int k, int fromLayer) {
         if (k < 1) throw new IllegalArgumentException("repeat count must be >= 1, got " + k);
-        KvCache out = new KvCache(manager.getParentManager(), keys.length);
-        for (int l = Math.max(0, fromLayer); l < keys.length; l++) {
-            if (keys[l] == null) continue;
-            NDArray kk, vv;
-            try (NDArray key = keys(l); NDArray value = values(l)) {
-                kk = tileBatch(key, k);
-                vv = tileBatch(value, k);
-            }
-            kk.attach(out.manager);
-            vv.attach(out.manager);
-            ai.djl.ndarray.NDScope.unregister(kk, vv);
-            out.keys[l] = kk;
-            out.values[l] = vv;
-            out.stored[l] = stored[l];
-        }
         boolean[][] v = new boolean[valid.length * k][];
         for (int j = 0; j < k; j++) for (int b = 0; b < valid.length; b++) v[j * valid.length + b] = valid[b].clone();
-        out.valid = v;
-        out.length = length;
-        return out;
+        return derive(fromLayer, x -> tileBatch(x, k), v, length);
     }
 
     /**
@@ -138,23 +121,9 @@ public final class KvCache implements AutoCloseable {
         if (length < 1 || length > this.length) {
             throw new IllegalArgumentException("prefix length must be in 1.." + this.length + ", got " + length);
         }
-        KvCache out = new KvCache(manager.getParentManager(), keys.length);
-        for (int l = 0; l < keys.length; l++) {
-            if (keys[l] == null) continue;
-            NDArray kk = keys[l].get(":, 0:" + length).duplicate();
-            NDArray vv = values[l].get(":, 0:" + length).duplicate();
-            kk.attach(out.manager);
-            vv.attach(out.manager);
-            ai.djl.ndarray.NDScope.unregister(kk, vv);
-            out.keys[l] = kk;
-            out.values[l] = vv;
-            out.stored[l] = length;
-        }
         boolean[][] v = new boolean[valid.length][];
         for (int b = 0; b < valid.length; b++) v[b] = Arrays.copyOf(valid[b], length);
-        out.valid = v;
-        out.length = length;
-        return out;
+        return derive(0, x -> x.get(":, 0:" + length).duplicate(), v, length);
     }
 
     /** A new cache holding rows {@code from .. to - 1} of this one's keys and values (copies), every layer. */
@@ -163,24 +132,32 @@ public final class KvCache implements AutoCloseable {
             throw new IllegalArgumentException("rows must satisfy 0 <= from < to <= " + valid.length + ", got " + from
                     + ".." + to);
         }
+        boolean[][] v = new boolean[to - from][];
+        for (int b = from; b < to; b++) v[b - from] = valid[b].clone();
+        return derive(0, x -> x.get(from + ":" + to).duplicate(), v, length);
+    }
+
+    /**
+     * A new cache whose layers {@code fromLayer} and up hold {@code f} of this one's keys and values ({@code f}
+     * returns new arrays, which the new cache owns), with the given validity and length.
+     */
+    private KvCache derive(int fromLayer, java.util.function.UnaryOperator<NDArray> f, boolean[][] valid, int length) {
         KvCache out = new KvCache(manager.getParentManager(), keys.length);
-        for (int l = 0; l < keys.length; l++) {
+        for (int l = Math.max(0, fromLayer); l < keys.length; l++) {
             if (keys[l] == null) continue;
             NDArray kk, vv;
             try (NDArray key = keys(l); NDArray value = values(l)) {
-                kk = key.get(from + ":" + to).duplicate();
-                vv = value.get(from + ":" + to).duplicate();
+                kk = f.apply(key);
+                vv = f.apply(value);
             }
             kk.attach(out.manager);
             vv.attach(out.manager);
             ai.djl.ndarray.NDScope.unregister(kk, vv);
             out.keys[l] = kk;
             out.values[l] = vv;
-            out.stored[l] = stored[l];
+            out.stored[l] = (int) kk.getShape().get(1);
         }
-        boolean[][] v = new boolean[to - from][];
-        for (int b = from; b < to; b++) v[b - from] = valid[b].clone();
-        out.valid = v;
+        out.valid = valid;
         out.length = length;
         return out;
     }
