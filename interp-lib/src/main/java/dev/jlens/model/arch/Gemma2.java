@@ -243,9 +243,10 @@ public final class Gemma2 extends TabledArchitecture<Gemma2> {
                 mask = slidingMask;
             }
             if (in.lastOnlyAt(l, blocks.length)) {   // only the last position's output is wanted
-                q = q.get(":, -1:");
-                resid = resid.get(":, -1:");
-                mask = mask.get(":, :, -1:, :");
+                NDArray[] last = Ops.lastPosition(q, resid, mask);
+                q = last[0];
+                resid = last[1];
+                mask = last[2];
                 pos = 1;
             }
             NDArray z = Ops.attention(q, k, v, mask, scale, attnCap, b.attnScores, b.pattern, b.z);

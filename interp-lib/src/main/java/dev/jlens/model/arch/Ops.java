@@ -206,4 +206,13 @@ final class Ops {
         NDArray wHED = wO.reshape(dModel, heads, dHead).transpose(1, 2, 0);   // [h, d_head, d_model]
         return z.expandDims(3).matMul(wHED).squeeze(3);                       // [b, p, h, d_model]
     }
+
+    /**
+     * For a block that runs its query onwards for the last position alone ({@link ForwardInputs#lastOnlyAt}): the
+     * queries {@code [batch, pos, heads, d_head]}, the residual stream {@code [batch, pos, d_model]} and the additive
+     * mask {@code [batch, 1, q_pos, k_pos]} cut to the last query position (views).
+     */
+    static NDArray[] lastPosition(NDArray q, NDArray resid, NDArray mask) {
+        return new NDArray[] {q.get(":, -1:"), resid.get(":, -1:"), mask.get(":, :, -1:, :")};
+    }
 }
