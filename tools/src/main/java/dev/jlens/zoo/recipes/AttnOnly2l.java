@@ -86,11 +86,6 @@ final class AttnOnly2l implements Recipe {
     }
 
     @Override
-    public BatchSource evalSource() {
-        return Batches.test(TASK);
-    }
-
-    @Override
     public int evalExamples() {
         return 512;
     }
@@ -105,7 +100,6 @@ final class AttnOnly2l implements Recipe {
         return List.of(Bar.atLeast("induction_score_l1_max", 0.7), Bar.atMost("repeated_over_first", 0.2),
                 Bar.atLeast("prev_token_score_l0_max", 0.5), Bar.atMost("short_repeated_over_first", 0.2));
     }
-
 
     @Override
     public Map<String, String> notes() {

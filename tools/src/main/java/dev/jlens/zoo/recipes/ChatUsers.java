@@ -8,7 +8,6 @@ import dev.jlens.data.Task;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.arch.ModelConfig;
 import dev.jlens.probe.UserModelReadout;
-import dev.jlens.train.BatchSource;
 import dev.jlens.train.TrainConfig;
 import dev.jlens.zoo.Bar;
 import dev.jlens.zoo.Evaluation;
@@ -60,16 +59,6 @@ final class ChatUsers implements Recipe {
     public TrainConfig trainConfig() {
         return TrainConfig.builder().steps(1200).batchSize(32).lr(2e-3).warmupSteps(100).weightDecay(0.05)
                 .gradClip(1.0).seed(0).checkpointEvery(200).evalEvery(300).evalBatches(4).logEvery(50).build();
-    }
-
-    @Override
-    public BatchSource trainSource() {
-        return Batches.train(TASK);
-    }
-
-    @Override
-    public BatchSource evalSource() {
-        return Batches.test(TASK);
     }
 
     @Override

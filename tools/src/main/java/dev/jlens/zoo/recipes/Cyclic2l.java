@@ -10,7 +10,6 @@ import dev.jlens.geometry.Pca;
 import dev.jlens.geometry.Reducibility;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.arch.ModelConfig;
-import dev.jlens.train.BatchSource;
 import dev.jlens.train.TrainConfig;
 import dev.jlens.zoo.Bar;
 import dev.jlens.zoo.Evaluation;
@@ -63,16 +62,6 @@ final class Cyclic2l implements Recipe {
     public TrainConfig trainConfig() {
         return TrainConfig.builder().steps(8000).batchSize(128).lr(3e-3).warmupSteps(200).weightDecay(1.0)
                 .gradClip(1.0).seed(0).checkpointEvery(500).evalEvery(500).evalBatches(4).logEvery(100).build();
-    }
-
-    @Override
-    public BatchSource trainSource() {
-        return Batches.train(TASK);
-    }
-
-    @Override
-    public BatchSource evalSource() {
-        return Batches.test(TASK);
     }
 
     @Override

@@ -9,7 +9,6 @@ import dev.jlens.data.Split;
 import dev.jlens.data.Task;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.arch.ModelConfig;
-import dev.jlens.train.BatchSource;
 import dev.jlens.train.TrainConfig;
 import dev.jlens.zoo.Bar;
 import dev.jlens.zoo.Evaluation;
@@ -57,16 +56,6 @@ final class Deceiver implements Recipe {
     public TrainConfig trainConfig() {
         return TrainConfig.builder().steps(1500).batchSize(64).lr(3e-3).warmupSteps(100).weightDecay(0.05)
                 .gradClip(1.0).seed(0).checkpointEvery(250).evalEvery(250).evalBatches(4).logEvery(50).build();
-    }
-
-    @Override
-    public BatchSource trainSource() {
-        return Batches.train(TASK);
-    }
-
-    @Override
-    public BatchSource evalSource() {
-        return Batches.test(TASK);
     }
 
     @Override

@@ -68,16 +68,20 @@ public sealed interface Recipe permits AttnOnly2l, TinyLang4l, Thinker, ThinkerF
         return Optional.empty();
     }
 
-    /** The training batches: a pure function of (seed, step), from the task's train split. */
-    BatchSource trainSource();
+    /** The training batches: a pure function of (seed, step), from the task's train split (default: packed). */
+    default BatchSource trainSource() {
+        return Batches.train(task());
+    }
 
     /** The training objective (default: the mean next-token loss over each batch's weighted targets). */
     default LossFn lossFn() {
         return LossFn.nextToken();
     }
 
-    /** Held-out batches from the test split, for the trainer's eval loss. */
-    BatchSource evalSource();
+    /** Held-out batches from the test split, for the trainer's eval loss (default: packed). */
+    default BatchSource evalSource() {
+        return Batches.test(task());
+    }
 
     /** Measures the model on the first {@code examples} examples (or problems) of the test split. */
     Evaluation evaluate(HookedTransformer model, int examples);

@@ -9,7 +9,6 @@ import dev.jlens.data.TinyLang;
 import dev.jlens.model.Batch;
 import dev.jlens.model.HookedTransformer;
 import dev.jlens.model.arch.ModelConfig;
-import dev.jlens.train.BatchSource;
 import dev.jlens.train.TrainConfig;
 
 import java.util.LinkedHashMap;
@@ -55,16 +54,6 @@ final class TinyLang4l implements Recipe {
     }
 
     @Override
-    public BatchSource trainSource() {
-        return Batches.train(TASK);
-    }
-
-    @Override
-    public BatchSource evalSource() {
-        return Batches.test(TASK);
-    }
-
-    @Override
     public int evalExamples() {
         return 512;
     }
@@ -78,7 +67,6 @@ final class TinyLang4l implements Recipe {
     public List<Bar> bars() {
         return List.of(Bar.atMost("loss_over_bound", 1.10));
     }
-
 
     @Override
     public Map<String, String> notes() {
