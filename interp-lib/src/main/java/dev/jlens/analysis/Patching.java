@@ -577,7 +577,8 @@ public final class Patching {
     /**
      * As above, where moreover block {@code j} changes nothing before position {@code fromPos[j]} (null: position 0):
      * with a metric of the last position only, a pass runs only the positions from the smallest {@code fromPos} of
-     * its blocks, attending to the base run's keys and values for the earlier ones; its hooks see those positions.
+     * its blocks, attending to the base run's keys and values for the earlier ones ({@code baseKv}, every position of
+     * the base run, cut to each pass's prefix); its hooks see those positions.
      */
     @SuppressWarnings("unchecked")
     double[] runBlocks(long[][] base, int blocks, String what, SuffixHooks hooks, int[] startLayer,
@@ -589,30 +590,26 @@ public final class Patching {
                 ? costChunks(startLayer, fromPos, n, perPass, base[0].length, model.cfg())
                 : greedyChunks(blocks, perPass, startLayer);
         double[] out = new double[blocks];
-        int[] offsets = new int[chunks.size()];   // the first position each pass runs
-        int longest = 0;
-        for (int c = 0; c < chunks.size() && suffixes; c++) {
-            int first = chunks.get(c)[0], offset = Integer.MAX_VALUE;
-            for (int j = first; j < first + chunks.get(c)[1]; j++) offset = Math.min(offset, fromPos[j]);
-            offsets[c] = offset;
-            longest = Math.max(longest, offset);
+        if (suffixes && baseKv == null) {
+            throw new IllegalStateException("passes that start after the first position need the base run's keys and values");
         }
-        // the base run's keys and values, by length, cut from those of the whole base run (baseKv), else
-        // one run of the longest prefix)
-        Map<Integer, KvCache> prefixes = new LinkedHashMap<>();
-        int longestOff = longest;
+        Map<Integer, KvCache> prefixes = new LinkedHashMap<>();   // the base run's keys and values, cut by length
         Progress progress = chunks.size() >= 8 ? Progress.start(chunks.size(), what) : null;
         try {
-            if (longest > 0) prefixes.put(longest, baseKv != null ? baseKv.prefix(longest) : prefixCache(base, longest));
-            for (int c = 0; c < chunks.size(); c++) {
-                int first = chunks.get(c)[0], k = chunks.get(c)[1];
-                int off = offsets[c];
+            for (int[] chunk : chunks) {
+                int first = chunk[0], k = chunk[1];
+                int offset = 0;
+                if (suffixes) {
+                    offset = Integer.MAX_VALUE;
+                    for (int j = first; j < first + k; j++) offset = Math.min(offset, fromPos[j]);
+                }
+                int off = offset;
                 try (NDScope scope = new NDScope()) {
                     Object h = hooks.hooks(first, k, off);
                     NDArray logits;
                     int start = startLayer == null ? 0 : startLayer[first];
                     if (off > 0) {
-                        KvCache prefix = prefixes.computeIfAbsent(off, o -> prefixes.get(longestOff).prefix(o));
+                        KvCache prefix = prefixes.computeIfAbsent(off, baseKv::prefix);
                         Batch batch = Batch.of(tile(suffix(base, off), k));
                         // the metric reads the last position: the last block runs its query onwards for it alone
                         boolean last = lastBlockUntouched((List<Hook>) h, model.nLayers());
@@ -740,24 +737,6 @@ public final class Patching {
         double d = cfg.dModel(), attn = (double) cfg.nHeads() * cfg.dHead(), kv = (double) cfg.nKvHeads() * cfg.dHead();
         double mlp = cfg.attnOnly() ? 0 : (cfg.family() == ModelConfig.Family.GPT2 ? 2 : 3) * d * cfg.dMlp();
         return 2 * (d * attn + 2 * d * kv + attn * d + mlp);
-    }
-
-    /** The keys and values of the first {@code length} positions of {@code base}, from an unhooked run. */
-    private KvCache prefixCache(long[][] base, int length) {
-        KvCache cache = model.newKvCache();
-        try (NDScope scope = new NDScope()) {
-            model.forward(Batch.of(prefix(base, length)), cache);
-        } catch (RuntimeException e) {
-            cache.close();
-            throw e;
-        }
-        return cache;
-    }
-
-    private static long[][] prefix(long[][] x, int length) {
-        long[][] out = new long[x.length][];
-        for (int i = 0; i < x.length; i++) out[i] = Arrays.copyOf(x[i], length);
-        return out;
     }
 
     private static long[][] suffix(long[][] x, int from) {
