@@ -1,6 +1,7 @@
 package dev.jlens.sae;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
@@ -105,14 +106,32 @@ public final class SparseDecode {
         return trainTopK(sae, xBD, gc, chunkRows).loss();
     }
 
-    /** What {@link #trainTopK} measured: the loss and how many tokens each latent fired on. */
-    public record TopKStep(float loss, float[] fired) {}
+    /**
+     * What {@link #trainTopK} measured: the loss minimised (the MSE term, plus the weighted AuxK term when it applied),
+     * its MSE term, and how many tokens each latent fired on.
+     */
+    public record TopKStep(float loss, float mse, float[] fired) {}
 
     /**
      * {@link #backwardTopK}, also counting each latent's firings (activation > 0) over the batch: the trainer's fast
-     * path for TopK dictionaries when AuxK has nothing to do.
+     * path for TopK dictionaries when no latent is dead.
      */
     public static TopKStep trainTopK(SparseCoder sae, NDArray xBD, GradientCollector gc, int chunkRows) {
+        return trainTopK(sae, xBD, gc, chunkRows, null);
+    }
+
+    /**
+     * The trainer's sparse TopK step with AuxK (Gao et al. 2024) when {@code deadMask} (boolean {@code [dSae]}) marks
+     * dead latents and the dictionary's {@code auxK > 0}: the same loss and gradients as {@link TopKSae#trainForward}
+     * (MSE plus {@code auxKCoefficient} times the AuxK term) without a dense {@code [B, dSae]} tensor on the gradient
+     * path. The {@code auxK} largest pre-activations among dead latents are chosen per token alongside the top k, from
+     * the same pre-activations computed without gradient; once every chunk's reconstruction error is known (its
+     * variance over the batch normalises AuxK), a second pass recomputes those latents' activations from the gathered
+     * encoder columns and reconstructs the detached error from their gathered decoder rows. {@code deadMask} null, or
+     * nothing dead, is {@link #trainTopK(SparseCoder, NDArray, GradientCollector, int)}.
+     */
+    public static TopKStep trainTopK(SparseCoder sae, NDArray xBD, GradientCollector gc, int chunkRows,
+                                     NDArray deadMask) {
         if (!(sae.cfg().kind() instanceof SaeConfig.TopK t)) {
             throw new IllegalArgumentException("backwardTopK needs a TopK dictionary, got "
                     + sae.cfg().kind().architecture());
@@ -127,6 +146,13 @@ public final class SparseDecode {
         NDArray wEnc = w.get(SaeWeights.W_ENC), bEnc = w.get(SaeWeights.B_ENC);
         NDArray wDec = w.get(SaeWeights.W_DEC), bDec = w.get(SaeWeights.B_DEC);
         long dSae = wEnc.getShape().get(1);
+        int kAux = 0;
+        if (deadMask != null && t.auxK() > 0) {
+            if (!deadMask.getShape().equals(new Shape(dSae))) {
+                throw new IllegalArgumentException("deadMask must be [" + dSae + "], got " + deadMask.getShape());
+            }
+            kAux = (int) Math.min(t.auxK(), deadMask.toType(DataType.INT64, false).sum().getLong());
+        }
         // The active latents' encoder columns are gathered as rows of W_enc^T: a leaf copy made once per step, whose
         // gradient is handed to W_enc at the end (a gather from a transposed view would be strided, and a per-chunk
         // copy on the tape would cost a [dSae, dIn] backward per chunk).
@@ -137,6 +163,9 @@ public final class SparseDecode {
         // A leaf without a dense gradient would keep the sparse one, so give W_dec and W_enc^T dense ones first.
         gc.backward(encT.mul(Tensors.scalar(0f)).sum().add(wDec.mul(Tensors.scalar(0f)).sum()));
         NDArray invBatch = Tensors.scalar(xBD.getManager(), 1f / batch);
+        // AuxK: 0 at dead latents, -inf elsewhere, added to the pre-activations before choosing the auxK largest
+        NDArray deadOffset = kAux == 0 ? null : deadMask.toType(DataType.FLOAT32, false).log();   // log 1 = 0, log 0 = -inf
+        java.util.List<NDArray> auxIdx = new java.util.ArrayList<>(), errors = new java.util.ArrayList<>();
         double total = 0;
         float[] fired = new float[(int) dSae];
         for (long b0 = 0; b0 < batch; b0 += chunkRows) {
@@ -149,27 +178,87 @@ public final class SparseDecode {
                 NDArray pre = in.stopGradient().matMul(wEnc.stopGradient()).add(bEnc.stopGradient());
                 NDList tk = pre.topK(k, -1, true, false);
                 NDArray idx = tk.get(1);
+                if (kAux > 0) {
+                    NDArray ai = pre.addi(deadOffset).topK(kAux, -1, true, false).get(1);
+                    NDScope.unregister(ai);
+                    auxIdx.add(ai);
+                }
                 pre.close();
                 tk.get(0).close();
-                NDArray encRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) encT, true);    // [c, k, dIn]
-                NDArray acts = encRows.batchMatMul(in.reshape(c, dIn, 1)).reshape(c, k).add(bEnc.get(idx));
-                acts = Activation.relu(acts);
+                NDArray acts = activations(encT, bEnc, idx, in);
                 float[] actsCK = acts.toFloatArray();
                 long[] idxCK = idx.toType(DataType.INT64, false).toLongArray();
                 for (int j = 0; j < actsCK.length; j++) if (actsCK[j] > 0) fired[(int) idxCK[j]]++;
                 NDArray decRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) wDec, true);    // [c, k, dIn]
                 NDArray recon = acts.reshape(c, 1, k).batchMatMul(decRows).reshape(c, dIn).add(bDec);
+                NDArray err = xc.sub(recon);
+                if (kAux > 0) {
+                    NDArray e = err.stopGradient().duplicate();
+                    NDScope.unregister(e);
+                    errors.add(e);
+                }
                 // sum over the chunk / batch: the chunks' gradients add up to the batch mean's
-                NDArray loss = xc.sub(recon).square().sum().mul(invBatch);
+                NDArray loss = err.square().sum().mul(invBatch);
                 gc.backward(loss);
                 total += loss.getFloat();
             }
         }
+        double mse = total;
+        if (kAux > 0) total += auxKPass(sae, xBD, gc, encT, auxIdx, errors, kAux, t.auxKCoefficient(), invBatch,
+                Math.max(1, (int) ((long) chunkRows * k / kAux)));
         try (NDArray g = encT.getGradient()) {
             gc.backward(wEnc.mul(g.transpose()).sum());   // d/dW_enc of sum(W_enc * G^T) is G^T: the hand-off
         }
         encT.close();
         invBatch.close();
-        return new TopKStep((float) total, fired);
+        if (deadOffset != null) deadOffset.close();
+        return new TopKStep((float) total, (float) mse, fired);
+    }
+
+    /** {@code relu(W_enc[:, idx]^T . in + b_enc[idx])} from the gathered rows of {@code W_enc^T}: {@code [c, k]}. */
+    private static NDArray activations(NDArray encT, NDArray bEnc, NDArray idx, NDArray in) {
+        Shape s = idx.getShape();
+        long c = s.get(0), k = s.get(1), dIn = encT.getShape().get(1);
+        NDArray encRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) encT, true);    // [c, k, dIn]
+        NDArray acts = encRows.batchMatMul(in.reshape(c, dIn, 1)).reshape(c, k).add(bEnc.get(idx));
+        return Activation.relu(acts);
+    }
+
+    /**
+     * AuxK's forward and backward over the chunks of {@code errors} (the detached {@code x - recon} of each chunk of
+     * the main pass, in order) with the dead latents chosen there ({@code auxIdx}); frees both lists. Returns
+     * {@code coefficient * AuxK}.
+     */
+    private static double auxKPass(SparseCoder sae, NDArray xBD, GradientCollector gc, NDArray encT,
+                                   java.util.List<NDArray> auxIdx, java.util.List<NDArray> errors, int kAux,
+                                   double coefficient, NDArray invBatch, int auxRows) {
+        SaeWeights w = sae.weights();
+        NDArray bEnc = w.get(SaeWeights.B_ENC), wDec = w.get(SaeWeights.W_DEC), bDec = w.get(SaeWeights.B_DEC);
+        double total = 0;
+        try (NDScope scope = new NDScope()) {
+            NDArray e = NDArrays.concat(new NDList(errors));                                  // [B, dIn], no gradient
+            NDArray idxAll = NDArrays.concat(new NDList(auxIdx));                              // [B, kAux]
+            errors.forEach(NDArray::close);
+            auxIdx.forEach(NDArray::close);
+            float denom = Math.max(e.sub(e.mean(new int[]{0}, true)).square().sum(new int[]{-1}).mean().getFloat(), 1e-8f);
+            NDArray scale = Tensors.scalar(xBD.getManager(), (float) (coefficient / denom)).mul(invBatch);
+            long batch = e.getShape().get(0), dIn = e.getShape().get(1);
+            for (long b0 = 0; b0 < batch; b0 += auxRows) {
+                long c = Math.min(auxRows, batch - b0);
+                try (NDScope chunkScope = new NDScope()) {
+                    NDIndex rows = new NDIndex("{}:{}", b0, b0 + c);
+                    NDArray xc = xBD.get(rows);
+                    NDArray in = sae.cfg().applyBDecToInput() ? xc.sub(bDec) : xc;
+                    NDArray idx = idxAll.get(rows);
+                    NDArray acts = activations(encT, bEnc, idx, in);
+                    NDArray decRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) wDec, true);   // [c, kAux, dIn]
+                    NDArray eHat = acts.reshape(c, 1, kAux).batchMatMul(decRows).reshape(c, dIn);
+                    NDArray loss = eHat.sub(e.get(rows)).square().sum().mul(scale);
+                    gc.backward(loss);
+                    total += loss.getFloat();
+                }
+            }
+        }
+        return total;
     }
 }

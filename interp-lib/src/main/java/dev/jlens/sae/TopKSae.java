@@ -41,16 +41,15 @@ public final class TopKSae extends AbstractSae {
     }
 
     /**
-     * While no latent is dead, the step goes through {@link SparseDecode#trainTopK}: the same loss and gradients
-     * without a dense {@code [B, dSae]} tensor on the tape (~2x faster at d_sae 8192). AuxK needs the dense
-     * pre-activations, so steps with dead latents take the general route.
+     * The step goes through {@link SparseDecode#trainTopK}: the same loss and gradients as {@link #trainForward}
+     * without a dense {@code [B, dSae]} tensor on the tape (~2x faster at d_sae 8192), AuxK on the dead latents
+     * included.
      */
     @Override
     public StepResult trainStep(NDArray xBD, Context ctx, GradientCollector gc) {
-        if (ctx.deadMask() != null) return TrainSteps.general(this, xBD, ctx, gc);
-        SparseDecode.TopKStep s = SparseDecode.trainTopK(this, xBD, gc, SparseDecode.DEFAULT_CHUNK);
-        float loss = s.loss();   // sum of squared errors / B: the MSE term is the whole loss
-        return new StepResult(loss, loss, loss * xBD.getShape().get(0), s.fired(), null);
+        SparseDecode.TopKStep s = SparseDecode.trainTopK(this, xBD, gc, SparseDecode.DEFAULT_CHUNK, ctx.deadMask());
+        // the MSE term: sum of squared errors / B
+        return new StepResult(s.loss(), s.mse(), s.mse() * xBD.getShape().get(0), s.fired(), null);
     }
 
     @Override

@@ -20,7 +20,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class SparseDecodeTest {
 
     private static SparseCoder sae(int dIn, int dSae, int k, long seed) {
-        SparseCoder s = SparseCoder.create(SaeConfig.of(dIn, dSae, new SaeConfig.TopK(k, 0, 0)), seed);
+        return sae(dIn, dSae, k, 0, seed);
+    }
+
+    private static SparseCoder sae(int dIn, int dSae, int k, int auxK, long seed) {
+        SparseCoder s = SparseCoder.create(SaeConfig.of(dIn, dSae, new SaeConfig.TopK(k, auxK, 1.0 / 32)), seed);
         // non-zero biases so that both are exercised
         try (NDManager m = NDManager.newBaseManager()) {
             s.weights().get(SaeWeights.B_DEC).addi(m.randomNormal(new Shape(dIn)).mul(0.1f));
@@ -68,22 +72,49 @@ class SparseDecodeTest {
 
     @Test
     void sparseBackwardGivesTheDenseStepsLossAndGradients() {
-        int dIn = 16, dSae = 64, batch = 37;
-        try (SparseCoder dense = sae(dIn, dSae, 4, 7); SparseCoder sparse = copy(dense);
-             NDManager m = NDManager.newBaseManager()) {
+        try (SparseCoder dense = sae(16, 64, 4, 7); SparseCoder sparse = copy(dense)) {
+            float[] loss = compareSteps(dense, sparse, 37, null);
+            assertEquals(loss[1], loss[2], 1e-6 * Math.abs(loss[1]), "without AuxK the loss is the MSE term");
+        }
+    }
+
+    @Test
+    void sparseStepWithDeadLatentsGivesAuxKsLossAndGradients() {
+        boolean[] dead = new boolean[64];
+        for (int j = 0; j < 64; j++) dead[j] = j % 3 != 0;            // 42 dead, among them latents that fire now
+        boolean[] fewDead = new boolean[64];
+        fewDead[5] = fewDead[17] = fewDead[60] = true;               // fewer dead than auxK: all three are used
+        for (boolean[] mask : new boolean[][] {dead, fewDead}) {
+            try (SparseCoder dense = sae(16, 64, 4, 12, 7); SparseCoder sparse = copy(dense)) {
+                float[] loss = compareSteps(dense, sparse, 37, mask);
+                assertTrue(loss[0] > loss[2] * 1.001, "AuxK must add to the loss: " + java.util.Arrays.toString(loss));
+            }
+        }
+    }
+
+    /**
+     * One general step (trainForward, backward) on {@code dense} and one sparse step on {@code sparse} (equal
+     * weights) with the same dead latents; asserts equal losses and gradients; returns {dense loss, sparse loss,
+     * sparse MSE term}.
+     */
+    private static float[] compareSteps(SparseCoder dense, SparseCoder sparse, int batch, boolean[] dead) {
+        int dIn = (int) dense.cfg().dIn();
+        try (NDManager m = NDManager.newBaseManager()) {
             NDArray x = m.randomNormal(new Shape(batch, dIn));
-            float denseLoss, sparseLoss;
+            NDArray mask = dead == null ? null : m.create(dead);
+            float denseLoss;
+            SparseDecode.TopKStep step;
             for (NDArray p : dense.weights().params().values()) p.setRequiresGradient(true);
             for (NDArray p : sparse.weights().params().values()) p.setRequiresGradient(true);
             try (NDScope scope = new NDScope(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                SparseCoder.Output o = dense.trainForward(x, new SparseCoder.Context(0, 1f, null, m));
+                SparseCoder.Output o = dense.trainForward(x, new SparseCoder.Context(0, 1f, mask, m));
                 gc.backward(o.loss());
                 denseLoss = o.loss().getFloat();
             }
             try (NDScope scope = new NDScope(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                sparseLoss = SparseDecode.backwardTopK(sparse, x, gc, 10);   // uneven last chunk on purpose
+                step = SparseDecode.trainTopK(sparse, x, gc, 10, mask);   // uneven last chunk on purpose
             }
-            assertEquals(denseLoss, sparseLoss, 1e-4 * Math.abs(denseLoss));
+            assertEquals(denseLoss, step.loss(), 1e-4 * Math.abs(denseLoss));
             Map<String, Double> diffs = new LinkedHashMap<>();
             for (String n : new String[] {SaeWeights.W_ENC, SaeWeights.B_ENC, SaeWeights.W_DEC, SaeWeights.B_DEC}) {
                 try (NDArray gd = dense.weights().get(n).getGradient(); NDArray gs = sparse.weights().get(n).getGradient()) {
@@ -93,6 +124,7 @@ class SparseDecodeTest {
                 }
             }
             for (var e : diffs.entrySet()) assertTrue(e.getValue() < 1e-4, "relative gradient diffs " + diffs);
+            return new float[] {denseLoss, step.loss(), step.mse()};
         }
     }
 
