@@ -14,6 +14,7 @@ public final class KvCache implements AutoCloseable {
     private final NDArray[] keys;
     private final NDArray[] values;
     private final int[] stored;                       // positions written per layer (the buffers may hold more)
+    private final boolean[] grown;                    // a layer's buffer has had a second append: room doubles now
     private boolean[][] valid = new boolean[0][0];   // [batch][pos] true where a real (non-pad) token is
     private int length;
 
@@ -22,6 +23,7 @@ public final class KvCache implements AutoCloseable {
         this.keys = new NDArray[nLayers];
         this.values = new NDArray[nLayers];
         this.stored = new int[nLayers];
+        this.grown = new boolean[nLayers];
     }
 
     /** Tokens held so far (padding included). */
@@ -45,16 +47,25 @@ public final class KvCache implements AutoCloseable {
     }
 
     /**
-     * Appends this step's keys and values of one layer; returns the full keys and values (cache + new). Each layer's
-     * keys and values live in a buffer with room to grow (exact at first, doubling when full), so a step writes only its new
-     * positions instead of copying the whole cache; what is returned is a view of the filled part.
+     * Appends this step's keys and values of one layer; returns the full keys and values (cache + new). The first
+     * two appends to a layer (a prompt then its first generated token, or a derived prefix then a patching pass's
+     * suffix) join exactly, one copy each; after that the buffer has room to grow (doubling when full), so a step
+     * writes only its new positions instead of copying the whole cache. What is returned is a view of the filled part.
      */
     public NDArray[] append(int layer, NDArray newKeys, NDArray newValues) {
         int add = (int) newKeys.getShape().get(1);
         int need = stored[layer] + add;
-        if (keys[layer] == null || need > keys[layer].getShape().get(1)) {
-            // exact on the first append (a prompt, a patching pass's suffix), doubling after that (generation)
-            int capacity = keys[layer] == null ? need : Math.max(need, 2 * (int) keys[layer].getShape().get(1));
+        if (keys[layer] == null || (stored[layer] == keys[layer].getShape().get(1) && !grown[layer])) {
+            // the first append (a prompt), or the first onto a full, exact cache (a patching pass's suffix after its
+            // prefix): the exact result in one copy, no zeroed buffer; later appends (generation) double the room
+            grown[layer] = keys[layer] != null;
+            keys[layer] = joined(keys[layer], newKeys);
+            values[layer] = joined(values[layer], newValues);
+            stored[layer] = need;
+            return new NDArray[] {filled(keys[layer], need), filled(values[layer], need)};
+        }
+        if (need > keys[layer].getShape().get(1)) {
+            int capacity = Math.max(need, 2 * (int) keys[layer].getShape().get(1));
             keys[layer] = grow(keys[layer], stored[layer], newKeys, capacity);
             values[layer] = grow(values[layer], stored[layer], newValues, capacity);
         }
@@ -63,6 +74,15 @@ public final class KvCache implements AutoCloseable {
         values[layer].set(new ai.djl.ndarray.index.NDIndex(at), newValues);
         stored[layer] = need;
         return new NDArray[] {filled(keys[layer], need), filled(values[layer], need)};
+    }
+
+    /** {@code old} (full, or null) followed by {@code add} along the positions, as a new array this cache owns. */
+    private NDArray joined(NDArray old, NDArray add) {
+        NDArray out = old == null ? add.duplicate() : old.concat(add, 1);
+        ai.djl.ndarray.NDScope.unregister(out);
+        out.attach(manager);
+        if (old != null) old.close();
+        return out;
     }
 
     /** A zeroed buffer of {@code capacity} positions shaped like {@code like}, holding {@code old}'s first positions. */
