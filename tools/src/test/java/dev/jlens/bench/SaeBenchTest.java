@@ -47,8 +47,9 @@ class SaeBenchTest {
             }
             byMetric.put(n.get("metric").asText(), n);
         }
-        for (String m : List.of("matmul_peak_gflops", "sae_train_step", "sae_train_step_gflops", "sae_dense_train_step",
-                "sae_dense_train_step_gflops", "topk_decode", "topk_decode_max_abs_diff")) {
+        for (String m : List.of("matmul_peak_gflops", "sae_train_step", "sae_train_step_gflops", "sae_auxk_train_step",
+                "sae_auxk_train_step_gflops", "sae_dense_train_step", "sae_dense_train_step_gflops", "topk_decode",
+                "topk_decode_max_abs_diff")) {
             assertTrue(byMetric.containsKey(m), "no '" + m + "' line in:\n" + text);
         }
         return byMetric;
@@ -57,7 +58,8 @@ class SaeBenchTest {
     @Test
     void everyLineIsAMetricAndTheStepsAgree() throws IOException {
         Map<String, JsonNode> m = run(SaeBench.Options.tiny());
-        for (String metric : List.of("matmul_peak_gflops", "sae_train_step", "sae_dense_train_step", "topk_decode")) {
+        for (String metric : List.of("matmul_peak_gflops", "sae_train_step", "sae_auxk_train_step", "sae_dense_train_step",
+                "topk_decode")) {
             assertTrue(m.get(metric).get("value").asDouble() > 0, m.get(metric).toString());
         }
         // the Python baseline ran: the steps have a baseline, and their GFLOP/s are measured against the peak
@@ -65,9 +67,17 @@ class SaeBenchTest {
         assertEquals(m.get("matmul_peak_gflops").get("value").asDouble(),
                 m.get("sae_train_step_gflops").get("baseline").asDouble(), 1e-3 * m.get("matmul_peak_gflops").get("value").asDouble());
         assertTrue(m.get("sae_train_step").get("tokens_per_s").asDouble() > 0);
-        // the dense and sparse steps start from the same weights and see the same batch: the same loss
-        double dl = m.get("sae_train_step").get("loss").asDouble(), sl = m.get("sae_dense_train_step").get("loss").asDouble();
-        assertTrue(dl > 0 && Math.abs(dl - sl) <= 1e-3 * dl, "dense loss " + dl + ", sparse loss " + sl);
+        assertTrue(m.get("sae_auxk_train_step").get("baseline").isNumber(), m.get("sae_auxk_train_step").toString());
+        // the sparse AuxK step and the dense route start from the same weights and see the same batch and dead
+        // latents: the same loss, which AuxK makes larger than the step without dead latents
+        double dl = m.get("sae_dense_train_step").get("loss").asDouble(), al = m.get("sae_auxk_train_step").get("loss").asDouble();
+        double pl = m.get("sae_train_step").get("loss").asDouble();
+        assertTrue(dl > 0 && Math.abs(dl - al) <= 1e-3 * dl, "dense loss " + dl + ", sparse AuxK loss " + al);
+        assertTrue(al > pl * 1.0001, "AuxK loss " + al + " must exceed the plain step's " + pl);
+        // the goals sit on the trainer's steps; the general dense route is reported without one
+        assertTrue(m.get("sae_auxk_train_step_gflops").has("goal"), m.get("sae_auxk_train_step_gflops").toString());
+        assertTrue(!m.get("sae_dense_train_step_gflops").has("goal") || m.get("sae_dense_train_step_gflops").get("goal").isNull(),
+                m.get("sae_dense_train_step_gflops").toString());
         assertTrue(m.get("topk_decode_max_abs_diff").get("value").asDouble() <= 1e-3, m.toString());
     }
 
