@@ -35,7 +35,10 @@ import java.util.Objects;
  * <p>{@link #trainBatchTopK} is the same kind of step for the batch-level rule of BatchTopK and Matryoshka
  * dictionaries ({@link BatchTopK}): the batch's threshold is found first from each token's largest pre-activations,
  * then each token's variable number of kept latents is gathered, padded per chunk with a mask. It shares the
- * {@code W_enc^T} copy, the gathered activations and the AuxK pass with {@link #trainTopK}.
+ * {@code W_enc^T} copy, the gathered activations and the AuxK pass with {@link #trainTopK}. At d_in 512, d_sae 8192,
+ * batch 4096, k 32 (one thread, freshly initialised BatchTopK SAE, AdamW update included) it took ~1.45 s where the
+ * dense BatchTopK forward and backward took ~3.3 s, and {@link #trainTopK} ~1.5 s on the same machine; each time the
+ * first {@code 4k} candidates per token do not suffice the encoder matmul is repeated with twice as many.
  */
 public final class SparseDecode {
     /**
