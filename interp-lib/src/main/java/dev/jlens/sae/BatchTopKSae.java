@@ -1,6 +1,7 @@
 package dev.jlens.sae;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.training.GradientCollector;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -9,7 +10,9 @@ import java.util.Map;
  * BatchTopK SAE (Bussmann et al. 2024): training keeps the {@code k * B} largest activations of the whole batch, so
  * tokens may use more or fewer than {@code k} latents; inference is a JumpReLU whose threshold is a running estimate
  * of the smallest kept activation (see {@link BatchTopK}). Loss: squared error summed over {@code dIn}, mean over the
- * batch, plus AuxK. Decoder rows are held at unit norm.
+ * batch, plus AuxK. Decoder rows are held at unit norm. The trainer's step for an SAE is sparse
+ * ({@link SparseDecode#trainBatchTopK}: no dense {@code [B, dSae]} latents on the tape); a crosscoder's is
+ * {@link #trainForward} and backward.
  */
 public final class BatchTopKSae extends AbstractSae {
     private final SaeConfig.BatchTopK kind;
@@ -40,6 +43,18 @@ public final class BatchTopKSae extends AbstractSae {
         NDArray loss = mse;
         loss = Losses.withAuxK(loss, parts, preBF, xBD, reconBD, w, ctx, kind.auxK(), kind.auxKCoefficient());
         return new Output(loss, reconBD, actsBF, parts);
+    }
+
+    /**
+     * Single-source dictionaries take {@link SparseDecode#trainBatchTopK}: the same loss and gradients as
+     * {@link #trainForward} without a dense {@code [B, dSae]} tensor on the tape, AuxK on the dead latents included.
+     * Its {@link Output} carries only the {@code parts} {@link #afterStep} reads ({@code mse}, {@code min_kept}).
+     * Crosscoders take the general route.
+     */
+    @Override
+    public StepResult trainStep(NDArray xBD, Context ctx, GradientCollector gc) {
+        if (cfg().nSources() != 1) return TrainSteps.general(this, xBD, ctx, gc);
+        return SparseDecode.trainBatchTopK(this, xBD, gc, SparseDecode.DEFAULT_CHUNK, ctx.deadMask()).result(xBD);
     }
 
     @Override

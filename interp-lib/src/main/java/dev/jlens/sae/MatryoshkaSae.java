@@ -1,6 +1,7 @@
 package dev.jlens.sae;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.training.GradientCollector;
 import ai.djl.ndarray.index.NDIndex;
 
 import java.util.LinkedHashMap;
@@ -12,7 +13,9 @@ import java.util.Map;
  * prefix of groups must reconstruct the input on its own. Activations are BatchTopK over all latents; the loss is the
  * mean over prefixes {@code p} (the cumulative group boundaries) of the squared error (summed over {@code dIn}, mean
  * over the batch) of {@code acts[:, :p] @ W_dec[:p] + b_dec}, plus AuxK. Inference as {@link BatchTopKSae}: a
- * JumpReLU with the running threshold. Decoder rows are held at unit norm.
+ * JumpReLU with the running threshold. Decoder rows are held at unit norm. The trainer's step for an SAE is sparse
+ * ({@link SparseDecode#trainBatchTopK}: all prefix reconstructions from the kept latents' gathered decoder rows, no
+ * dense {@code [B, dSae]} latents on the tape); a crosscoder's is {@link #trainForward} and backward.
  */
 public final class MatryoshkaSae extends AbstractSae {
     private final SaeConfig.Matryoshka kind;
@@ -59,6 +62,18 @@ public final class MatryoshkaSae extends AbstractSae {
         NDArray loss = prefixMean;
         loss = Losses.withAuxK(loss, parts, preBF, xBD, reconBD, w, ctx, kind.auxK(), kind.auxKCoefficient());
         return new Output(loss, reconBD, actsBF, parts);
+    }
+
+    /**
+     * Single-source dictionaries take {@link SparseDecode#trainBatchTopK}: the same loss and gradients as
+     * {@link #trainForward} without a dense {@code [B, dSae]} tensor on the tape, AuxK on the dead latents included.
+     * Its {@link Output} carries only the {@code parts} {@link #afterStep} reads ({@code mse}, {@code min_kept}).
+     * Crosscoders take the general route.
+     */
+    @Override
+    public StepResult trainStep(NDArray xBD, Context ctx, GradientCollector gc) {
+        if (cfg().nSources() != 1) return TrainSteps.general(this, xBD, ctx, gc);
+        return SparseDecode.trainBatchTopK(this, xBD, gc, SparseDecode.DEFAULT_CHUNK, ctx.deadMask()).result(xBD);
     }
 
     @Override

@@ -52,7 +52,8 @@ public sealed interface SparseCoder extends AutoCloseable permits AbstractSae {
      * One training step's forward and backward passes on normalised activations {@code xBD}, inside the trainer's
      * {@code NDScope} and open {@code gc}: records the gradients of {@link #trainForward}'s loss in the
      * {@link #trainableParameters()} and measures what the trainer logs. An architecture may override it with a route
-     * that gives the same loss and gradients faster (TopK without dead latents never builds the dense latents).
+     * that gives the same loss and gradients faster (TopK, and single-source BatchTopK and Matryoshka, never build the
+     * dense latents: {@link SparseDecode}).
      */
     default StepResult trainStep(NDArray xBD, Context ctx, GradientCollector gc) {
         return TrainSteps.general(this, xBD, ctx, gc);
@@ -114,6 +115,10 @@ public sealed interface SparseCoder extends AutoCloseable permits AbstractSae {
     /**
      * One training forward pass.
      *
+     * A sparse {@link #trainStep} that builds no dense tensors may hand {@link #afterStep} an Output with null
+     * {@code loss}, {@code recon} and {@code acts} and only the {@code parts} its {@code afterStep} reads (BatchTopK and
+     * Matryoshka: {@code mse}, {@code min_kept}).
+     *
      * @param loss   scalar to minimise
      * @param recon  reconstruction {@code [B, dIn]} (normalised units)
      * @param acts   latent activations {@code [B, dSae]} used for the reconstruction
@@ -128,7 +133,8 @@ public sealed interface SparseCoder extends AutoCloseable permits AbstractSae {
      * @param mse    its squared-error term: summed over {@code dIn}, mean over the batch (normalised units)
      * @param sse    the squared reconstruction error summed over the batch and {@code dIn} (for the FVU)
      * @param fired  per latent, on how many of the batch's tokens it fired
-     * @param output the forward pass, for {@link #afterStep}; null when the step's route builds none
+     * @param output the forward pass, for {@link #afterStep}; null when the step's route builds none (or, on a sparse
+     *               route, only the parts {@code afterStep} reads)
      */
     record StepResult(float loss, float mse, float sse, float[] fired, Output output) {}
 }

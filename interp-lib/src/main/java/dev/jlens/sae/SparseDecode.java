@@ -3,6 +3,7 @@ package dev.jlens.sae;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
@@ -13,6 +14,8 @@ import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import dev.jlens.util.Tensors;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -28,9 +31,20 @@ import java.util.Objects;
  * machines (a fresh 268 MB zeros took ~1 s here, zeroing it in place 11 ms). At d_in 512, d_sae 8192, batch 4096,
  * k 32 (one thread) it takes ~1.0 s where the dense TopK forward and backward take ~5 s; the encoder matmul alone,
  * which any TopK step needs, ~0.75 s.
+ *
+ * <p>{@link #trainBatchTopK} is the same kind of step for the batch-level rule of BatchTopK and Matryoshka
+ * dictionaries ({@link BatchTopK}): the batch's threshold is found first from each token's largest pre-activations,
+ * then each token's variable number of kept latents is gathered, padded per chunk with a mask. It shares the
+ * {@code W_enc^T} copy, the gathered activations and the AuxK pass with {@link #trainTopK}. At d_in 512, d_sae 8192,
+ * batch 4096, k 32 (one thread, freshly initialised BatchTopK SAE, AdamW update included) it took ~1.45 s where the
+ * dense BatchTopK forward and backward took ~3.3 s, and {@link #trainTopK} ~1.5 s on the same machine; each time the
+ * first {@code 4k} candidates per token do not suffice the encoder matmul is repeated with twice as many.
  */
 public final class SparseDecode {
-    /** Tokens per chunk in {@link #backwardTopK}: its largest intermediate, {@code [256, k, dIn]}, stays small. */
+    /**
+     * Tokens per chunk in {@link #backwardTopK}: its largest intermediate, {@code [256, k, dIn]}, stays small; at most
+     * so many per chunk in {@link #trainBatchTopK}, whose chunks are also bounded by {@link #GATHER_ELEMENTS}.
+     */
     public static final int DEFAULT_CHUNK = 256;
 
     private SparseDecode() {}
@@ -146,22 +160,8 @@ public final class SparseDecode {
         NDArray wEnc = w.get(SaeWeights.W_ENC), bEnc = w.get(SaeWeights.B_ENC);
         NDArray wDec = w.get(SaeWeights.W_DEC), bDec = w.get(SaeWeights.B_DEC);
         long dSae = wEnc.getShape().get(1);
-        int kAux = 0;
-        if (deadMask != null && t.auxK() > 0) {
-            if (!deadMask.getShape().equals(new Shape(dSae))) {
-                throw new IllegalArgumentException("deadMask must be [" + dSae + "], got " + deadMask.getShape());
-            }
-            kAux = (int) Math.min(t.auxK(), deadMask.toType(DataType.INT64, false).sum().getLong());
-        }
-        // The active latents' encoder columns are gathered as rows of W_enc^T: a leaf copy made once per step, whose
-        // gradient is handed to W_enc at the end (a gather from a transposed view would be strided, and a per-chunk
-        // copy on the tape would cost a [dSae, dIn] backward per chunk).
-        NDArray encT = wEnc.stopGradient().transpose().reshape(dSae * dIn).reshape(dSae, dIn).duplicate();
-        encT.setRequiresGradient(true);
-        // The gathers have sparse gradients (only the active rows), added in place into dense gradient buffers; a
-        // dense embedding backward would allocate and zero a fresh [dSae, dIn] per chunk, which dominated the step.
-        // A leaf without a dense gradient would keep the sparse one, so give W_dec and W_enc^T dense ones first.
-        gc.backward(encT.mul(Tensors.scalar(0f)).sum().add(wDec.mul(Tensors.scalar(0f)).sum()));
+        int kAux = auxCount(deadMask, t.auxK(), dSae);
+        NDArray encT = leafEncoderT(wEnc, wDec, gc);
         NDArray invBatch = Tensors.scalar(xBD.getManager(), 1f / batch);
         // AuxK: 0 at dead latents, -inf elsewhere, added to the pre-activations before choosing the auxK largest
         NDArray deadOffset = kAux == 0 ? null : deadMask.toType(DataType.FLOAT32, false).log();   // log 1 = 0, log 0 = -inf
@@ -206,13 +206,337 @@ public final class SparseDecode {
         double mse = total;
         if (kAux > 0) total += auxKPass(sae, xBD, gc, encT, auxIdx, errors, kAux, t.auxKCoefficient(), invBatch,
                 Math.max(1, (int) ((long) chunkRows * k / kAux)));
+        handOff(wEnc, encT, gc);
+        invBatch.close();
+        if (deadOffset != null) deadOffset.close();
+        return new TopKStep((float) total, (float) mse, fired);
+    }
+
+    /**
+     * What {@link #trainBatchTopK} measured: the loss minimised (the MSE term, for a Matryoshka dictionary the mean of
+     * its prefixes' MSE terms, plus the weighted AuxK term when it applied), the full dictionary's MSE term, how many
+     * tokens each latent fired on, and the smallest positive kept score ({@link BatchTopK}'s {@code min_kept}: positive
+     * infinity when nothing positive was kept).
+     */
+    public record BatchTopKStep(float loss, float mse, float[] fired, float minKept) {
+        /**
+         * The trainer's view of this step on the batch {@code xBD}: its {@link SparseCoder.Output} has no loss,
+         * reconstruction or activations, only the scalar {@code parts} {@code mse} and {@code min_kept} (made on
+         * {@code xBD}'s manager) that {@code afterStep} reads.
+         */
+        SparseCoder.StepResult result(NDArray xBD) {
+            NDManager m = xBD.getManager();
+            java.util.Map<String, NDArray> parts = new java.util.LinkedHashMap<>();
+            parts.put("mse", Tensors.scalar(m, mse));
+            parts.put("min_kept", Tensors.scalar(m, minKept));
+            long batch = xBD.getShape().get(0);
+            // the MSE term is the sum of squared errors / B
+            return new SparseCoder.StepResult(loss, mse, mse * batch, fired, new SparseCoder.Output(null, null, null, parts));
+        }
+    }
+
+    /**
+     * Most elements of one padded gather {@code [c, kmax, dIn]} in {@link #trainBatchTopK}: 16 MB of float32, below
+     * glibc's 32 MB mmap threshold (see the class comment), as {@link #DEFAULT_CHUNK} tokens of TopK's {@code k = 32}
+     * at {@code d_in 512}.
+     */
+    static final long GATHER_ELEMENTS = 1L << 22;
+
+    /**
+     * The trainer's sparse step for a single-source BatchTopK or Matryoshka (BatchTopK) dictionary: the same loss and
+     * gradients as its {@code trainForward} and backward (the batch's {@code k * B} largest ReLU'd pre-activations
+     * kept; for Matryoshka the mean over the group prefixes of each prefix's MSE; plus AuxK on the latents
+     * {@code deadMask} marks dead, as {@link #trainTopK}) without a dense {@code [B, dSae]} tensor on the gradient path.
+     *
+     * <ol>
+     *   <li>Candidates: per chunk of {@code chunkRows} tokens, the pre-activations are computed without gradient and
+     *   each token's {@code kc} largest (ReLU'd, with their latents) are kept, {@code kc = min(dSae, 4k)} at first;
+     *   the AuxK latents are chosen there too. The threshold {@code t} is the {@code (k*B)}-th largest candidate. It
+     *   is the batch's {@code (k*B)}-th largest score unless some token's {@code kc}-th candidate is positive and
+     *   {@code >= t} (that token may hold more values at or above {@code t}); then {@code kc} is doubled and the
+     *   candidates recomputed, until the check passes or {@code kc = dSae}.</li>
+     *   <li>Each token keeps its candidates above {@code t}; values equal to {@code t > 0} are kept in token order
+     *   until {@code k*B} are kept (torch's topk over the flattened batch, the dense route, breaks such ties in an
+     *   unspecified order, so only exact ties at the threshold may differ). When fewer than {@code k*B} scores are
+     *   positive ({@code t = 0}) every positive one is kept.</li>
+     *   <li>Tokens are ordered by their number of kept latents and cut into chunks of at most {@code chunkRows} tokens
+     *   whose padded gather {@code [c, kmax, dIn]} stays within {@link #GATHER_ELEMENTS}; per chunk the kept
+     *   latents' activations are recomputed from the gathered rows of the {@code W_enc^T} copy, times a 0/1 mask for
+     *   the padding, and decoded from the gathered {@code W_dec} rows by a batched matmul: for Matryoshka one
+     *   {@code [c, P, kmax] x [c, kmax, dIn]} product gives all {@code P} prefix reconstructions (the mask also zeroes
+     *   latents at or beyond each prefix). Each chunk's loss is backpropagated at once.</li>
+     *   <li>AuxK as in {@link #trainTopK}: a second pass on the detached error of the full reconstruction.</li>
+     * </ol>
+     *
+     * Crosscoders ({@code nSources > 1}) rank by the decoder-norm-weighted score and keep the general route.
+     */
+    public static BatchTopKStep trainBatchTopK(SparseCoder sae, NDArray xBD, GradientCollector gc, int chunkRows,
+                                               NDArray deadMask) {
+        SaeConfig cfg = sae.cfg();
+        int k, auxK;
+        double auxCoefficient;
+        int[] prefixes;
+        if (cfg.kind() instanceof SaeConfig.BatchTopK b) {
+            k = b.k();
+            auxK = b.auxK();
+            auxCoefficient = b.auxKCoefficient();
+            prefixes = new int[] {cfg.dSae()};
+        } else if (cfg.kind() instanceof SaeConfig.Matryoshka m) {
+            k = m.k();
+            auxK = m.auxK();
+            auxCoefficient = m.auxKCoefficient();
+            prefixes = new int[m.groupSizes().size()];
+            int sum = 0;
+            for (int i = 0; i < prefixes.length; i++) prefixes[i] = sum += m.groupSizes().get(i);
+        } else {
+            throw new IllegalArgumentException("trainBatchTopK needs a BatchTopK or Matryoshka dictionary, got "
+                    + cfg.kind().architecture());
+        }
+        if (cfg.nSources() != 1) {
+            throw new IllegalArgumentException("trainBatchTopK takes single-source dictionaries; a crosscoder ("
+                    + cfg.nSources() + " sources) ranks by decoder-norm-weighted scores: use its general training step");
+        }
+        if (chunkRows < 1) throw new IllegalArgumentException("chunkRows must be positive, got " + chunkRows);
+        long dIn = xBD.getShape().get(1);
+        if (xBD.getShape().dimension() != 2 || dIn != cfg.dIn()) {
+            throw new IllegalArgumentException("input is " + xBD.getShape() + " but the dictionary takes [B, " + cfg.dIn() + "]");
+        }
+        SaeWeights w = sae.weights();
+        NDArray wEnc = w.get(SaeWeights.W_ENC), bEnc = w.get(SaeWeights.B_ENC);
+        NDArray wDec = w.get(SaeWeights.W_DEC), bDec = w.get(SaeWeights.B_DEC);
+        int dSae = (int) wEnc.getShape().get(1), batch = (int) xBD.getShape().get(0), nPrefixes = prefixes.length;
+        int kAux = auxCount(deadMask, auxK, dSae);
+        long keep = Math.min((long) batch * dSae, (long) k * batch);
+        NDArray deadOffset = kAux == 0 ? null : deadMask.toType(DataType.FLOAT32, false).log();   // 0 dead, -inf alive
+
+        // 1. candidates and the threshold
+        int kc = (int) Math.min(dSae, 4L * k);
+        Candidates cand;
+        float t;
+        while (true) {
+            cand = candidates(sae, xBD, chunkRows, kc, kAux, deadOffset);
+            t = kthLargest(cand.values, keep);
+            if (kc == dSae || enough(cand.values, kc, t)) break;
+            cand.close();
+            kc = (int) Math.min(dSae, 2L * kc);
+        }
+        if (deadOffset != null) deadOffset.close();
+
+        // 2. how many of its (descending) candidates each token keeps
+        int[] count = new int[batch];
+        float minKept = Float.POSITIVE_INFINITY;
+        float[] v = cand.values;
+        if (t > 0) {
+            long kept = 0;
+            for (int b = 0; b < batch; b++) {
+                int j = 0;
+                while (j < kc && v[b * kc + j] > t) j++;
+                count[b] = j;
+                kept += j;
+            }
+            for (int b = 0; b < batch && kept < keep; b++) {   // ties at the threshold, in token order
+                while (count[b] < kc && v[b * kc + count[b]] == t && kept < keep) {
+                    count[b]++;
+                    kept++;
+                }
+            }
+            minKept = t;
+        } else {
+            for (int b = 0; b < batch; b++) {
+                int j = 0;
+                while (j < kc && v[b * kc + j] > 0) j++;
+                count[b] = j;
+                if (j > 0) minKept = Math.min(minKept, v[b * kc + j - 1]);
+            }
+        }
+
+        // 3. tokens by their count (a stable counting sort), chunks within the gather budget
+        int[] order = new int[batch], starts = new int[kc + 2];
+        for (int b = 0; b < batch; b++) starts[count[b] + 1]++;
+        for (int i = 1; i < starts.length; i++) starts[i] += starts[i - 1];
+        for (int b = 0; b < batch; b++) order[starts[count[b]]++] = b;
+
+        NDManager mgr = xBD.getManager();
+        NDArray encT = leafEncoderT(wEnc, wDec, gc);
+        NDArray invLoss = Tensors.scalar(mgr, 1f / ((float) batch * nPrefixes));
+        List<NDArray> errors = new ArrayList<>();
+        double total = 0, sse = 0;
+        float[] fired = new float[dSae];
+        long[] idxAll = cand.indices;
+        for (int start = 0; start < batch; ) {
+            int kmax = Math.max(1, count[order[start]]), end = start + 1;
+            while (end < batch && end - start < chunkRows) {
+                int km = Math.max(kmax, count[order[end]]);
+                if ((long) (end - start + 1) * km * dIn > GATHER_ELEMENTS) break;
+                kmax = km;
+                end++;
+            }
+            int c = end - start;
+            long[] rows = new long[c], idxArr = new long[c * kmax];
+            float[] maskArr = new float[c * nPrefixes * kmax];
+            for (int r = 0; r < c; r++) {
+                int b = order[start + r];
+                rows[r] = b;
+                System.arraycopy(idxAll, b * kc, idxArr, r * kmax, kmax);   // padding: further candidates, masked
+                for (int p = 0; p < nPrefixes; p++) {
+                    for (int j = 0; j < count[b]; j++) {
+                        if (idxArr[r * kmax + j] < prefixes[p]) maskArr[(r * nPrefixes + p) * kmax + j] = 1f;
+                    }
+                }
+            }
+            try (NDScope chunkScope = new NDScope()) {
+                NDArray rowIdx = Tensors.owned(mgr.create(rows));
+                NDArray idx = Tensors.owned(mgr.create(idxArr, new Shape(c, kmax)));
+                NDArray mask = Tensors.owned(mgr.create(maskArr, new Shape(c, nPrefixes, kmax)));
+                NDArray xc = JniUtils.embedding((PtNDArray) rowIdx, (PtNDArray) xBD.stopGradient(), false);   // [c, dIn]
+                NDArray in = cfg.applyBDecToInput() ? xc.sub(bDec) : xc;
+                // the last prefix is the whole dictionary: its mask is the kept latents'
+                NDArray acts = activations(encT, bEnc, idx, in).mul(mask.get(new NDIndex(":, {}, :", nPrefixes - 1)));
+                float[] actsCK = acts.toFloatArray();
+                for (int r = 0; r < c; r++) {
+                    int b = order[start + r];
+                    for (int j = 0; j < count[b]; j++) if (actsCK[r * kmax + j] > 0) fired[(int) idxArr[r * kmax + j]]++;
+                }
+                NDArray decRows = JniUtils.embedding((PtNDArray) idx, (PtNDArray) wDec, true);    // [c, kmax, dIn]
+                NDArray weights = nPrefixes == 1 ? acts.reshape(c, 1, kmax) : acts.reshape(c, 1, kmax).mul(mask);
+                NDArray recon = weights.batchMatMul(decRows).add(bDec);                           // [c, P, dIn]
+                NDArray err = xc.reshape(c, 1, dIn).sub(recon);
+                NDArray sq = err.square().sum(new int[] {0, 2});                                   // [P]
+                NDArray loss = sq.sum().mul(invLoss);
+                if (kAux > 0) {
+                    NDArray e = err.get(new NDIndex(":, {}, :", nPrefixes - 1)).stopGradient().duplicate();
+                    NDScope.unregister(e);
+                    errors.add(e);
+                }
+                gc.backward(loss);
+                float[] sqs = sq.stopGradient().toFloatArray();
+                for (float x : sqs) total += x;
+                sse += sqs[nPrefixes - 1];
+            }
+            start = end;
+        }
+        total /= (double) batch * nPrefixes;
+        double mse = sse / batch;
+        if (kAux > 0) {
+            // the errors back into token order, for the AuxK latents chosen per token in step 1
+            int[] inverse = new int[batch];
+            for (int i = 0; i < batch; i++) inverse[order[i]] = i;
+            NDArray eNatural;
+            try (NDScope s = new NDScope()) {
+                NDArray eSorted = NDArrays.concat(new NDList(errors));
+                NDArray inv = Tensors.owned(mgr.create(java.util.Arrays.stream(inverse).asLongStream().toArray()));
+                eNatural = JniUtils.embedding((PtNDArray) inv, (PtNDArray) eSorted, false);
+                NDScope.unregister(eNatural);
+            }
+            errors.forEach(NDArray::close);
+            List<NDArray> auxIdx = new ArrayList<>(cand.auxIdx);
+            cand.auxIdx.clear();
+            NDArray invBatch = Tensors.scalar(mgr, 1f / batch);
+            total += auxKPass(sae, xBD, gc, encT, auxIdx, new ArrayList<>(List.of(eNatural)), kAux, auxCoefficient,
+                    invBatch, Math.max(1, (int) ((long) chunkRows * k / kAux)));
+            invBatch.close();
+        }
+        cand.close();
+        handOff(wEnc, encT, gc);
+        invLoss.close();
+        return new BatchTopKStep((float) total, (float) mse, fired, minKept);
+    }
+
+    /**
+     * Each token's {@code kc} largest ReLU'd pre-activations, descending ({@code values}, {@code [B * kc]}), their
+     * latents ({@code indices}, same layout), and per chunk the AuxK latents ({@code auxIdx}, {@code [c, kAux]}, empty
+     * when {@code kAux = 0}; closed by {@link #close}).
+     */
+    private record Candidates(float[] values, long[] indices, List<NDArray> auxIdx) implements AutoCloseable {
+        @Override
+        public void close() {
+            auxIdx.forEach(NDArray::close);
+            auxIdx.clear();
+        }
+    }
+
+    /** Step 1 of {@link #trainBatchTopK}: the candidates from the pre-activations computed without gradient. */
+    private static Candidates candidates(SparseCoder sae, NDArray xBD, int chunkRows, int kc, int kAux,
+                                         NDArray deadOffset) {
+        SaeWeights w = sae.weights();
+        NDArray wEnc = w.get(SaeWeights.W_ENC).stopGradient(), bEnc = w.get(SaeWeights.B_ENC).stopGradient();
+        NDArray bDec = w.get(SaeWeights.B_DEC).stopGradient();
+        int batch = (int) xBD.getShape().get(0);
+        float[] values = new float[batch * kc];
+        long[] indices = new long[batch * kc];
+        List<NDArray> auxIdx = new ArrayList<>();
+        for (int b0 = 0; b0 < batch; b0 += chunkRows) {
+            int c = Math.min(chunkRows, batch - b0);
+            try (NDScope chunkScope = new NDScope()) {
+                NDArray xc = xBD.get(new NDIndex("{}:{}", b0, b0 + c)).stopGradient();
+                NDArray in = sae.cfg().applyBDecToInput() ? xc.sub(bDec) : xc;
+                NDArray pre = in.matMul(wEnc).addi(bEnc);
+                NDList tk = pre.topK(kc, -1, true, true);
+                System.arraycopy(Activation.relu(tk.get(0)).toFloatArray(), 0, values, b0 * kc, c * kc);
+                System.arraycopy(tk.get(1).toType(DataType.INT64, false).toLongArray(), 0, indices, b0 * kc, c * kc);
+                if (kAux > 0) {
+                    NDArray ai = pre.addi(deadOffset).topK(kAux, -1, true, false).get(1);
+                    NDScope.unregister(ai);
+                    auxIdx.add(ai);
+                }
+            }
+        }
+        return new Candidates(values, indices, auxIdx);
+    }
+
+    /** The {@code keep}-th largest of {@code values} ({@code 1 <= keep <= values.length}). */
+    private static float kthLargest(float[] values, long keep) {
+        float[] sorted = values.clone();
+        java.util.Arrays.sort(sorted);
+        return sorted[(int) (sorted.length - keep)];
+    }
+
+    /**
+     * Whether the candidates hold every score at or above the threshold {@code t}: no token's smallest candidate (its
+     * {@code kc}-th largest score; the scores it left out are at most that) is positive and {@code >= t}.
+     */
+    private static boolean enough(float[] values, int kc, float t) {
+        for (int i = kc - 1; i < values.length; i += kc) {
+            if (values[i] > 0 && values[i] >= t) return false;
+        }
+        return true;
+    }
+
+    /**
+     * How many dead latents AuxK uses per token: {@code min(auxK, number dead)}, 0 when {@code deadMask} is null or
+     * AuxK is off. {@code deadMask} must be boolean {@code [dSae]}.
+     */
+    private static int auxCount(NDArray deadMask, int auxK, long dSae) {
+        if (deadMask == null || auxK <= 0) return 0;
+        if (!deadMask.getShape().equals(new Shape(dSae))) {
+            throw new IllegalArgumentException("deadMask must be [" + dSae + "], got " + deadMask.getShape());
+        }
+        return (int) Math.min(auxK, deadMask.toType(DataType.INT64, false).sum().getLong());
+    }
+
+    /**
+     * A leaf copy of {@code W_enc^T} ({@code [dSae, dIn]}) requiring gradients, from which the active latents' encoder
+     * columns are gathered as rows; {@link #handOff} passes its gradient to {@code W_enc} at the end of the step (a
+     * gather from a transposed view would be strided, and a per-chunk copy on the tape would cost a {@code [dSae, dIn]}
+     * backward per chunk). The gathers have sparse gradients (only the active rows), added in place into dense
+     * gradient buffers; a dense embedding backward would allocate and zero a fresh {@code [dSae, dIn]} per chunk,
+     * which dominated the step. A leaf without a dense gradient would keep the sparse one, so this gives {@code W_dec}
+     * and the copy dense ones first.
+     */
+    private static NDArray leafEncoderT(NDArray wEnc, NDArray wDec, GradientCollector gc) {
+        long dIn = wEnc.getShape().get(0), dSae = wEnc.getShape().get(1);
+        NDArray encT = wEnc.stopGradient().transpose().reshape(dSae * dIn).reshape(dSae, dIn).duplicate();
+        encT.setRequiresGradient(true);
+        gc.backward(encT.mul(Tensors.scalar(0f)).sum().add(wDec.mul(Tensors.scalar(0f)).sum()));
+        return encT;
+    }
+
+    /** Adds the gradient gathered in {@code encT} (see {@link #leafEncoderT}) to {@code W_enc}'s and frees the copy. */
+    private static void handOff(NDArray wEnc, NDArray encT, GradientCollector gc) {
         try (NDArray g = encT.getGradient()) {
             gc.backward(wEnc.mul(g.transpose()).sum());   // d/dW_enc of sum(W_enc * G^T) is G^T: the hand-off
         }
         encT.close();
-        invBatch.close();
-        if (deadOffset != null) deadOffset.close();
-        return new TopKStep((float) total, (float) mse, fired);
     }
 
     /** {@code relu(W_enc[:, idx]^T . in + b_enc[idx])} from the gathered rows of {@code W_enc^T}: {@code [c, k]}. */

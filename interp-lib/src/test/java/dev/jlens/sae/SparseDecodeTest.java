@@ -128,6 +128,161 @@ class SparseDecodeTest {
         }
     }
 
+    private static SparseCoder batchSae(SaeConfig.Kind kind, long seed) {
+        SparseCoder s = SparseCoder.create(SaeConfig.of(16, 64, kind), seed);
+        try (NDManager m = NDManager.newBaseManager()) {
+            s.weights().get(SaeWeights.B_DEC).addi(m.randomNormal(new Shape(16)).mul(0.1f));
+            s.weights().get(SaeWeights.B_ENC).addi(m.randomNormal(new Shape(64)).mul(0.1f));
+        }
+        return s;
+    }
+
+    // AuxK coefficient 1: its term is large enough for the loss comparison to check it
+    private static final SaeConfig.Kind BATCH_TOPK = new SaeConfig.BatchTopK(4, 12, 1.0, 0.99);
+    private static final SaeConfig.Kind MATRYOSHKA = new SaeConfig.Matryoshka(4, java.util.List.of(16, 16, 32), 12,
+            1.0, 0.99);
+
+    @Test
+    void batchTopKSparseStepGivesTheDenseStepsLossGradientsAndMinKept() {
+        for (boolean[] dead : deadMasks()) {
+            try (SparseCoder dense = batchSae(BATCH_TOPK, 7); SparseCoder sparse = copy(dense)) {
+                compareBatchSteps(dense, sparse, dead);
+            }
+        }
+    }
+
+    @Test
+    void matryoshkaSparseStepGivesTheDenseStepsLossGradientsAndMinKept() {
+        for (boolean[] dead : deadMasks()) {
+            try (SparseCoder dense = batchSae(MATRYOSHKA, 8); SparseCoder sparse = copy(dense)) {
+                float[] r = compareBatchSteps(dense, sparse, dead);
+                if (dead == null) assertTrue(Math.abs(r[0] - r[1]) > 1e-3 * r[0], "the prefix mean is not the full MSE");
+            }
+        }
+    }
+
+    @Test
+    void batchTopKSparseStepWhenFewerThanKTimesBScoresArePositive() {
+        // k 40 of 64 latents: k*B exceeds the positive scores, so every positive one is kept (threshold 0)
+        try (SparseCoder dense = batchSae(new SaeConfig.BatchTopK(40, 12, 1.0, 0.99), 9); SparseCoder sparse = copy(dense)) {
+            compareBatchSteps(dense, sparse, null);
+        }
+    }
+
+    /** No dead latents; 42 dead (some of them firing now); three dead, fewer than auxK. */
+    private static boolean[][] deadMasks() {
+        boolean[] dead = new boolean[64];
+        for (int j = 0; j < 64; j++) dead[j] = j % 3 != 0;
+        boolean[] fewDead = new boolean[64];
+        fewDead[5] = fewDead[17] = fewDead[60] = true;
+        return new boolean[][] {null, dead, fewDead};
+    }
+
+    /**
+     * A general step and a {@link SparseDecode#trainBatchTopK} step (chunks of 10 tokens over 37: an uneven last
+     * one) on equal weights, on a batch where some tokens are scaled up (far more than k latents each) and some down
+     * (none): equal losses, MSE terms, min_kept and gradients, and the firing counts of the dense activations.
+     * Returns {dense loss, dense MSE term}.
+     */
+    private static float[] compareBatchSteps(SparseCoder dense, SparseCoder sparse, boolean[] dead) {
+        int batch = 37, k = 4;   // initial candidates per token: 4k = 16, so the tokens above k*5 force a retry
+        Engine.getInstance().setRandomSeed(3);   // a fixed batch: the assertions on its tokens below hold for it
+        try (NDManager m = NDManager.newBaseManager()) {
+            float[] scale = new float[batch];
+            for (int b = 0; b < batch; b++) scale[b] = b % 9 == 2 ? 5f : b % 9 == 6 ? 0.01f : 1f;
+            NDArray x = m.randomNormal(new Shape(batch, 16)).mul(m.create(scale).reshape(batch, 1));
+            NDArray mask = dead == null ? null : m.create(dead);
+            float denseLoss, denseMse, denseMinKept, denseAux = 0;
+            float[] denseFired;
+            int[] perToken = new int[batch];
+            SparseDecode.BatchTopKStep step;
+            for (NDArray p : dense.weights().params().values()) p.setRequiresGradient(true);
+            for (NDArray p : sparse.weights().params().values()) p.setRequiresGradient(true);
+            try (NDScope scope = new NDScope(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                SparseCoder.Output o = dense.trainForward(x, new SparseCoder.Context(0, 1f, mask, m));
+                gc.backward(o.loss());
+                denseLoss = o.loss().getFloat();
+                denseMse = o.parts().get("mse").getFloat();
+                denseMinKept = o.parts().get("min_kept").getFloat();
+                if (o.parts().containsKey("auxk")) denseAux = o.parts().get("auxk").getFloat();
+                float[] acts = o.acts().toFloatArray();
+                denseFired = new float[64];
+                for (int i = 0; i < acts.length; i++) {
+                    if (acts[i] > 0) {
+                        perToken[i / 64]++;
+                        denseFired[i % 64]++;
+                    }
+                }
+            }
+            int most = java.util.Arrays.stream(perToken).max().getAsInt();
+            int fewest = java.util.Arrays.stream(perToken).min().getAsInt();
+            int kind = dense.cfg().kind() instanceof SaeConfig.BatchTopK b ? b.k() : k;
+            if (kind == k) {
+                assertTrue(most >= 5 * k, "a token with far more than k latents: " + java.util.Arrays.toString(perToken));
+                assertEquals(0, fewest, "a token with none: " + java.util.Arrays.toString(perToken));
+            } else {
+                assertTrue(java.util.Arrays.stream(perToken).sum() < kind * batch, "fewer positives than k*B");
+            }
+            try (NDScope scope = new NDScope(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                step = SparseDecode.trainBatchTopK(sparse, x, gc, 10, mask);
+            }
+            assertEquals(denseLoss, step.loss(), 1e-4 * Math.abs(denseLoss), "loss");
+            assertEquals(denseMse, step.mse(), 1e-4 * Math.abs(denseMse), "mse");
+            assertEquals(denseMinKept, step.minKept(), 1e-5 * Math.abs(denseMinKept), "min_kept");
+            assertTrue(denseMinKept > 0 && Float.isFinite(denseMinKept));
+            org.junit.jupiter.api.Assertions.assertArrayEquals(denseFired, step.fired(), "firing counts");
+            if (dead != null) assertTrue(denseAux > 3e-3 * denseLoss, "AuxK takes part: " + denseAux + " of " + denseLoss);
+            assertSameGradients(dense, sparse);
+            return new float[] {denseLoss, denseMse};
+        }
+    }
+
+    private static void assertSameGradients(SparseCoder dense, SparseCoder sparse) {
+        Map<String, Double> diffs = new LinkedHashMap<>();
+        for (String n : new String[] {SaeWeights.W_ENC, SaeWeights.B_ENC, SaeWeights.W_DEC, SaeWeights.B_DEC}) {
+            try (NDArray gd = dense.weights().get(n).getGradient(); NDArray gs = sparse.weights().get(n).getGradient()) {
+                double scale = gd.abs().max().getFloat();
+                assertTrue(scale > 0, n + " got no gradient");
+                diffs.put(n, Models.maxAbsDiff(gd, gs) / scale);
+            }
+        }
+        for (var e : diffs.entrySet()) assertTrue(e.getValue() < 1e-4, "relative gradient diffs " + diffs);
+    }
+
+    @Test
+    void batchTopKFamilyTrainsTheSameOnTheSparseAndTheGeneralRoute() {
+        SyntheticActivations data = new SyntheticActivations(128, 32, 5);
+        // dead after 4 steps' tokens: AuxK takes part for most of the run
+        SaeTrainConfig cfg = SaeTrainConfig.builder().steps(30).batchSize(96).lr(3e-3).deadAfterTokens(4 * 96)
+                .logEvery(100).build();
+        for (SaeConfig.Kind kind : new SaeConfig.Kind[] {new SaeConfig.BatchTopK(4),
+                new SaeConfig.Matryoshka(4, java.util.List.of(32, 64, 160))}) {
+            float[][] weights = new float[2][];
+            double[] l0 = new double[2], loss = new double[2], threshold = new double[2];
+            for (int run = 0; run < 2; run++) {
+                try (SparseCoder sae = SparseCoder.create(SaeConfig.of(32, 256, kind), 11);
+                     SaeTrainer t = SaeTrainer.of(data, cfg).fastSteps(run == 1).add("sae", sae)
+                             .progress(dev.jlens.train.ProgressSink.none())) {
+                    SaeTrainer.Result r = t.train();
+                    weights[run] = sae.weights().get(SaeWeights.W_DEC).toFloatArray();
+                    l0[run] = r.last("sae").l0();
+                    loss[run] = r.last("sae").loss();
+                    threshold[run] = sae.weights().get(SaeWeights.THRESHOLD).max().getFloat();
+                    double first = r.history().get("sae").get(0).loss();
+                    assertTrue(first > loss[run] * 1.2, kind.architecture() + " trains: " + first + " -> " + loss[run]);
+                }
+            }
+            double maxDiff = 0;
+            for (int j = 0; j < weights[0].length; j++) maxDiff = Math.max(maxDiff, Math.abs(weights[0][j] - weights[1][j]));
+            String a = kind.architecture();
+            assertTrue(maxDiff < 1e-3, a + ": decoder weights after 30 steps differ by " + maxDiff);
+            assertEquals(l0[0], l0[1], 1e-9, a + ": L0 from the dense activations and from the sparse step's counts");
+            assertEquals(loss[0], loss[1], 1e-4 * loss[0], a);
+            assertTrue(threshold[0] > 0, a + ": the threshold estimate is updated");
+            assertEquals(threshold[0], threshold[1], 1e-4 * threshold[0], a + ": threshold estimate");
+        }
+    }
+
     @Test
     void onlyTopKDictionaries() {
         try (SparseCoder relu = SparseCoder.create(SaeConfig.of(8, 16, new SaeConfig.Relu(1e-3)), 0);
