@@ -24,18 +24,8 @@ final class Ops {
         return Tensors.scalar(v);
     }
 
-    /**
-     * {@code x @ w.T + b} with {@code w} in {@code [out, in]} layout (torch's linear); {@code b} may be null. With a
-     * bias, inputs of more than two axes are flattened to rows first: libtorch's C++ {@code linear} fuses the bias
-     * into the product ({@code addmm}) only for 2-D inputs, and otherwise adds it in a separate pass over the output.
-     */
+    /** {@code x @ w.T + b} with {@code w} in {@code [out, in]} layout (torch's linear); {@code b} may be null. */
     static NDArray linear(NDArray x, NDArray w, NDArray b) {
-        Shape s = x.getShape();
-        if (b != null && s.dimension() > 2) {
-            NDArray rows = x.reshape(-1, s.tail());
-            NDArray out = rows.getNDArrayInternal().linear(rows, w, b).singletonOrThrow();
-            return out.reshape(s.slice(0, s.dimension() - 1).add(w.getShape().get(0)));
-        }
         NDList out = x.getNDArrayInternal().linear(x, w, b);
         return out.singletonOrThrow();
     }
