@@ -9,6 +9,8 @@ processes falls on all of them alike, and prints one JSON object per (batch, thr
 
 --serve: prints {"ready": true, ...} once the model is built, then for every line "run BATCH THREADS" read from stdin
 times one forward pass and prints {"ms": ..., "cpu_ms": ...} (wall time, and CPU time of the process, all threads);
+"profile BATCH THREADS" runs one under torch's profiler and prints {"matmul_ms": ..., "other_ms": ...} (self CPU time
+of the matrix products, and of every other op);
 "quit" or end of input exits. The Java bench drives it so that its
 runs alternate with the JVM's, side by side in time.
 """
@@ -119,6 +121,22 @@ def main():
                               "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default")}), flush=True)
 
 
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear"}
+
+
+def profile(model, ids):
+    """One forward under torch's profiler: the self CPU time of the matrix products and of everything else (ms)."""
+    with torch.inference_mode(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        model(ids)
+    matmul = other = 0.0
+    for e in prof.key_averages():
+        if e.key in MATMUL_OPS:
+            matmul += e.self_cpu_time_total
+        else:
+            other += e.self_cpu_time_total
+    return {"matmul_ms": matmul / 1e3, "other_ms": other / 1e3}
+
+
 def serve(model, a):
     inputs = {}
     print(json.dumps({"ready": True, "torch": torch.__version__,
@@ -127,13 +145,17 @@ def serve(model, a):
         parts = line.split()
         if not parts or parts[0] == "quit":
             break
-        if parts[0] != "run" or len(parts) != 3:
-            print(json.dumps({"error": "expected 'run BATCH THREADS' or 'quit', got " + line.strip()}), flush=True)
+        if parts[0] not in ("run", "profile") or len(parts) != 3:
+            print(json.dumps({"error": "expected 'run BATCH THREADS', 'profile BATCH THREADS' or 'quit', got "
+                              + line.strip()}), flush=True)
             continue
         batch, threads = int(parts[1]), int(parts[2])
         if batch not in inputs:
             inputs[batch] = torch.randint(0, a.vocab, (batch, a.seq))
         torch.set_num_threads(threads)
+        if parts[0] == "profile":
+            print(json.dumps(profile(model, inputs[batch])), flush=True)
+            continue
         with torch.inference_mode():
             cpu = time.process_time()
             start = time.perf_counter()

@@ -48,7 +48,9 @@ import java.util.stream.Stream;
  *   <li>{@code generate_kv_cache}: greedy generation with vs without the KV cache.</li>
  *   <li>{@code forward_vs_python}: the forward vs plain PyTorch eager in a Python subprocess
  *       ({@code tools/bench/python/gpt2_forward.py --serve}) whose runs alternate with the JVM's, each at its best thread
- *       count; {@code forward_djl_threads} and {@code forward_python_threads} report every setting.</li>
+ *       count; {@code forward_djl_threads} and {@code forward_python_threads} report every setting, and
+ *       {@code forward_matmul_ms}, {@code forward_other_ms} and {@code forward_matmul_bound} where each side's time
+ *       goes, from one profiled forward each ({@link #profiles}).</li>
  *   <li>{@code load_peak_rss}: peak RSS of a fresh JVM that loads the saved model ({@link LoadProbe}) vs the weights'
  *       bytes; {@code load_rss_growth} and {@code load_jvm_heap_used} split it up.</li>
  * </ol>
@@ -273,11 +275,99 @@ public final class ModelBench {
                     x.put("python_min_ms", BenchReport.round(ts[pBest].min));
                     putCpu(x, ts[dBest], ts[pBest]);
                     rep.emit("forward_vs_python", v, "ms", pyMs, x);
+                    profiles(model, e.getValue(), b, o.djlThreads().get(dBest), py, o.pythonThreads().get(pBest - nd),
+                            rep);
                 }
                 if (bestThreads < 0) bestThreads = o.djlThreads().get(dBest);
             }
         }
         return bestThreads;
+    }
+
+    /**
+     * Where the forward's time goes on each side: one forward under each engine's profiler (libtorch's, through DJL,
+     * and torch's in the baseline), each at its best thread count, its ops' self time split into the matrix products
+     * ({@link #MATMUL_OPS}) and everything else. {@code forward_matmul_bound} is JLens's matrix products alone against
+     * the baseline's whole forward: the ratio {@code forward_vs_python} could reach if everything else took no time.
+     */
+    private static void profiles(HookedTransformer model, long[][] ids, int batch, int djlThreads, PythonServer py,
+                                 int pyThreads, BenchReport rep) {
+        JniUtils.setNumThreads(djlThreads);
+        forwardOnce(model, ids);
+        double[] ours = profiledForward(model, ids);
+        JsonNode theirs = py.profile(batch, pyThreads);
+        double pm = theirs.path("matmul_ms").asDouble(Double.NaN), po = theirs.path("other_ms").asDouble(Double.NaN);
+        String how = "self time of the ops in one forward under each engine's profiler, each at its best thread count "
+                + "(DJL " + djlThreads + ", torch " + pyThreads + "); ";
+        rep.emit("forward_matmul_ms", ours[0], "ms", pm, BenchReport.extra(batch, djlThreads, 1, null, null,
+                how + "matrix products: " + String.join(", ", MATMUL_OPS)));
+        rep.emit("forward_other_ms", ours[1], "ms", po, BenchReport.extra(batch, djlThreads, 1, null, null,
+                how + "every other op"));
+        rep.emit("forward_matmul_bound", ours[0], "ms", pm + po, BenchReport.extra(batch, djlThreads, 1, null, null,
+                "JLens's matrix products alone against the baseline's whole profiled forward: the smallest "
+                        + "forward_vs_python ratio reachable without faster matrix products"));
+    }
+
+    /** Op names counted as matrix products in {@link #profiles} (the same set as the Python baseline's). */
+    static final List<String> MATMUL_OPS = List.of("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+            "aten::matmul", "aten::linear");
+
+    /** Self time (ms) of the matrix products and of every other op in one forward under libtorch's profiler. */
+    static double[] profiledForward(HookedTransformer model, long[][] ids) {
+        Path trace;
+        try {
+            trace = Files.createTempFile("jlens-forward-profile", ".json");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        try {
+            JniUtils.startProfile(false, false, false);
+            try {
+                forwardOnce(model, ids);
+            } finally {
+                JniUtils.stopProfile(trace.toString());
+            }
+            return selfTimes(JSON.readTree(trace.toFile()));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the profiler's trace " + trace, e);
+        } finally {
+            try {
+                Files.deleteIfExists(trace);
+            } catch (IOException ignored) {
+                // a temporary file
+            }
+        }
+    }
+
+    /**
+     * From a Chrome trace (complete events, {@code "ph":"X"}, microseconds): each op's self time (its duration less
+     * its directly nested ops', per thread), summed into {matrix products, everything else}, in milliseconds.
+     */
+    static double[] selfTimes(JsonNode trace) {
+        record Ev(long tid, double ts, double dur, String name) {}
+        List<Ev> evs = new ArrayList<>();
+        for (JsonNode e : trace.isArray() ? trace : trace.path("traceEvents")) {
+            if (!"X".equals(e.path("ph").asText())) continue;
+            evs.add(new Ev(e.path("tid").asLong(), e.path("ts").asDouble(), e.path("dur").asDouble(), e.path("name").asText()));
+        }
+        evs.sort(Comparator.comparingLong(Ev::tid).thenComparingDouble(Ev::ts)
+                .thenComparing(Comparator.comparingDouble(Ev::dur).reversed()));
+        double[] out = new double[2];
+        double[] self = new double[evs.size()];
+        List<Integer> open = new ArrayList<>();
+        for (int i = 0; i < evs.size(); i++) {
+            Ev e = evs.get(i);
+            while (!open.isEmpty()) {
+                Ev top = evs.get(open.get(open.size() - 1));
+                if (top.tid() == e.tid() && top.ts() + top.dur() > e.ts()) break;
+                open.remove(open.size() - 1);
+            }
+            self[i] = e.dur();
+            if (!open.isEmpty()) self[open.get(open.size() - 1)] -= e.dur();
+            open.add(i);
+        }
+        for (int i = 0; i < evs.size(); i++) out[MATMUL_OPS.contains(evs.get(i).name()) ? 0 : 1] += self[i] / 1e3;
+        return out;
     }
 
     /** The forward's goal against PyTorch eager: 0.8 of its time at batch 1, 0.7 from batch 8 (more work per op call). */
@@ -311,6 +401,13 @@ public final class ModelBench {
             } catch (IOException e) {
                 throw new IllegalStateException("cannot start the Python baseline " + exe + ": " + e.getMessage(), e);
             }
+        }
+
+        /** One profiled forward: {@code {"matmul_ms": ..., "other_ms": ...}}, self CPU time by torch's profiler. */
+        JsonNode profile(int batch, int threads) {
+            JsonNode r = process.request("profile " + batch + " " + threads);
+            if (!r.has("matmul_ms")) throw process.failure("answered " + r);
+            return r;
         }
 
         /** Wall and process CPU milliseconds of one forward pass of {@code batch} sequences at {@code threads}. */
