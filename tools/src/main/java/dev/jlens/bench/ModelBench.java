@@ -276,7 +276,7 @@ public final class ModelBench {
                     putCpu(x, ts[dBest], ts[pBest]);
                     rep.emit("forward_vs_python", v, "ms", pyMs, x);
                     profiles(model, e.getValue(), b, o.djlThreads().get(dBest), py, o.pythonThreads().get(pBest - nd),
-                            rep);
+                            o.runs(), rep);
                 }
                 if (bestThreads < 0) bestThreads = o.djlThreads().get(dBest);
             }
@@ -285,27 +285,36 @@ public final class ModelBench {
     }
 
     /**
-     * Where the forward's time goes on each side: one forward under each engine's profiler (libtorch's, through DJL,
-     * and torch's in the baseline), each at its best thread count, its ops' self time split into the matrix products
-     * ({@link #MATMUL_OPS}) and everything else. {@code forward_matmul_bound} is JLens's matrix products alone against
-     * the baseline's whole forward: the ratio {@code forward_vs_python} could reach if everything else took no time.
+     * Where the forward's time goes on each side: forwards under each engine's profiler (libtorch's, through DJL,
+     * and torch's in the baseline), alternating, each at its best thread count, their ops' self time split into the
+     * matrix products ({@link #MATMUL_OPS}) and everything else; medians of {@code runs}. {@code forward_matmul_bound}
+     * is JLens's matrix products alone against the baseline's whole forward: the ratio {@code forward_vs_python} could
+     * reach if everything else took no time.
      */
     private static void profiles(HookedTransformer model, long[][] ids, int batch, int djlThreads, PythonServer py,
-                                 int pyThreads, BenchReport rep) {
+                                 int pyThreads, int runs, BenchReport rep) {
         JniUtils.setNumThreads(djlThreads);
         forwardOnce(model, ids);
-        double[] ours = profiledForward(model, ids);
-        JsonNode theirs = py.profile(batch, pyThreads);
-        double pm = theirs.path("matmul_ms").asDouble(Double.NaN), po = theirs.path("other_ms").asDouble(Double.NaN);
-        String how = "self time of the ops in one forward under each engine's profiler, each at its best thread count "
-                + "(DJL " + djlThreads + ", torch " + pyThreads + "); ";
-        rep.emit("forward_matmul_ms", ours[0], "ms", pm, BenchReport.extra(batch, djlThreads, 1, null, null,
-                how + "matrix products: " + String.join(", ", MATMUL_OPS)));
-        rep.emit("forward_other_ms", ours[1], "ms", po, BenchReport.extra(batch, djlThreads, 1, null, null,
+        double[] om = new double[runs], oo = new double[runs], pm = new double[runs], po = new double[runs];
+        for (int r = 0; r < runs; r++) {
+            double[] ours = profiledForward(model, ids);
+            om[r] = ours[0];
+            oo[r] = ours[1];
+            JsonNode theirs = py.profile(batch, pyThreads);
+            pm[r] = theirs.path("matmul_ms").asDouble(Double.NaN);
+            po[r] = theirs.path("other_ms").asDouble(Double.NaN);
+        }
+        double ourMatmul = median(om), theirMatmul = median(pm), theirOther = median(po);
+        String how = "median self time of the ops in " + runs + " forwards under each engine's profiler, alternating, "
+                + "each at its best thread count (DJL " + djlThreads + ", torch " + pyThreads + "); ";
+        rep.emit("forward_matmul_ms", ourMatmul, "ms", theirMatmul, BenchReport.extra(batch, djlThreads, runs, null,
+                null, how + "matrix products: " + String.join(", ", MATMUL_OPS)));
+        rep.emit("forward_other_ms", median(oo), "ms", theirOther, BenchReport.extra(batch, djlThreads, runs, null, null,
                 how + "every other op"));
-        rep.emit("forward_matmul_bound", ours[0], "ms", pm + po, BenchReport.extra(batch, djlThreads, 1, null, null,
-                "JLens's matrix products alone against the baseline's whole profiled forward: the smallest "
-                        + "forward_vs_python ratio reachable without faster matrix products"));
+        rep.emit("forward_matmul_bound", ourMatmul, "ms", theirMatmul + theirOther, BenchReport.extra(batch,
+                djlThreads, runs, null, null, "JLens's matrix products alone against the baseline's whole profiled "
+                        + "forward (medians): the smallest forward_vs_python ratio reachable without faster matrix "
+                        + "products"));
     }
 
     /** Op names counted as matrix products in {@link #profiles} (the same set as the Python baseline's). */
