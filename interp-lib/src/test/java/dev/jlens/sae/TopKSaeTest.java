@@ -87,30 +87,6 @@ class TopKSaeTest {
     }
 
     @Test
-    void theTrainersSparseStepMatchesTheGeneralOne() {
-        SyntheticActivations data = new SyntheticActivations(128, 32, 5);
-        SaeTrainConfig cfg = SaeTrainConfig.builder().steps(40).batchSize(96).lr(3e-3).deadAfterTokens(1_000_000)
-                .logEvery(100).build();
-        float[][] weights = new float[2][];
-        double[] l0 = new double[2], loss = new double[2];
-        for (int run = 0; run < 2; run++) {
-            try (SparseCoder sae = SparseCoder.create(SaeConfig.of(32, 256, new SaeConfig.TopK(4)), 11);
-                 SaeTrainer t = SaeTrainer.of(data, cfg).fastSteps(run == 1).add("sae", sae)
-                         .progress(dev.jlens.train.ProgressSink.none())) {
-                SaeTrainer.Result r = t.train();
-                weights[run] = sae.weights().get(SaeWeights.W_DEC).toFloatArray();
-                l0[run] = r.last("sae").l0();
-                loss[run] = r.last("sae").loss();
-            }
-        }
-        double maxDiff = 0;
-        for (int j = 0; j < weights[0].length; j++) maxDiff = Math.max(maxDiff, Math.abs(weights[0][j] - weights[1][j]));
-        assertTrue(maxDiff < 1e-3, "decoder weights after 40 steps differ by " + maxDiff);
-        assertEquals(l0[0], l0[1], 1e-9, "L0 from the dense activations and from the sparse step's firing counts");
-        assertEquals(loss[0], loss[1], 1e-4 * loss[0]);
-    }
-
-    @Test
     void recoversTheSyntheticFeatures() {
         SyntheticActivations data = GroundTruth.data();
         try (SparseCoder sae = SparseCoder.create(SaeConfig.of(64, 1024, new SaeConfig.TopK(6)), 7)) {
