@@ -131,12 +131,13 @@ class LabTest {
         Run r = lab("bench", "sae", "--shape", "tiny", "--runs", "1", "--warmup", "0", "--no-python");
         assertEquals(0, r.code, r.err);
         String[] lines = r.out.strip().split("\n");
-        assertEquals(7, lines.length, r.out);   // 1 peak (one thread count), 4 training, 2 decode
+        assertEquals(9, lines.length, r.out);   // 1 peak (one thread count), 6 training, 2 decode
         for (String line : lines) {
             com.fasterxml.jackson.databind.JsonNode n = new com.fasterxml.jackson.databind.ObjectMapper().readTree(line);
             assertEquals("sae", n.get("bench").asText(), line);
         }
         assertTrue(r.out.contains("\"metric\":\"sae_dense_train_step\""), r.out);
+        assertTrue(r.out.contains("\"metric\":\"sae_auxk_train_step\""), r.out);
         assertTrue(r.out.contains("Python baseline off"), r.out);
     }
 
