@@ -72,7 +72,9 @@ public final class MatryoshkaSae extends AbstractSae {
      */
     @Override
     public StepResult trainStep(NDArray xBD, Context ctx, GradientCollector gc) {
-        if (cfg().nSources() != 1) return TrainSteps.general(this, xBD, ctx, gc);
+        if (cfg().nSources() != 1 || !SparseDecode.sparsePays(xBD.getShape().get(0), cfg().dSae(), kind.k())) {
+            return TrainSteps.general(this, xBD, ctx, gc);
+        }
         return SparseDecode.trainBatchTopK(this, xBD, gc, SparseDecode.DEFAULT_CHUNK, ctx.deadMask()).result(xBD);
     }
 

@@ -41,12 +41,16 @@ public final class TopKSae extends AbstractSae {
     }
 
     /**
-     * The step goes through {@link SparseDecode#trainTopK}: the same loss and gradients as {@link #trainForward}
-     * without a dense {@code [B, dSae]} tensor on the tape (~2x faster at d_sae 8192), AuxK on the dead latents
-     * included.
+     * Wide dictionaries' steps go through {@link SparseDecode#trainTopK}: the same loss and gradients as
+     * {@link #trainForward} without a dense {@code [B, dSae]} tensor on the tape (~2x faster at d_sae 8192), AuxK on
+     * the dead latents included; narrow ones (below {@code SparseDecode.sparsePays}) take the general route, which is
+     * faster there.
      */
     @Override
     public StepResult trainStep(NDArray xBD, Context ctx, GradientCollector gc) {
+        if (!SparseDecode.sparsePays(xBD.getShape().get(0), cfg().dSae(), kind.k())) {
+            return TrainSteps.general(this, xBD, ctx, gc);
+        }
         SparseDecode.TopKStep s = SparseDecode.trainTopK(this, xBD, gc, SparseDecode.DEFAULT_CHUNK, ctx.deadMask());
         // the MSE term: sum of squared errors / B
         return new StepResult(s.loss(), s.mse(), s.mse() * xBD.getShape().get(0), s.fired(), null);

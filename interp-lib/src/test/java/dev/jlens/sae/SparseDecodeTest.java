@@ -13,6 +13,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -242,7 +243,30 @@ class SparseDecodeTest {
     }
 
     @Test
+    void theTrainerTakesTheSparseStepsOnlyWhereTheyPay() {
+        assertTrue(SparseDecode.sparsePays(4096, 8192, 32), "the bench's size: d_sae 256 k, 33M dense latents");
+        assertTrue(SparseDecode.sparsePays(2048, 4096, 16));
+        assertFalse(SparseDecode.sparsePays(4096, 1024, 16), "d_sae 64 k: the dense route was faster");
+        assertFalse(SparseDecode.sparsePays(256, 8192, 8), "2M dense latents: the dense route");
+        assertFalse(SparseDecode.sparsePays(256, 256, 8), "a notebook's dictionary");
+    }
+
+    @Test
     void sparseStepsTrainTheSameAsTheGeneralRoute() {
+        int perK = SparseDecode.sparseMinLatentsPerK;
+        long elements = SparseDecode.sparseMinDenseElements;
+        // these small dictionaries would take the general route: force the sparse one where the trainer may take it
+        SparseDecode.sparseMinLatentsPerK = 0;
+        SparseDecode.sparseMinDenseElements = 0;
+        try {
+            trainBothRoutes();
+        } finally {
+            SparseDecode.sparseMinLatentsPerK = perK;
+            SparseDecode.sparseMinDenseElements = elements;
+        }
+    }
+
+    private static void trainBothRoutes() {
         SyntheticActivations data = new SyntheticActivations(128, 32, 5);
         // dead after 4 steps' tokens: AuxK takes part for most of the run
         SaeTrainConfig cfg = SaeTrainConfig.builder().steps(30).batchSize(96).lr(3e-3).deadAfterTokens(4 * 96)
