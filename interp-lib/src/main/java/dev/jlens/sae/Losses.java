@@ -1,7 +1,6 @@
 package dev.jlens.sae;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.nn.Activation;
 import dev.jlens.util.Tensors;
@@ -36,16 +35,21 @@ final class Losses {
         long nDead = deadMask.sum().getLong();
         if (nDead == 0) return null;
         int k = (int) Math.min(auxK, nDead);
-        // where() does not broadcast its condition: expand the [dSae] mask to pre's [B, dSae]
-        NDArray masked = NDArrays.where(deadMask.broadcast(pre.getShape()), pre,
-                pre.getManager().full(pre.getShape(), Float.NEGATIVE_INFINITY));
-        NDList tk = masked.topK(k, -1, true, false);
+        NDList tk = pre.add(deadOffset(deadMask)).topK(k, -1, true, false);
         NDArray auxActs = pre.zerosLike().scatter(tk.get(1), Activation.relu(tk.get(0)), -1);
         NDArray e = x.sub(recon).stopGradient();
         NDArray eHat = auxActs.matMul(w.get(SaeWeights.W_DEC));
         NDArray centred = e.sub(e.mean(new int[]{0}, true));
         NDArray denom = centred.square().sum(new int[]{-1}).mean().maximum(Tensors.scalar(1e-8f));
         return sumSquares(eHat.sub(e)).div(denom);
+    }
+
+    /**
+     * {@code [dSae]}: 0 at the latents {@code deadMask} marks dead, -inf elsewhere (log 1 = 0, log 0 = -inf). Added to
+     * pre-activations, AuxK's top k falls on dead latents only, with their values and gradients unchanged.
+     */
+    static NDArray deadOffset(NDArray deadMask) {
+        return deadMask.toType(ai.djl.ndarray.types.DataType.FLOAT32, false).log();
     }
 
     /**

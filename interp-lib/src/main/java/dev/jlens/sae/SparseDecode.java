@@ -180,8 +180,7 @@ public final class SparseDecode {
         int kAux = auxCount(deadMask, t.auxK(), dSae);
         NDArray encT = leafEncoderT(wEnc, wDec, gc);
         NDArray invBatch = Tensors.scalar(xBD.getManager(), 1f / batch);
-        // AuxK: 0 at dead latents, -inf elsewhere, added to the pre-activations before choosing the auxK largest
-        NDArray deadOffset = kAux == 0 ? null : deadMask.toType(DataType.FLOAT32, false).log();   // log 1 = 0, log 0 = -inf
+        NDArray deadOffset = kAux == 0 ? null : Losses.deadOffset(deadMask);
         java.util.List<NDArray> auxIdx = new java.util.ArrayList<>(), errors = new java.util.ArrayList<>();
         double total = 0;
         float[] fired = new float[(int) dSae];
@@ -195,11 +194,7 @@ public final class SparseDecode {
                 NDArray pre = in.stopGradient().matMul(wEnc.stopGradient()).add(bEnc.stopGradient());
                 NDList tk = pre.topK(k, -1, true, false);
                 NDArray idx = tk.get(1);
-                if (kAux > 0) {
-                    NDArray ai = pre.addi(deadOffset).topK(kAux, -1, true, false).get(1);
-                    NDScope.unregister(ai);
-                    auxIdx.add(ai);
-                }
+                if (kAux > 0) auxIdx.add(auxPicks(pre, deadOffset, kAux));
                 pre.close();
                 tk.get(0).close();
                 NDArray acts = activations(encT, bEnc, idx, in);
@@ -324,7 +319,7 @@ public final class SparseDecode {
         int dSae = (int) wEnc.getShape().get(1), batch = (int) xBD.getShape().get(0), nPrefixes = prefixes.length;
         int kAux = auxCount(deadMask, auxK, dSae);
         long keep = Math.min((long) batch * dSae, (long) k * batch);
-        NDArray deadOffset = kAux == 0 ? null : deadMask.toType(DataType.FLOAT32, false).log();   // 0 dead, -inf alive
+        NDArray deadOffset = kAux == 0 ? null : Losses.deadOffset(deadMask);
 
         // 1. candidates and the threshold
         int kc = (int) Math.min(dSae, 4L * k);
@@ -491,11 +486,7 @@ public final class SparseDecode {
                 NDList tk = pre.topK(kc, -1, true, true);
                 System.arraycopy(Activation.relu(tk.get(0)).toFloatArray(), 0, values, b0 * kc, c * kc);
                 System.arraycopy(tk.get(1).toType(DataType.INT64, false).toLongArray(), 0, indices, b0 * kc, c * kc);
-                if (kAux > 0) {
-                    NDArray ai = pre.addi(deadOffset).topK(kAux, -1, true, false).get(1);
-                    NDScope.unregister(ai);
-                    auxIdx.add(ai);
-                }
+                if (kAux > 0) auxIdx.add(auxPicks(pre, deadOffset, kAux));
             }
         }
         return new Candidates(values, indices, auxIdx);
@@ -523,6 +514,16 @@ public final class SparseDecode {
      * How many dead latents AuxK uses per token: {@code min(auxK, number dead)}, 0 when {@code deadMask} is null or
      * AuxK is off. {@code deadMask} must be boolean {@code [dSae]}.
      */
+    /**
+     * AuxK's {@code kAux} dead latents per token from pre-activations computed without gradient ({@code pre} is
+     * overwritten): {@code [c, kAux]}, outliving the caller's scope (the caller closes it).
+     */
+    private static NDArray auxPicks(NDArray pre, NDArray deadOffset, int kAux) {
+        NDArray picks = pre.addi(deadOffset).topK(kAux, -1, true, false).get(1);
+        NDScope.unregister(picks);
+        return picks;
+    }
+
     private static int auxCount(NDArray deadMask, int auxK, long dSae) {
         if (deadMask == null || auxK <= 0) return 0;
         if (!deadMask.getShape().equals(new Shape(dSae))) {
